@@ -1,0 +1,5 @@
+"""`python -m bnablate` = the `bnablate` command."""
+
+from .cli import main
+
+main()

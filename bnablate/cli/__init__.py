@@ -1,0 +1,23 @@
+"""The `bnablate` command line: thin Typer commands over the package's plain functions."""
+
+from __future__ import annotations
+
+import typer
+
+from .inspect_cmd import inspect_cmd
+from .list_cmd import list_cmd
+from .run_cmd import run_cmd
+from .sweep_cmd import sweep_cmd
+
+app = typer.Typer(
+    name="bnablate", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="Where does Batch Normalization go? Paired, multi-seed BN-placement ablations with tidy results.",
+)
+app.command("list")(list_cmd)
+app.command("inspect")(inspect_cmd)
+app.command("run")(run_cmd)
+app.command("sweep")(sweep_cmd)
+
+
+def main() -> None:
+    app()

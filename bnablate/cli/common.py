@@ -1,0 +1,94 @@
+"""Shared CLI plumbing: composing configs from overrides with one-paragraph usage errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Callable, List, NoReturn, Optional
+
+import click
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from rich.console import Console
+
+from ..config import CONF_DIR, compose_config
+from ..registry import UnknownNameError, unknown_name_message
+from ..train import ConfigError, validate_config
+
+console = Console()
+err_console = Console(stderr=True)
+
+OVERRIDES_HELP = "Hydra overrides: key=value or group=option (e.g. variant=bn_post_act optim.lr=0.01)."
+
+
+def group_options(group: str) -> List[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _all_keys(cfg: DictConfig, prefix: str = "") -> List[str]:
+    keys = []
+    for k in cfg.keys():
+        node = cfg._get_node(k)
+        full = f"{prefix}{k}"
+        keys.append(full)
+        if isinstance(node, DictConfig):
+            keys += _all_keys(node, full + ".")
+    return keys
+
+
+def explain(e: BaseException, overrides: List[str]) -> str:
+    """A one-paragraph message for a config error, naming the fix."""
+    text = str(e)
+    if isinstance(e, MissingConfigException):
+        m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+        if m and (CONF_DIR / m.group(1)).is_dir():
+            group, name = m.groups()
+            return (unknown_name_message(group, name, group_options(group))
+                    + f" Run `bnablate list {group}s` for descriptions.").replace(f"Unknown {group}", f"Unknown {group}")
+        return text.split("\n")[0]
+    if isinstance(e, OverrideParseException):
+        return (f"Malformed override: {text.splitlines()[0]} Overrides look like key=value, group=option, or "
+                "key=a,b / key=range(3) for a sweep; quote values containing spaces or brackets.")
+    if isinstance(e, ConfigCompositionException):
+        m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' (?:is )?not in", text)
+        if m:
+            bad = m.group(1)
+            try:
+                keys = _all_keys(compose_config([o for o in overrides if not o.lstrip("+~").startswith(bad)]))
+            except Exception:  # noqa: BLE001 - suggestions are best effort
+                keys = []
+            close = difflib.get_close_matches(bad, keys, n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            return f"Unknown config key '{bad}'.{hint} `bnablate run --help` and conf/config.yaml list the keys."
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, OmegaConfBaseException):
+            return _omegaconf_message(cause)
+        return text.splitlines()[0]
+    if isinstance(e, OmegaConfBaseException):
+        return _omegaconf_message(e)
+    return text
+
+
+def _omegaconf_message(e: OmegaConfBaseException) -> str:
+    key = getattr(e, "full_key", None)
+    first = str(e).splitlines()[0]
+    return f"Invalid value for '{key}': {first}." if key else first
+
+
+def fail(message: str) -> NoReturn:
+    """Exit with a usage error (exit code 2), never a traceback."""
+    raise click.UsageError(message)
+
+
+def compose_or_fail(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = validate_config) -> DictConfig:
+    try:
+        cfg = compose_config(overrides)
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # surface interpolation errors now
+        if validate is not None:
+            validate(cfg)
+        return cfg
+    except (ConfigError, UnknownNameError) as e:
+        fail(str(e))
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException) as e:
+        fail(explain(e, overrides))

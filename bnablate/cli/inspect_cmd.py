@@ -1,0 +1,39 @@
+"""`bnablate inspect`: the resolved model's layer stack, output shapes and parameter count."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from ..data import dataset_spec
+from ..models import build_model, count_params
+from ..variants import variant_label
+from .common import OVERRIDES_HELP, compose_or_fail, console
+
+
+def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP)] = None) -> None:
+    """Print the layer stack of the model the overrides resolve to, with output shapes and parameter counts."""
+    cfg = compose_or_fail(overrides or [])
+    spec = dataset_spec(cfg.dataset.name)
+    model = build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, int(cfg.seed))
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
+             for n, m in model.named_modules() if n and not list(m.children())]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(2, *spec.input_shape))
+    for h in hooks:
+        h.remove()
+    t = Table(title=f"{cfg.model.name} on {cfg.dataset.name} {tuple(spec.input_shape)} · variant "
+                    f"{variant_label(cfg.variant)}", title_justify="left")
+    for col in ("layer", "module", "output (C,H,W)", "params"):
+        t.add_column(col)
+    for name, m in model.named_modules():
+        if name and not list(m.children()):
+            n = sum(p.numel() for p in m.parameters())
+            t.add_row(name, repr(m), "×".join(map(str, shapes.get(name, ()))), f"{n:,}" if n else "")
+    console.print(t)
+    console.print(f"total trainable parameters: {count_params(model):,}")

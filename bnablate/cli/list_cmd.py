@@ -1,0 +1,86 @@
+"""`bnablate list`: the registered variants, models, datasets, sweeps and layer choices as rich tables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from omegaconf import OmegaConf
+from rich.table import Table
+
+from ..config import CONF_DIR
+from ..data import DATASETS
+from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
+from ..models import MODELS
+from ..variants import variant_presets
+from .common import console, fail
+
+WHAT = ("variants", "models", "datasets", "sweeps", "axes")
+
+
+def _table(title: str, *columns: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    return t
+
+
+def variants_table() -> Table:
+    t = _table("variants (conf/variant; pick with variant=NAME, change an axis with variant.AXIS=VALUE)",
+               "name", "norm", "placement", "dropout", "bias", "activation", "description")
+    for name, e in variant_presets().items():
+        v = e.obj
+        drop = v["dropout"] if v["dropout"] == "none" else f"{v['dropout']} p={v['dropout_p']}"
+        t.add_row(name, v["norm"] + (f" ({v['groups']})" if v["norm"] == "group" else ""), v["placement"], drop,
+                  v["bias"], v["activation"], e.description)
+    return t
+
+
+def models_table() -> Table:
+    t = _table("models (conf/model; model=NAME)", "name", "description")
+    for name, e in MODELS.items():
+        t.add_row(name, e.description)
+    return t
+
+
+def datasets_table() -> Table:
+    t = _table("datasets (conf/dataset; dataset=NAME; files under dataset.root or $BNABLATE_DATA_ROOT)",
+               "name", "input", "classes", "description")
+    for name, e in DATASETS.items():
+        spec = e.obj
+        t.add_row(name, "×".join(str(s) for s in spec.input_shape), str(spec.num_classes), e.description)
+    return t
+
+
+def sweeps_table() -> Table:
+    t = _table("sweeps (conf/sweep; bnablate sweep sweep=NAME)", "name", "description", "grid")
+    for path in sorted((CONF_DIR / "sweep").glob("*.yaml")):
+        cfg = OmegaConf.load(path)
+        params = OmegaConf.select(cfg, "hydra.sweeper.params", default={}) or {}
+        grid = "  ".join(f"{k}={v}" for k, v in params.items())
+        t.add_row(path.stem, str(OmegaConf.select(cfg, "sweep.description", default="")), grid)
+    return t
+
+
+def axes_table() -> Table:
+    t = _table("variant axes (variant.AXIS=VALUE)", "axis", "value", "meaning")
+    for axis, choices in [("norm", {n: e.description for n, e in NORMS.items()}), ("placement", PLACEMENTS),
+                          ("dropout", DROPOUTS), ("bias", BIASES),
+                          ("activation", {n: e.description for n, e in ACTIVATIONS.items()})]:
+        for value, meaning in choices.items():
+            t.add_row(axis, value, meaning)
+    return t
+
+
+TABLES = {"variants": variants_table, "models": models_table, "datasets": datasets_table, "sweeps": sweeps_table,
+          "axes": axes_table}
+
+
+def list_cmd(
+    what: Annotated[Optional[str], typer.Argument(help=f"One of: {', '.join(WHAT)}. All when omitted.")] = None,
+) -> None:
+    """Show the registered variants, models, datasets, sweep presets and variant axes."""
+    if what is not None and what not in TABLES:
+        fail(f"Unknown list '{what}'. Choose one of: {', '.join(WHAT)}.")
+    for name in [what] if what else list(TABLES):
+        console.print(TABLES[name]())

@@ -1,0 +1,53 @@
+"""`bnablate run`: one run from overrides, printing per-epoch metrics; its record lands in out_dir/records."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Dict, List, Optional
+
+import typer
+
+from ..sweep import Reporter, execute_run
+from ..variants import variant_label
+from .common import OVERRIDES_HELP, compose_or_fail, console, err_console
+
+HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_acc':>8} {'test_acc':>8} {'lr':>9} {'steps':>6} " \
+         f"{'time_s':>7} {'samples/s':>10}"
+
+
+def format_epoch(r: Dict[str, Any]) -> str:
+    return (f"{r['epoch']:>5} {r['train_loss']:>10.4f} {r['train_acc']:>9.4f} {r['val_acc']:>8.4f} "
+            f"{r['test_acc']:>8.4f} {r['lr']:>9.2e} {r['steps']:>6} {r['epoch_time_s']:>7.2f} "
+            f"{r['samples_per_s']:>10,.0f}")
+
+
+class _EpochPrinter(Reporter):
+    def run_started(self, cfg, key: str) -> None:
+        console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {variant_label(cfg.variant)}, "
+                      f"seed {cfg.seed} → {cfg.out_dir}")
+        console.print(HEADER, highlight=False)
+
+    def epoch_done(self, row: Dict[str, Any]) -> None:
+        console.print(format_epoch(row), highlight=False)
+
+
+def run_cmd(
+    overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Train again even if this run's record is already there.")] = False,
+) -> None:
+    """Train one configuration and print its per-epoch metrics (default output folder: runs/run)."""
+    overrides = list(overrides or [])
+    if not any(o.split("=", 1)[0].lstrip("+") == "out_dir" for o in overrides):
+        overrides.insert(0, "out_dir=runs/run")
+    cfg = compose_or_fail(overrides)
+    rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True)
+    if rec.get("skipped"):
+        console.print(f"run {rec['run_key']} is already recorded in {cfg.out_dir} (use --force to train again):")
+        console.print(HEADER, highlight=False)
+        for row in rec["metrics"]:
+            console.print(format_epoch(row), highlight=False)
+    if rec["status"] == "failed":
+        err_console.print(f"[red]run failed[/red]: {rec['error']}")
+        raise typer.Exit(1)
+    last = rec["metrics"][-1]
+    console.print(f"status {rec['status']}: final test accuracy {last['test_acc']:.4f}, {rec['n_params']:,} parameters; "
+                  f"record in {cfg.out_dir}/records/{rec['run_key']}.json")

@@ -1,0 +1,121 @@
+"""`bnablate sweep`: a grid of runs through Hydra's multirun, with progress, resume and a summary table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Dict, List, Optional
+
+import typer
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf.errors import OmegaConfBaseException
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..data import DataError, load_data
+from ..registry import UnknownNameError
+from ..results import rebuild_tables, variant_summary
+from ..sweep import Reporter, launch_multirun, plan_sweep, set_reporter
+from ..train import ConfigError, validate_config
+from ..variants import variant_label
+from .common import console, explain, fail
+
+SWEEP_HELP = ("Hydra overrides and sweeps: sweep=NAME picks a preset from conf/sweep; variant=a,b seed=range(5) "
+              "builds a grid (the command line wins over the preset per key); hydra/launcher=joblib runs jobs in "
+              "parallel.")
+
+
+class ProgressReporter(Reporter):
+    """Rich progress: runs done/total with ETA, and the current run's epochs."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        self.runs = self.progress.add_task("runs", total=total)
+        self.epochs = self.progress.add_task("epochs", total=1, visible=False)
+        self.done = 0
+
+    def run_started(self, cfg, key: str) -> None:
+        self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
+                            description=f"  {variant_label(cfg.variant)} seed={cfg.seed}")
+
+    def epoch_done(self, row: Dict[str, Any]) -> None:
+        self.progress.advance(self.epochs)
+
+    def run_done(self, record: Dict[str, Any]) -> None:
+        self.done += 1
+        self.progress.advance(self.runs)
+        cfg, m = record["config"], record.get("metrics") or []
+        what = f"{record.get('variant') or variant_label(cfg['variant'])} seed={cfg['seed']}"
+        if record.get("skipped"):
+            outcome = "already done, skipped"
+        elif record["status"] == "failed":
+            outcome = f"[red]failed[/red]: {record['error']}"
+        else:
+            outcome = f"{record['status']}, test_acc={m[-1]['test_acc']:.4f} ({record['wall_time_s']:.1f}s)" if m else record["status"]
+        self.progress.console.print(f"[{self.done}/{self.progress.tasks[0].total}] {cfg['model']['name']} "
+                                    f"{cfg['dataset']['name']} {what}: {outcome}", highlight=False)
+
+
+def _validator():
+    """Validate each job's config; load each distinct dataset once so missing files fail before any training."""
+    seen: Dict[str, None] = {}
+
+    def validate(cfg) -> None:
+        validate_config(cfg)
+        key = repr(sorted(cfg.dataset.items()))
+        if key not in seen:
+            load_data(cfg.dataset)
+            seen[key] = None
+    return validate
+
+
+def summary_table(runs, keys: List[str]) -> Table:
+    table = Table(title="final test accuracy per variant (mean ± std over seeds)", title_justify="left")
+    for col in ("dataset", "model", "variant", "seeds", "test acc", "diverged", "failed"):
+        table.add_column(col, justify="right" if col not in ("dataset", "model", "variant") else "left")
+    subset = runs[runs["run_key"].isin(keys)] if not runs.empty else runs
+    for _, r in variant_summary(subset).iterrows():
+        acc = "—" if r["n"] == 0 else (f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["n"] > 1 else ""))
+        table.add_row(r["dataset"], r["model"], r["variant"], str(r["n"]), acc, str(r["diverged"]), str(r["failed"]))
+    return table
+
+
+def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP)] = None) -> None:
+    """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
+    overrides = list(overrides or [])
+    try:
+        plan = plan_sweep(overrides, _validator())
+    except (ConfigError, UnknownNameError, DataError) as e:
+        fail(str(e))
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException) as e:
+        fail(explain(e, overrides))
+    if not plan.jobs:
+        fail("The sweep is empty: no runs to do. Give values, e.g. variant=no_bn,bn_pre_act seed=range(3).")
+    done = plan.finished_count()
+    dirs = ", ".join(str(d) for d in plan.out_dirs)
+    console.print(f"sweep: {len(plan.jobs)} runs → {dirs}" +
+                  (f"; {done} already completed there, skipping them (delete the records to retrain)" if done else ""))
+    reporter = ProgressReporter(len(plan.jobs))
+    set_reporter(reporter)
+    try:
+        with reporter.progress:
+            launch_multirun(overrides)
+    except KeyboardInterrupt:
+        console.print(f"\n[yellow]interrupted[/yellow]: finished runs are kept in {dirs}; the unfinished run was "
+                      f"discarded. Run the same command again to resume.")
+        raise typer.Exit(130)
+    finally:
+        set_reporter(None)
+    failed = []
+    for out_dir in plan.out_dirs:
+        _, runs = rebuild_tables(Path(out_dir))
+        console.print(summary_table(runs, plan.keys))
+        console.print(f"tables: {out_dir}/results.csv (run × epoch), {out_dir}/runs.csv (one row per run)")
+        if not runs.empty:
+            failed += runs[runs["run_key"].isin(plan.keys) & (runs["status"] == "failed")].to_dict("records")
+    if failed:
+        for r in failed:
+            console.print(f"[red]failed[/red] {r['variant']} seed={r['seed']}: {r['error']}")
+        console.print(f"{len(failed)} run(s) failed; fix the cause and rerun the same command: finished runs are "
+                      "skipped and failed ones retried.")
+        raise typer.Exit(1)

@@ -1,0 +1,135 @@
+"""Typed config schemas (registered in Hydra's ConfigStore), the conf/ location, and composition helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+_PKG_DIR = Path(__file__).resolve().parent
+# An installed wheel carries conf/ inside the package; a source checkout (editable install) has it beside the package.
+CONF_DIR = _PKG_DIR / "conf" if (_PKG_DIR / "conf").is_dir() else _PKG_DIR.parent / "conf"
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    # Where torchvision's dataset folders live (MNIST/raw, FashionMNIST/raw, cifar-10-batches-py).
+    root: str = "${oc.env:BNABLATE_DATA_ROOT,data}"
+    # Decoded uint8 tensors are cached here so a second run starts fast.
+    cache_dir: str = "${oc.env:BNABLATE_CACHE_DIR,'~/.cache/bnablate'}"
+    download: bool = True  # try torchvision's download when the files are absent
+    verify: bool = True  # check torchvision's md5 list; false loads a re-packed copy deliberately
+    val_fraction: float = 0.1  # carved from the training set with split_seed; model selection uses only this
+    test_fraction: float = 0.2  # only for datasets without an official test split (digits, synthetic)
+    split_seed: int = 0  # fixed across runs so every run validates on the same images
+    augment: bool = False  # random crop (pad 4) + horizontal flip on tensors, per batch
+    train_subset: Optional[int] = None  # keep only this many training images (seeded), for quick studies
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    hidden: List[int] = field(default_factory=lambda: [64, 32])
+
+
+@dataclass
+class LeNetConfig(ModelConfig):
+    conv_channels: List[int] = field(default_factory=lambda: [6, 16])
+    fc: List[int] = field(default_factory=lambda: [120, 84])
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    channels: List[int] = field(default_factory=lambda: [32, 64, 128])
+    convs_per_stage: int = 2
+    fc: List[int] = field(default_factory=list)
+
+
+@dataclass
+class VariantConfig:
+    norm: str = "batch"  # batch | scratch | layer | group | none
+    placement: str = "pre_act"  # pre_act | post_act | post_pool | none
+    dropout: str = "none"  # none | norm_then_dropout | dropout_then_norm
+    dropout_p: float = 0.5
+    bias: str = "auto"  # on | off | auto (off exactly when a norm directly follows the affine layer)
+    activation: str = "relu"
+    groups: int = 8  # GroupNorm groups (channels must be divisible by it)
+    description: str = ""  # shown by `bnablate list variants`; not part of the run key
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    weight_decay: float = 0.0
+    schedule: str = "none"  # none | cosine | step (stepped once per epoch)
+    step_size: int = 10  # epochs between decays for schedule=step
+    gamma: float = 0.1  # decay factor for schedule=step
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 1024  # evaluation only; does not change results
+
+
+@dataclass
+class SweepConfig:
+    name: str = "placement"
+    description: str = ""
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    variant: VariantConfig = MISSING
+    optim: OptimConfig = MISSING
+    sweep: SweepConfig = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    out_dir: str = "runs/${sweep.name}"
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
+    cs.store(group="model", name="base_mlp", node=MLPConfig)
+    cs.store(group="model", name="base_lenet", node=LeNetConfig)
+    cs.store(group="model", name="base_cnn", node=CNNConfig)
+    cs.store(group="variant", name="base_variant", node=VariantConfig)
+    cs.store(group="optim", name="base_optim", node=OptimConfig)
+    cs.store(group="sweep", name="base_sweep", node=SweepConfig)
+
+
+register_configs()
+
+# Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
+NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "dataset.root", "dataset.cache_dir", "dataset.download",
+                   "dataset.verify", "variant.description", "train.eval_batch_size")
+
+
+def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:
+    """Compose conf/config.yaml with Hydra overrides, exactly as `bnablate run` does."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides or []))
+
+
+def to_plain(cfg: DictConfig) -> Dict[str, Any]:
+    """Resolved config as plain JSON-able dicts (the form stored in run records)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]

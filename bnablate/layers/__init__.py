@@ -1,0 +1,10 @@
+"""Layer factories: norms (incl. the from-scratch BN), activations, and the block factory that places them."""
+
+from .activations import ACTIVATIONS, create_act_layer
+from .blocks import BIASES, DROPOUTS, PLACEMENTS, VariantError, block_order, has_norm, make_block, validate_variant
+from .norm import BATCH_STAT_NORMS, NORMS, create_norm_layer, get_norm_layer
+from .scratch_bn import ScratchBatchNorm
+
+__all__ = ["ACTIVATIONS", "BATCH_STAT_NORMS", "BIASES", "DROPOUTS", "NORMS", "PLACEMENTS", "ScratchBatchNorm",
+           "VariantError", "block_order", "create_act_layer", "create_norm_layer", "get_norm_layer", "has_norm",
+           "make_block", "validate_variant"]

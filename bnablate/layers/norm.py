@@ -1,0 +1,66 @@
+"""Norm-layer factory (timm's create_norm style): `get_norm_layer(name, kind)` → class, `create_norm_layer` → instance."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
+
+from torch import nn
+
+from ..registry import Registry
+from .scratch_bn import ScratchBatchNorm
+
+# kind is "conv" (inputs (N, C, H, W)) or "linear" (inputs (N, C)); a norm name maps to one class per kind.
+NORMS: Registry[Dict[str, Callable[..., nn.Module]]] = Registry("norm")
+
+# Norms that use batch statistics in training (so a training batch of one sample is meaningless).
+BATCH_STAT_NORMS = ("batch", "scratch")
+
+
+class LayerNorm2d(nn.GroupNorm):
+    """LayerNorm over (C, H, W) of each sample with a per-channel affine: GroupNorm with a single group."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-5) -> None:
+        super().__init__(1, num_channels, eps=eps)
+
+
+class GroupNormC(nn.GroupNorm):
+    """GroupNorm taking the channel count first, so every norm class is built as cls(num_features, ...)."""
+
+    def __init__(self, num_channels: int, groups: int = 8, eps: float = 1e-5) -> None:
+        if num_channels % groups:
+            raise ValueError(f"group norm needs channels divisible by groups: {num_channels} channels, {groups} groups "
+                             f"(set variant.groups to a divisor of {num_channels})")
+        super().__init__(groups, num_channels, eps=eps)
+
+
+NORMS.register("batch", "torch BatchNorm1d/2d: batch statistics in training, running statistics in eval")(
+    {"conv": nn.BatchNorm2d, "linear": nn.BatchNorm1d})
+NORMS.register("scratch", "from-scratch BatchNorm (bnablate.layers.ScratchBatchNorm), equal to torch's to 1e-6")(
+    {"conv": ScratchBatchNorm, "linear": ScratchBatchNorm})
+NORMS.register("layer", "LayerNorm per sample: over features (linear), over (C,H,W) with per-channel affine (conv)")(
+    {"conv": LayerNorm2d, "linear": nn.LayerNorm})
+NORMS.register("group", "GroupNorm with variant.groups groups (per sample; on linear features too)")(
+    {"conv": GroupNormC, "linear": GroupNormC})
+NORMS.register("none", "no normalization layer")({})
+
+
+def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
+    """The norm class for `name` on a `kind` ('conv' or 'linear') layer; None for norm 'none'."""
+    classes = NORMS.get(name)
+    if name == "none":
+        return None
+    return classes[kind]
+
+
+def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8) -> nn.Module | None:
+    """An instance of the named norm for `num_features` channels/features, or None for 'none'."""
+    cls = get_norm_layer(name, kind)
+    if cls is None:
+        return None
+    if cls is GroupNormC:
+        return cls(num_features, groups=groups)
+    return cls(num_features)
+
+
+def norm_names() -> Tuple[str, ...]:
+    return tuple(NORMS.names())

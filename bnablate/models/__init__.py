@@ -1,0 +1,24 @@
+"""Model registry and builders; `build_model` applies the variant and the paired initialization."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..layers import validate_variant
+from . import cnn, lenet, mlp  # noqa: F401  (registers the builders)
+from .init import paired_init_
+from .registry import MODELS, ModelShapeError, register_model
+
+
+def build_model(model_cfg, variant, input_shape, num_classes: int, seed: int) -> nn.Module:
+    """The named model for this input shape and class count, with its variant's blocks and paired init."""
+    validate_variant(variant)
+    model = MODELS.get(model_cfg.name)(model_cfg, variant, tuple(input_shape), int(num_classes))
+    return paired_init_(model, seed)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["MODELS", "ModelShapeError", "build_model", "count_params", "paired_init_", "register_model"]

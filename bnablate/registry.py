@@ -1,0 +1,70 @@
+"""Name → builder registries (timm/torchvision style): duplicate names are errors, unknown names suggest the closest."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Generic, Iterator, List, Tuple, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """An unknown registry name; the message lists the valid names and the closest match."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0])
+
+
+def unknown_name_message(kind: str, name: str, valid: List[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return f"Unknown {kind} '{name}'.{hint} Choose one of: {', '.join(sorted(valid))}."
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    description: str
+
+
+class Registry(Generic[T]):
+    """A named collection of builders; `register` is usable as a decorator."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: Dict[str, Entry[T]] = {}
+
+    def register(self, name: str, description: str = "") -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"Duplicate {self.kind} name '{name}': already registered by {self._entries[name].obj!r}.")
+            doc = description or (getattr(obj, "__doc__", None) or "").strip().splitlines()[0:1]
+            text = doc if isinstance(doc, str) else (doc[0] if doc else "")
+            self._entries[name] = Entry(name, obj, text)
+            return obj
+
+        return deco
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name].obj
+        except KeyError:
+            raise UnknownNameError(unknown_name_message(self.kind, name, list(self._entries))) from None
+
+    def entry(self, name: str) -> Entry[T]:
+        self.get(name)
+        return self._entries[name]
+
+    def names(self) -> List[str]:
+        return list(self._entries)
+
+    def items(self) -> Iterator[Tuple[str, Entry[T]]]:
+        return iter(self._entries.items())
+
+    def __contains__(self, name: Any) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)

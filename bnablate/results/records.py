@@ -1,0 +1,128 @@
+"""Run records: one JSON file per run (resolved config, key, metrics, status, provenance), written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+from ..config import CONF_DIR, NON_RESULT_KEYS
+
+RECORDS_DIR = "records"
+
+
+def _drop(cfg: Dict[str, Any], dotted: str) -> None:
+    head, _, rest = dotted.partition(".")
+    if head in cfg:
+        if rest:
+            if isinstance(cfg[head], dict):
+                _drop(cfg[head], rest)
+        else:
+            del cfg[head]
+
+
+def run_key(plain_cfg: Dict[str, Any]) -> str:
+    """Hash of everything in the resolved config that can change the numbers (seed included; paths, devices and
+    sweep names excluded), so the same run is recognised in any sweep and skipped when already done."""
+    cfg = json.loads(json.dumps(plain_cfg))
+    for k in NON_RESULT_KEYS:
+        _drop(cfg, k)
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@lru_cache(maxsize=1)
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CONF_DIR.parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(device: str) -> Dict[str, Any]:
+    import torch
+    import torchvision
+
+    from .. import __version__
+
+    info: Dict[str, Any] = {
+        "bnablate": __version__, "git_sha": _git_sha(), "torch": torch.__version__,
+        "torchvision": torchvision.__version__, "python": platform.python_version(), "platform": platform.platform(),
+        "hostname": socket.gethostname(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and os.replace, so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_path(out_dir: Path, key: str) -> Path:
+    return Path(out_dir) / RECORDS_DIR / f"{key}.json"
+
+
+def write_record(out_dir: Path, record: Dict[str, Any]) -> Path:
+    path = record_path(out_dir, record["run_key"])
+    atomic_write_text(path, json.dumps(record, indent=1, allow_nan=True))
+    return path
+
+
+def iter_records(out_dir: Path) -> Iterator[Dict[str, Any]]:
+    """Every readable record in out_dir/records (unreadable files are skipped: they are never half-written by us)."""
+    folder = Path(out_dir) / RECORDS_DIR
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            yield json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+
+
+def load_records(out_dir: Path) -> List[Dict[str, Any]]:
+    return list(iter_records(out_dir))
+
+
+def finished(out_dir: Path, key: str) -> Dict[str, Any] | None:
+    """The record of a finished run (ok or diverged, both deterministic outcomes), or None. Failed runs rerun."""
+    path = record_path(out_dir, key)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return rec if rec.get("status") in ("ok", "diverged") else None

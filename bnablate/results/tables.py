@@ -1,0 +1,113 @@
+"""Tidy tables rebuilt from run records: results.csv (run × epoch) and runs.csv (one row per run)."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pandas as pd
+
+from ..variants import variant_label
+from .records import atomic_write_text, load_records
+
+# Short names for the factors every analysis groups by; the rest of the config follows as dotted columns.
+FACTOR_COLUMNS = {
+    "dataset": "dataset.name", "model": "model.name", "norm": "variant.norm", "placement": "variant.placement",
+    "dropout": "variant.dropout", "dropout_p": "variant.dropout_p", "bias": "variant.bias",
+    "activation": "variant.activation", "groups": "variant.groups", "optimizer": "optim.name", "lr": "optim.lr",
+    "momentum": "optim.momentum", "nesterov": "optim.nesterov", "weight_decay": "optim.weight_decay",
+    "schedule": "optim.schedule", "epochs": "train.epochs", "batch_size": "train.batch_size", "seed": "seed",
+}
+# Paths and free text: in the record, not in the tables.
+SKIP_KEYS = {"variant.description", "sweep.description", "dataset.root", "dataset.cache_dir", "out_dir"}
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_flatten(v, key + "."))
+        else:
+            flat[key] = "[" + ",".join(str(x) for x in v) + "]" if isinstance(v, list) else v
+    return flat
+
+
+def run_columns(rec: Dict[str, Any]) -> Dict[str, Any]:
+    """The identifying columns of a run: key, status, sweep, variant label, factors, then the rest of the config."""
+    cfg = rec["config"]
+    flat = _flatten(cfg)
+    row: Dict[str, Any] = {"run_key": rec["run_key"], "status": rec["status"], "sweep": cfg["sweep"]["name"],
+                           "variant": variant_label(cfg["variant"])}
+    for short, dotted in FACTOR_COLUMNS.items():
+        row[short] = flat.pop(dotted)
+    for key, value in flat.items():
+        if key not in SKIP_KEYS and not key.startswith("sweep."):
+            row[key] = value
+    return row
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
+    """Final and best-validation metrics of one run (model selection uses validation accuracy only)."""
+    m: List[Dict[str, Any]] = rec.get("metrics") or []
+    out: Dict[str, Any] = {"n_params": rec.get("n_params"), "epochs_done": len(m), "error": rec.get("error")}
+    if m:
+        last = m[-1]
+        for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"):
+            out[f"final_{k}"] = last[k]
+        scored = [r for r in m if _finite(r["val_acc"])]
+        if scored:
+            best = max(scored, key=lambda r: r["val_acc"])  # first epoch wins ties
+            out.update(best_val_acc=best["val_acc"], best_epoch=best["epoch"], test_acc_at_best_val=best["test_acc"])
+        out["steps"] = last["steps"]
+        out["train_time_s"] = sum(r["epoch_time_s"] for r in m)
+        out["mean_samples_per_s"] = sum(r["samples_per_s"] for r in m) / len(m)
+    out["wall_time_s"] = rec.get("wall_time_s")
+    out["device"] = (rec.get("provenance") or {}).get("device")
+    out["finished_at"] = rec.get("finished_at")
+    return out
+
+
+def build_tables(records: List[Dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    results_rows, run_rows = [], []
+    for rec in sorted(records, key=lambda r: (r["config"]["sweep"]["name"], r.get("started_at") or "", r["run_key"])):
+        cols = run_columns(rec)
+        run_rows.append({**cols, **run_summary(rec)})
+        for m in rec.get("metrics") or []:
+            results_rows.append({**cols, **m})
+    return pd.DataFrame(results_rows), pd.DataFrame(run_rows)
+
+
+def _csv(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def rebuild_tables(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rebuild results.csv and runs.csv from every record in out_dir (atomic writes: a partial sweep always has
+    consistent tables)."""
+    results, runs = build_tables(load_records(out_dir))
+    atomic_write_text(Path(out_dir) / "results.csv", _csv(results))
+    atomic_write_text(Path(out_dir) / "runs.csv", _csv(runs))
+    return results, runs
+
+
+def variant_summary(runs: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
+    """Mean ± std of a metric per (dataset, model, variant) over finished runs, with seed and divergence counts."""
+    if runs.empty:
+        return pd.DataFrame(columns=["dataset", "model", "variant", "n", "diverged", "failed", "mean", "std"])
+    keys = ["dataset", "model", "variant"]
+    ok = runs[runs["status"] == "ok"]
+    agg = ok.groupby(keys, sort=False)[metric].agg(n="count", mean="mean", std="std")
+    counts = runs.groupby(keys, sort=False)["status"].agg(
+        diverged=lambda s: int((s == "diverged").sum()), failed=lambda s: int((s == "failed").sum()))
+    table = counts.join(agg, how="left").reset_index()
+    table["n"] = table["n"].fillna(0).astype(int)
+    return table.sort_values("mean", ascending=False, na_position="last").reset_index(drop=True)

@@ -1,0 +1,139 @@
+"""Executing runs: one run with its record and tables, and a sweep as a Hydra multirun (so launcher plugins work)."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from omegaconf import DictConfig, OmegaConf
+
+from .config import CONF_DIR, compose_config, to_plain
+from .results import finished, provenance, rebuild_tables, run_key, write_record
+from .results.records import now
+from .data import DataError
+from .train import ConfigError, run_experiment
+from .variants import variant_label
+
+
+class Reporter:
+    """Progress hooks for runs executed in this process (the basic launcher); no-ops by default."""
+
+    def run_started(self, cfg: DictConfig, key: str) -> None: ...
+
+    def epoch_done(self, row: Dict[str, Any]) -> None: ...
+
+    def run_done(self, record: Dict[str, Any]) -> None: ...
+
+
+_reporter: Reporter = Reporter()
+
+
+def set_reporter(reporter: Optional[Reporter]) -> None:
+    global _reporter
+    _reporter = reporter or Reporter()
+
+
+def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finished: bool = True,
+                raise_setup_errors: bool = False) -> Dict[str, Any]:
+    """Run one composed config and write its record under cfg.out_dir/records, then rebuild the tables. A run that
+    raises becomes a `status=failed` record with the error (unless raise_setup_errors: then a bad config or missing
+    data raises before anything is written); Ctrl-C propagates and writes nothing for this run."""
+    reporter = reporter or _reporter
+    plain = to_plain(cfg)
+    key = run_key(plain)
+    out_dir = Path(cfg.out_dir)
+    done = finished(out_dir, key) if skip_finished else None
+    if done is not None:
+        done["skipped"] = True
+        reporter.run_done(done)
+        return done
+    reporter.run_started(cfg, key)
+    started, t0 = now(), time.perf_counter()
+    try:
+        result = run_experiment(cfg, on_epoch=reporter.epoch_done)
+        error = None
+    except (ConfigError, DataError) as e:
+        if raise_setup_errors:
+            raise
+        result, error = _failed(cfg), f"{type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001  (failures are rows, not crashes)
+        result, error = _failed(cfg), f"{type(e).__name__}: {e}"
+        result["traceback"] = traceback.format_exc()
+    record = {
+        "run_key": key, "status": result.pop("status"), "error": error, "config": plain,
+        "variant": variant_label(plain["variant"]), "started_at": started, "finished_at": now(),
+        "wall_time_s": time.perf_counter() - t0, **result, "provenance": provenance(result["device"]),
+    }
+    write_record(out_dir, record)
+    rebuild_tables(out_dir)
+    reporter.run_done(record)
+    return record
+
+
+def _failed(cfg: DictConfig) -> Dict[str, Any]:
+    return {"status": "failed", "metrics": [], "n_params": None, "device": str(cfg.device)}
+
+
+def _task(cfg: DictConfig) -> str:
+    """Hydra's task function for every job of a multirun."""
+    return execute_run(cfg)["status"]
+
+
+@dataclass
+class SweepPlan:
+    jobs: List[List[str]]  # each job's overrides, as Hydra's basic sweeper expands them
+    configs: List[DictConfig] = field(default_factory=list)
+    keys: List[str] = field(default_factory=list)
+
+    @property
+    def out_dirs(self) -> List[Path]:
+        return sorted({Path(c.out_dir) for c in self.configs})
+
+    def finished_count(self) -> int:
+        return sum(finished(Path(c.out_dir), k) is not None for c, k in zip(self.configs, self.keys))
+
+
+def plan_sweep(overrides: List[str], validate: Callable[[DictConfig], None]) -> SweepPlan:
+    """Expand preset params (hydra.sweeper.params of the chosen conf/sweep) and command-line overrides into jobs exactly
+    as Hydra's basic sweeper does (the command line wins per key), compose every job and validate it — so a bad value
+    anywhere in the grid is reported before any training starts."""
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    with_hydra = _compose_with_hydra(fixed)
+    params = OmegaConf.to_container(with_hydra.hydra.sweeper.params) or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(lines), max_batch_size=None)
+    plan = SweepPlan(jobs=[job for batch in batches for job in batch])
+    for job in plan.jobs:
+        cfg = compose_config(job)
+        validate(cfg)
+        plan.configs.append(cfg)
+        plan.keys.append(run_key(to_plain(cfg)))
+    return plan
+
+
+def _compose_with_hydra(overrides: List[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def launch_multirun(overrides: List[str]) -> None:
+    """Hand the overrides to Hydra's own multirun (`--multirun`), so `hydra/launcher=joblib` etc. work unchanged."""
+    import hydra
+
+    main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)
+    saved = sys.argv
+    sys.argv = ["bnablate", "--multirun", *overrides]
+    try:
+        main()
+    finally:
+        sys.argv = saved

@@ -1,0 +1,61 @@
+"""One epoch of training and one evaluation pass, as plain functions over in-memory tensors."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import augment_batch
+
+
+def batch_indices(n: int, batch_size: int, g: torch.Generator) -> List[Tensor]:
+    """A shuffled epoch as index batches. A trailing batch of one sample is folded into the previous batch, so BN
+    never sees a single-sample batch; the rule ignores the model, so every variant sees identical batches."""
+    chunks = list(torch.randperm(n, generator=g).split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+    return chunks
+
+
+def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batch_size: int,
+                    g_batches: torch.Generator, g_augment: Optional[torch.Generator] = None) -> Dict[str, float]:
+    """Train over (x (N,C,H,W), y (N,)) once. Losses are summed on the device and read once at the end."""
+    model.train()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    steps = 0
+    for idx in batch_indices(len(x), batch_size, g_batches):
+        idx = idx.to(x.device, non_blocking=True)
+        xb, yb = x[idx], y[idx]
+        if g_augment is not None:
+            xb = augment_batch(xb, g_augment)
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (out.detach().argmax(1) == yb).sum()
+        steps += 1
+    n = len(x)
+    return {"train_loss": float(loss_sum) / n, "train_acc": float(correct) / n, "steps": steps}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> Dict[str, float]:
+    """Mean cross-entropy and accuracy in eval mode (BN uses running statistics); restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        out = model(xb)
+        loss_sum += F.cross_entropy(out, yb, reduction="sum")
+        correct += (out.argmax(1) == yb).sum()
+    model.train(was_training)
+    n = max(len(x), 1)
+    return {"loss": float(loss_sum) / n, "acc": float(correct) / n}

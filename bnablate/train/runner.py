@@ -1,0 +1,114 @@
+"""One full run from a composed config: validate, load data, build model, train, evaluate each epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from ..data import DataSplits, dataset_spec, load_data
+from ..layers import BATCH_STAT_NORMS, has_norm
+from ..models import build_model, count_params
+from ..seeding import derive_seed, generator
+from .loop import evaluate, train_one_epoch
+from .optim import build_optimizer, build_scheduler, validate_optim
+
+EpochCallback = Callable[[Dict[str, Any]], None]
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the fix. Raised before any training."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} was asked for but CUDA is not available here; use device=auto or device=cpu.")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"Unknown device '{name}'; use auto, cpu, cuda or cuda:N.") from None
+
+
+def validate_config(cfg) -> None:
+    """Every check that needs no data: raises ConfigError naming the fix."""
+    try:
+        spec = dataset_spec(cfg.dataset.name)
+        validate_optim(cfg.optim)
+        build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=0)
+    except ConfigError:
+        raise
+    except (KeyError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    if int(cfg.train.epochs) < 1:
+        raise ConfigError(f"train.epochs must be ≥ 1, got {cfg.train.epochs}.")
+    if int(cfg.train.batch_size) < 1:
+        raise ConfigError(f"train.batch_size must be ≥ 1, got {cfg.train.batch_size}.")
+    if int(cfg.train.batch_size) == 1 and has_norm(cfg.variant) and cfg.variant.norm in BATCH_STAT_NORMS:
+        raise ConfigError(
+            "train.batch_size=1 with batch normalization cannot train: BN normalizes each feature with the statistics "
+            "of the current batch, and a batch of one sample has no variance (outputs collapse to β; PyTorch raises "
+            "'Expected more than 1 value per channel'). Use a larger batch (train.batch_size=16 or more), or a "
+            "per-sample norm that works at batch 1: variant=ln_pre_act or variant=gn_pre_act.")
+    resolve_device(cfg.device)
+
+
+def _check_data(cfg, data: DataSplits) -> None:
+    n = len(data.train_x)
+    if int(cfg.train.batch_size) > n:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the training set ({n} images of "
+                          f"{cfg.dataset.name} after the validation split); use train.batch_size≤{n}.")
+
+
+def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, Any]:
+    """Train one configuration; returns status ('ok' | 'diverged'), per-epoch metrics and the parameter count.
+    Every random stream is derived from cfg.seed alone, so variants of one model with one seed share the init of
+    every conv/linear layer and see the same batches in the same order (paired comparisons)."""
+    validate_config(cfg)
+    device = resolve_device(cfg.device)
+    if int(cfg.threads) > 0:
+        torch.set_num_threads(int(cfg.threads))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    seed = int(cfg.seed)
+    torch.manual_seed(derive_seed(seed, "torch"))  # dropout masks come from the global stream
+
+    data = load_data(cfg.dataset)
+    _check_data(cfg, data)
+    data = data.to(device)
+    model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed).to(device)
+    opt = build_optimizer(model, cfg.optim)
+    sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
+    g_batches = generator(seed, "batches")
+    g_augment = generator(seed, "augment", device=device) if data.augment else None
+
+    metrics: List[Dict[str, Any]] = []
+    status, steps = "ok", 0
+    for epoch in range(1, int(cfg.train.epochs) + 1):
+        lr = opt.param_groups[0]["lr"]
+        t0 = time.perf_counter()
+        tr = train_one_epoch(model, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        epoch_time = time.perf_counter() - t0
+        steps += tr["steps"]
+        val = evaluate(model, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
+        test = evaluate(model, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
+        row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
+               "val_loss": val["loss"], "val_acc": val["acc"], "test_loss": test["loss"], "test_acc": test["acc"],
+               "lr": lr, "steps": steps, "epoch_time_s": epoch_time,
+               "samples_per_s": len(data.train_x) / epoch_time if epoch_time > 0 else float("nan")}
+        metrics.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if not math.isfinite(tr["train_loss"]):
+            status = "diverged"  # non-finite training loss: stop this run, the sweep goes on
+            break
+        if sched is not None:
+            sched.step()
+    return {"status": status, "metrics": metrics, "n_params": count_params(model), "device": str(device),
+            "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x)}

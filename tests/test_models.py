@@ -1,0 +1,134 @@
+"""Registry-driven model tests: every model × every variant preset builds, trains a step, and places layers right;
+paired init across variants."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from bnablate.config import CNNConfig, LeNetConfig, MLPConfig, VariantConfig
+from bnablate.layers import block_order
+from bnablate.models import MODELS, ModelShapeError, build_model
+from bnablate.registry import UnknownNameError
+from bnablate.variants import variant_label, variant_presets
+
+MODEL_CFGS = {"mlp": MLPConfig(name="mlp"), "lenet": LeNetConfig(name="lenet"), "cnn": CNNConfig(name="cnn")}
+SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]  # digits, MNIST-like, CIFAR-like
+
+
+def preset(name):
+    return OmegaConf.merge(OmegaConf.structured(VariantConfig), variant_presets().get(name))
+
+
+def model_cfg(name):
+    return OmegaConf.structured(MODEL_CFGS[name])
+
+
+def test_every_registered_model_has_a_config():
+    assert set(MODELS.names()) == set(MODEL_CFGS)
+
+
+@pytest.mark.parametrize("model_name", sorted(MODEL_CFGS))
+@pytest.mark.parametrize("variant_name", variant_presets().names())
+def test_every_model_and_variant_builds_and_trains(model_name, variant_name):
+    v = preset(variant_name)
+    shape = (3, 32, 32) if model_name == "cnn" else (1, 8, 8)
+    if variant_name == "gn8_pre_act" and model_name == "lenet":  # LeNet's 6 channels: rejected up front
+        with pytest.raises(ValueError, match="6 channels, 8 groups"):
+            build_model(model_cfg(model_name), v, shape, 10, seed=0)
+        return
+    model = build_model(model_cfg(model_name), v, shape, 10, seed=0)
+    model.train()
+    x = torch.randn(6, *shape)
+    out = model(x)
+    assert out.shape == (6, 10) and torch.isfinite(out).all()
+    out.logsumexp(1).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), f"{name} got no finite gradient"
+        assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+    # Every hidden block's sub-layers follow the block factory's order for this variant.
+    kinds = {nn.Conv2d: "affine", nn.Linear: "affine", nn.Dropout: "drop", nn.MaxPool2d: "pool", nn.AvgPool2d: "pool"}
+    for bname, block in model.named_children():
+        if not isinstance(block, nn.Sequential):
+            continue
+        names = list(dict(block.named_children()))
+        pools = "pool" in names
+        expected = block_order(v, pools)
+        assert [("affine" if n in ("conv", "linear") else n) for n in names] == expected, bname
+        for n, m in block.named_children():
+            if n in ("conv", "linear", "drop", "pool"):
+                assert kinds[type(m)] == ("affine" if n in ("conv", "linear") else n)
+
+
+@pytest.mark.parametrize("model_name", sorted(MODEL_CFGS))
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_model_takes_every_dataset_shape(model_name, shape):
+    model = build_model(model_cfg(model_name), preset("bn_pre_act"), shape, 7, seed=0).eval()
+    assert model(torch.randn(2, *shape)).shape == (2, 7)
+
+
+def test_lenet_layer_stack_and_size():
+    model = build_model(model_cfg("lenet"), preset("no_bn"), (1, 28, 28), 10, seed=0)
+    assert sum(p.numel() for p in model.parameters()) == 61706  # the classic LeNet-5 count
+    assert "resize" not in dict(model.named_children())
+    small = build_model(model_cfg("lenet"), preset("no_bn"), (1, 8, 8), 10, seed=0)
+    assert isinstance(small.resize, nn.Upsample)
+
+
+def test_cnn_rejects_too_small_inputs():
+    cfg = OmegaConf.structured(CNNConfig(name="cnn", channels=[8, 8, 8, 8]))
+    with pytest.raises(ModelShapeError, match="at least 16×16"):
+        build_model(cfg, preset("bn_pre_act"), (1, 8, 8), 10, seed=0)
+
+
+def _affine_weights(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()
+            if n.endswith(("conv.weight", "linear.weight")) or n.startswith("head")}
+
+
+@pytest.mark.parametrize("model_name", sorted(MODEL_CFGS))
+def test_paired_init_identical_across_variants(model_name):
+    shape = (3, 32, 32)
+    base = _affine_weights(build_model(model_cfg(model_name), preset("no_bn"), shape, 10, seed=3))
+    for name in variant_presets().names():
+        if name == "gn8_pre_act" and model_name == "lenet":
+            continue
+        other = _affine_weights(build_model(model_cfg(model_name), preset(name), shape, 10, seed=3))
+        assert other.keys() == base.keys()
+        for k in base:
+            assert torch.equal(other[k], base[k]), f"{name}: {k} differs from no_bn's"
+    # Biases that exist are identical too (bias on/off does not shift the weight or other layers).
+    a = dict(build_model(model_cfg(model_name), preset("bn_pre_act_bias"), shape, 10, seed=3).named_parameters())
+    b = dict(build_model(model_cfg(model_name), preset("bn_post_act"), shape, 10, seed=3).named_parameters())
+    shared = [k for k in a if k.endswith("bias") and k in b and ("conv." in k or "linear." in k)]
+    assert shared and all(torch.equal(a[k], b[k]) for k in shared)
+    # A different seed gives different weights.
+    c = _affine_weights(build_model(model_cfg(model_name), preset("no_bn"), shape, 10, seed=4))
+    assert not any(torch.equal(c[k], base[k]) for k in base)
+
+
+def test_paired_init_matches_pytorch_default_distribution():
+    lin = build_model(model_cfg("mlp"), preset("no_bn"), (1, 8, 8), 10, seed=0).fc1.linear
+    bound = 1 / 64 ** 0.5  # kaiming_uniform(a=√5) bound = 1/sqrt(fan_in)
+    assert lin.weight.abs().max() <= bound and lin.weight.abs().max() > 0.9 * bound
+    assert lin.bias.abs().max() <= bound
+
+
+def test_variant_label_names_presets_and_custom_axes():
+    assert variant_label(preset("bn_post_act")) == "bn_post_act"
+    custom = preset("bn_post_act")
+    custom.activation = "tanh"
+    assert variant_label(custom) == "batch/post_act/tanh"
+    equivalent = preset("bn_pre_act")
+    equivalent.placement = "none"  # no norm at all, bias auto → same network as no_bn? (bias differs: auto vs on)
+    assert variant_label(equivalent) == "none/none/relu"
+
+
+def test_unknown_model_suggests_closest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'lenet'"):
+        MODELS.get("lenett")
+
+
+def test_duplicate_model_name_is_an_error():
+    with pytest.raises(ValueError, match="Duplicate model name 'mlp'"):
+        MODELS.register("mlp")(lambda *a: None)
