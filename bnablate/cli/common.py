@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import Callable, List, NoReturn, Optional
 
-import click
+import typer
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -50,6 +50,9 @@ def explain(e: BaseException, overrides: List[str]) -> str:
     if isinstance(e, OverrideParseException):
         return (f"Malformed override: {text.splitlines()[0]} Overrides look like key=value, group=option, or "
                 "key=a,b / key=range(3) for a sweep; quote values containing spaces or brackets.")
+    if isinstance(e, ConfigCompositionException) and text.startswith("Ambiguous value"):
+        return (f"{text.splitlines()[0]}: `bnablate run` takes one value per key. To compare values, use "
+                "`bnablate sweep` with the same overrides; for a list value write key=[a,b].")
     if isinstance(e, ConfigCompositionException):
         m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' (?:is )?not in", text)
         if m:
@@ -76,9 +79,13 @@ def _omegaconf_message(e: OmegaConfBaseException) -> str:
     return f"Invalid value for '{key}': {first}." if key else first
 
 
+# Typer's usage-error class (click's UsageError, vendored by newer Typer): printed as "Error: …", exit code 2.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 def fail(message: str) -> NoReturn:
     """Exit with a usage error (exit code 2), never a traceback."""
-    raise click.UsageError(message)
+    raise UsageError(message)
 
 
 def compose_or_fail(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = validate_config) -> DictConfig:

@@ -20,8 +20,8 @@ WHAT = ("variants", "models", "datasets", "sweeps", "axes")
 
 def _table(title: str, *columns: str) -> Table:
     t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
+    for i, c in enumerate(columns):
+        t.add_column(c, overflow="fold", no_wrap=i == 0)  # names stay whole: they are what users type
     return t
 
 

@@ -8,7 +8,9 @@ import typer
 
 from ..sweep import Reporter, execute_run
 from ..variants import variant_label
-from .common import OVERRIDES_HELP, compose_or_fail, console, err_console
+from ..data import DataError
+from ..train import ConfigError
+from .common import OVERRIDES_HELP, compose_or_fail, console, err_console, fail
 
 HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_acc':>8} {'test_acc':>8} {'lr':>9} {'steps':>6} " \
          f"{'time_s':>7} {'samples/s':>10}"
@@ -39,7 +41,10 @@ def run_cmd(
     if not any(o.split("=", 1)[0].lstrip("+") == "out_dir" for o in overrides):
         overrides.insert(0, "out_dir=runs/run")
     cfg = compose_or_fail(overrides)
-    rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True)
+    try:
+        rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True)
+    except (ConfigError, DataError) as e:
+        fail(str(e))
     if rec.get("skipped"):
         console.print(f"run {rec['run_key']} is already recorded in {cfg.out_dir} (use --force to train again):")
         console.print(HEADER, highlight=False)

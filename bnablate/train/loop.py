@@ -16,7 +16,8 @@ def batch_indices(n: int, batch_size: int, g: torch.Generator) -> List[Tensor]:
     never sees a single-sample batch; the rule ignores the model, so every variant sees identical batches."""
     chunks = list(torch.randperm(n, generator=g).split(batch_size))
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+        last = chunks.pop()
+        chunks[-1] = torch.cat([chunks[-1], last])
     return chunks
 
 

@@ -1,0 +1,9 @@
+"""Datasets: registry of loaders, on-disk cache, fixed splits with normalization, and tensor augmentation."""
+
+from . import sources  # noqa: F401  (registers the datasets)
+from .augment import augment_batch
+from .registry import DATASETS, DataError, DatasetSpec, RawData, dataset_spec, register_dataset
+from .splits import DataSplits, load_data, load_raw
+
+__all__ = ["DATASETS", "DataError", "DataSplits", "DatasetSpec", "RawData", "augment_batch", "dataset_spec",
+           "load_data", "load_raw", "register_dataset"]

@@ -1,0 +1,49 @@
+"""On-disk cache of decoded uint8 tensors, keyed by the source files' paths, sizes and mtimes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, List
+
+import torch
+
+from .registry import RawData
+
+VERSION = 1  # bump when the cached layout changes
+
+
+def cache_key(name: str, files: List[Path], verify: bool) -> str:
+    h = hashlib.sha256(f"{VERSION}:{name}:{verify}".encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def cached_load(name: str, files: List[Path], cache_dir: str, verify: bool, load: Callable[[], RawData]) -> RawData:
+    """Return the cached tensors if the source files are unchanged, else decode with `load` and cache the result.
+    An unwritable cache folder only costs speed: it warns and carries on."""
+    try:
+        key = cache_key(name, files, verify)
+    except OSError:
+        return load()  # files absent: the loader raises the helpful error (or downloads)
+    path = Path(os.path.expanduser(cache_dir)) / f"{name}-{key}.pt"
+    if path.is_file():
+        try:
+            return RawData(**torch.load(path, weights_only=True))
+        except Exception:  # noqa: BLE001  (a damaged cache file is rebuilt)
+            pass
+    raw = load()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        torch.save(raw.__dict__, tmp)
+        os.replace(tmp, path)  # atomic: concurrent runs never read a half-written cache
+    except OSError as e:
+        warnings.warn(f"could not cache {name} in {path.parent} ({e}); decoding from source each run.", stacklevel=2)
+    return raw

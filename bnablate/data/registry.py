@@ -1,0 +1,47 @@
+"""Dataset registry: name → DatasetSpec (static shape/classes, plus a loader of raw tensors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+from torch import Tensor
+
+from ..registry import Registry
+
+
+class DataError(RuntimeError):
+    """Data that cannot be loaded; the message names the files and the fix."""
+
+
+@dataclass
+class RawData:
+    train_x: Tensor  # (N, C, H, W), uint8 or float
+    train_y: Tensor  # (N,) int64
+    test_x: Optional[Tensor] = None  # None: no official test split (one is carved from train)
+    test_y: Optional[Tensor] = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    input_shape: Tuple[int, int, int]  # (C, H, W), known without loading anything
+    num_classes: int
+    load: Callable[..., RawData]  # (DatasetConfig) -> RawData
+    cached: bool = False  # decoded tensors cached on disk (the torchvision datasets)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register_dataset(name: str, description: str, input_shape: Tuple[int, int, int], num_classes: int,
+                     cached: bool = False) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
+    def deco(fn: Callable[..., RawData]) -> Callable[..., RawData]:
+        DATASETS.register(name, description)(DatasetSpec(name, description, input_shape, num_classes, fn, cached))
+        return fn
+    return deco
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    return DATASETS.get(name)

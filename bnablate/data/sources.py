@@ -1,0 +1,140 @@
+"""Dataset loaders: scikit-learn's digits, a synthetic set for tests, and MNIST/Fashion-MNIST/CIFAR-10 via torchvision."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import torch
+
+from .registry import DataError, RawData, register_dataset
+
+ROOT_HINT = ("set dataset.root=/path/to/data or the environment variable BNABLATE_DATA_ROOT to the folder that holds "
+             "it (torchvision's layout)")
+
+
+@register_dataset("digits", "scikit-learn's bundled 8×8 handwritten digits (1,797 real images, no download)", (1, 8, 8), 10)
+def digits(cfg) -> RawData:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32)).unsqueeze(1)  # (1797, 1, 8, 8), values 0..16
+    return RawData(x, torch.from_numpy(d.target.astype(np.int64)))
+
+
+@register_dataset("synthetic", "tiny generated 3×8×8, 4-class data for tests (class patterns + noise)", (3, 8, 8), 4)
+def synthetic(cfg) -> RawData:
+    g = torch.Generator().manual_seed(1234)
+    n, classes = 400, 4
+    prototypes = torch.randn(classes, 3, 8, 8, generator=g)  # one smooth-ish pattern per class
+    y = torch.arange(n) % classes
+    x = prototypes[y] + 1.5 * torch.randn(n, 3, 8, 8, generator=g)
+    return RawData(x, y)
+
+
+def _expected(root: Path, folder: str, files: List[str]) -> str:
+    return ", ".join(str(root / folder / f) for f in files)
+
+
+def _missing_message(name: str, root: Path, folder: str, files: List[str], tried_download: bool) -> str:
+    why = "and downloading them failed (no internet?)" if tried_download else "and dataset.download=false"
+    return (f"{name} is not under {root}: expected {_expected(root, folder, files)} {why}. Fix: {ROOT_HINT}, or "
+            f"allow torchvision to download it (dataset.download=true with internet access).")
+
+
+def _load_torchvision(cls, name: str, folder: str, files: List[str], cfg):
+    root = Path(os.path.expanduser(str(cfg.root)))
+    present = all((root / folder / f).is_file() for f in files)
+    if not present:
+        if not cfg.download:
+            raise DataError(_missing_message(name, root, folder, files, False))
+        try:
+            return cls(str(root), train=True, download=True), cls(str(root), train=False, download=True)
+        except Exception as e:  # noqa: BLE001  (offline: URLError, RuntimeError, ...)
+            raise DataError(_missing_message(name, root, folder, files, True) + f" ({type(e).__name__}: {e})") from None
+    try:
+        return cls(str(root), train=True), cls(str(root), train=False)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001  (truncated or corrupted files)
+        raise DataError(f"{name} files under {root / folder} could not be read ({type(e).__name__}: {e}). A file is "
+                        f"truncated or corrupted: delete {root / folder} and download it again.") from None
+
+
+MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def _mnist_like(cls, name: str, folder: str, cfg) -> RawData:
+    train, test = _load_torchvision(cls, name, f"{folder}/raw", MNIST_FILES, cfg)
+    return RawData(train.data.unsqueeze(1).contiguous(), train.targets.long(),  # (N, 1, 28, 28) uint8
+                   test.data.unsqueeze(1).contiguous(), test.targets.long())
+
+
+@register_dataset("mnist", "MNIST handwritten digits, 60k train + 10k test (torchvision)", (1, 28, 28), 10, cached=True)
+def mnist(cfg) -> RawData:
+    from torchvision.datasets import MNIST
+
+    return _mnist_like(MNIST, "MNIST", "MNIST", cfg)
+
+
+@register_dataset("fashion_mnist", "Fashion-MNIST clothing images, 60k train + 10k test (torchvision)", (1, 28, 28), 10,
+                  cached=True)
+def fashion_mnist(cfg) -> RawData:
+    from torchvision.datasets import FashionMNIST
+
+    return _mnist_like(FashionMNIST, "Fashion-MNIST", "FashionMNIST", cfg)
+
+
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+
+
+def _cifar_class(verify: bool):
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity
+
+    class CheckedCIFAR10(CIFAR10):
+        """CIFAR10 whose checksum failure names the files and the fix, and that can skip the md5 check on purpose."""
+
+        def _check_integrity(self) -> bool:
+            root = Path(self.root) / self.base_folder
+            listed = self.train_list + self.test_list + [[self.meta["filename"], self.meta["md5"]]]
+            if not all((root / f).is_file() for f, _ in listed):
+                return False
+            if not verify:
+                return True
+            bad = [f for f, md5 in listed if not check_integrity(str(root / f), md5)]
+            if bad:
+                raise DataError(
+                    f"CIFAR-10 checksum mismatch in {root}: {', '.join(bad)} differ from torchvision's md5 list. If "
+                    "this is a deliberately re-packed or mirrored copy of the same images, load it with "
+                    "dataset.verify=false; otherwise delete the folder and download it again.")
+            return True
+
+    return CheckedCIFAR10
+
+
+@register_dataset("cifar10", "CIFAR-10 32×32 colour images, 50k train + 10k test (torchvision)", (3, 32, 32), 10,
+                  cached=True)
+def cifar10(cfg) -> RawData:
+    if not cfg.verify:
+        warnings.warn("CIFAR-10: checksum verification skipped (dataset.verify=false); use only with a copy you trust.",
+                      stacklevel=2)
+    train, test = _load_torchvision(_cifar_class(bool(cfg.verify)), "CIFAR-10", CIFAR_FOLDER, CIFAR_FILES, cfg)
+
+    def nchw(ds):  # torchvision keeps CIFAR as (N, 32, 32, 3) uint8 numpy
+        return torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
+    return RawData(nchw(train), torch.tensor(train.targets, dtype=torch.long),
+                   nchw(test), torch.tensor(test.targets, dtype=torch.long))
+
+
+def source_files(name: str, cfg) -> List[Path]:
+    """The on-disk files a cached dataset is decoded from (their sizes and mtimes key the cache)."""
+    root = Path(os.path.expanduser(str(cfg.root)))
+    folders = {"mnist": ("MNIST/raw", MNIST_FILES), "fashion_mnist": ("FashionMNIST/raw", MNIST_FILES),
+               "cifar10": (CIFAR_FOLDER, CIFAR_FILES)}
+    folder, files = folders[name]
+    return [root / folder / f for f in files]

@@ -1,0 +1,115 @@
+"""The CLI end to end through Typer's CliRunner: list, inspect, run, sweep (with resume), and usage errors."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bnablate.cli import app
+
+runner = CliRunner()
+SMALL = ["model=mlp", "train.epochs=2", "train.batch_size=32"]
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), catch_exceptions=False, terminal_width=200)
+
+
+def test_list_shows_every_registry():
+    res = invoke("list")
+    assert res.exit_code == 0
+    for name in ("bn_pre_act", "bn_post_pool", "scratch_bn_pre_act", "lenet", "cnn", "digits", "cifar10",
+                 "placement", "post_pool", "dropout_then_norm"):
+        assert name in res.output, name
+    assert "base_variant" not in res.output
+    only = invoke("list", "models")
+    assert "lenet" in only.output and "bn_pre_act" not in only.output
+
+
+def test_list_unknown_table_is_a_usage_error():
+    res = invoke("list", "modles")
+    assert res.exit_code == 2 and "Unknown list 'modles'" in res.output
+
+
+def test_inspect_prints_layer_stack_and_params():
+    res = invoke("inspect", "model=lenet", "dataset=mnist", "variant=bn_post_pool")
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "conv1.pool" in out and "conv1.norm" in out and out.index("conv1.pool") < out.index("conv1.norm")
+    assert "16×5×5" in out and "total trainable parameters: 62,158" in out
+
+
+def test_run_prints_epochs_and_writes_record():
+    res = invoke("run", "dataset=synthetic", *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "train_loss" in res.output and "status ok" in res.output
+    records = list(Path("runs/run/records").glob("*.json"))
+    assert len(records) == 1
+    rec = json.loads(records[0].read_text())
+    assert rec["config"]["dataset"]["name"] == "synthetic" and len(rec["metrics"]) == 2
+    for key in ("torch", "python", "hostname", "cpu", "device", "bnablate"):
+        assert key in rec["provenance"]
+    again = invoke("run", "dataset=synthetic", *SMALL)
+    assert "already recorded" in again.output
+
+
+def test_sweep_end_to_end_on_digits_then_resume():
+    args = ["sweep", *SMALL, "variant=no_bn,bn_pre_act", "seed=range(2)", "out_dir=runs/t"]
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    assert "sweep: 4 runs" in res.output and "final test accuracy per variant" in res.output
+    runs = pd.read_csv("runs/t/runs.csv")
+    assert len(runs) == 4 and set(runs["variant"]) == {"no_bn", "bn_pre_act"} and set(runs["seed"]) == {0, 1}
+    assert (runs["dataset"] == "digits").all() and (runs["status"] == "ok").all()
+    assert len(pd.read_csv("runs/t/results.csv")) == 8
+    again = invoke(*args)
+    assert again.exit_code == 0 and "4 already completed" in again.output
+    assert len(pd.read_csv("runs/t/runs.csv")) == 4
+    assert len(list(Path("runs/t/records").glob("*.json"))) == 4
+
+
+def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
+    import bnablate.sweep as sweep
+
+    real = sweep.run_experiment
+
+    def flaky(cfg, on_epoch=None):
+        if cfg.seed == 1:
+            raise RuntimeError("simulated crash")
+        return real(cfg, on_epoch)
+    monkeypatch.setattr(sweep, "run_experiment", flaky)
+    res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f")
+    assert res.exit_code == 1
+    assert "simulated crash" in res.output and "1 run(s) failed" in res.output
+    runs = pd.read_csv("runs/f/runs.csv")
+    assert sorted(runs["status"]) == ["failed", "ok", "ok"]
+    monkeypatch.setattr(sweep, "run_experiment", real)
+    res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f")
+    assert res.exit_code == 0 and "2 already completed" in res.output
+    assert sorted(pd.read_csv("runs/f/runs.csv")["status"]) == ["ok", "ok", "ok"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["run", "variant=bn_pre_actt"], "Unknown variant 'bn_pre_actt'. Did you mean 'bn_pre_act'?"),
+    (["run", "model=lenett"], "Did you mean 'lenet'?"),
+    (["run", "dataset=fashion_mnsit"], "Did you mean 'fashion_mnist'?"),
+    (["sweep", "sweep=placment"], "Did you mean 'placement'?"),
+    (["run", "model.hiddn=[3]", "model=mlp"], "Unknown config key 'model.hiddn'. Did you mean 'model.hidden'?"),
+    (["run", "optim.lr=abc"], "optim.lr"),
+    (["run", "variant.norm=btach"], "Did you mean 'batch'?"),
+    (["run", "train.batch_size=1"], "batch_size=1 with batch normalization"),
+    (["run", "variant=gn8_pre_act"], "6 channels, 8 groups"),
+    (["run", "variant=a,b"], "sweep"),
+    (["run", "seed=["], "Malformed override"),
+    (["sweep", "train.epochs=0"], "epochs must be ≥ 1"),
+    (["sweep", "variant=no_bn,bn_pre_actt"], "Did you mean 'bn_pre_act'?"),
+    (["run", "dataset=mnist"], "MNIST"),
+])
+def test_bad_inputs_are_usage_errors_without_traceback(args, msg):
+    res = runner.invoke(app, args, terminal_width=200)
+    assert res.exit_code == 2, res.output
+    assert msg in " ".join(res.output.split()), res.output
+    assert "Traceback" not in res.output
+    assert not Path("runs").exists()
