@@ -43,6 +43,7 @@ def cached_load(name: str, files: List[Path], cache_dir: str, verify: bool, load
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         torch.save(raw.__dict__, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable by others
         os.replace(tmp, path)  # atomic: concurrent runs never read a half-written cache
     except OSError as e:
         warnings.warn(f"could not cache {name} in {path.parent} ({e}); decoding from source each run.", stacklevel=2)

@@ -30,15 +30,17 @@ class DatasetSpec:
     num_classes: int
     load: Callable[..., RawData]  # (DatasetConfig) -> RawData
     cached: bool = False  # decoded tensors cached on disk (the torchvision datasets)
+    checksummed: bool = False  # files checked against torchvision's md5 list unless dataset.verify=false
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register_dataset(name: str, description: str, input_shape: Tuple[int, int, int], num_classes: int,
-                     cached: bool = False) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
+                     cached: bool = False, checksummed: bool = False) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
     def deco(fn: Callable[..., RawData]) -> Callable[..., RawData]:
-        DATASETS.register(name, description)(DatasetSpec(name, description, input_shape, num_classes, fn, cached))
+        DATASETS.register(name, description)(DatasetSpec(name, description, input_shape, num_classes, fn, cached,
+                                                             checksummed))
         return fn
     return deco
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Tuple
 
@@ -50,6 +51,9 @@ def _split(x: Tensor, y: Tensor, fraction: float, g: torch.Generator):
 
 def load_raw(cfg) -> RawData:
     spec = dataset_spec(cfg.name)
+    if spec.checksummed and not cfg.verify:
+        warnings.warn(f"{cfg.name}: checksum verification skipped (dataset.verify=false): loading the files under "
+                      f"{cfg.root} as they are; use this only for a re-packed copy you trust.", stacklevel=2)
     if not spec.cached:
         return spec.load(cfg)
     return cached_load(cfg.name, source_files(cfg.name, cfg), str(cfg.cache_dir), bool(cfg.verify),

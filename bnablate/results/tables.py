@@ -69,7 +69,7 @@ def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
         out["train_time_s"] = sum(r["epoch_time_s"] for r in m)
         out["mean_samples_per_s"] = sum(r["samples_per_s"] for r in m) / len(m)
     out["wall_time_s"] = rec.get("wall_time_s")
-    out["device"] = (rec.get("provenance") or {}).get("device")
+    out["device_used"] = (rec.get("provenance") or {}).get("device")
     out["finished_at"] = rec.get("finished_at")
     return out
 

@@ -1,0 +1,155 @@
+"""Dataset loaders on fixture files in torchvision's formats; splits, normalization, cache and augmentation."""
+
+import os
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from bnablate.config import DatasetConfig
+from bnablate.data import DataError, augment_batch, dataset_spec, load_data
+from bnablate.registry import UnknownNameError
+
+from .fixtures import write_cifar10, write_mnist_like
+
+
+def cfg(tmp_path, name, **kw):
+    kw.setdefault("download", False)
+    return OmegaConf.structured(DatasetConfig(name=name, root=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
+                                              **kw))
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_like_from_idx_files(tmp_path, name, folder):
+    write_mnist_like(tmp_path / "data", folder, n_train=60, n_test=20)
+    d = load_data(cfg(tmp_path, name, val_fraction=0.1))
+    assert d.train_x.shape == (54, 1, 28, 28) and d.val_x.shape == (6, 1, 28, 28) and d.test_x.shape == (20, 1, 28, 28)
+    assert d.train_x.dtype == torch.float32 and d.train_y.dtype == torch.int64
+    assert d.num_classes == 10 and d.input_shape == dataset_spec(name).input_shape
+    assert abs(float(d.train_x.mean())) < 1e-4 and abs(float(d.train_x.std()) - 1) < 1e-3
+
+
+def test_cifar10_checksum_mismatch_names_the_fix(tmp_path):
+    write_cifar10(tmp_path / "data")
+    with pytest.raises(DataError, match="checksum mismatch.*data_batch_1.*dataset.verify=false"):
+        load_data(cfg(tmp_path, "cifar10"))
+    with pytest.warns(UserWarning, match="checksum verification skipped"):
+        d = load_data(cfg(tmp_path, "cifar10", verify=False, val_fraction=0.2))
+    assert d.train_x.shape == (40, 3, 32, 32) and d.test_x.shape == (10, 3, 32, 32)
+    assert torch.allclose(d.train_x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)  # per-channel normalization
+    assert torch.allclose(d.train_x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)
+
+
+def test_cifar10_pixels_are_nchw_in_rgb_plane_order(tmp_path):
+    import pickle
+
+    folder = write_cifar10(tmp_path / "data", per_batch=2, n_test=2)
+    with open(folder / "test_batch", "rb") as f:
+        row = pickle.load(f)["data"][0]  # 1024 R, then 1024 G, then 1024 B values
+    raw = dataset_spec("cifar10").load(cfg(tmp_path, "cifar10", verify=False))
+    assert raw.test_x.shape == (2, 3, 32, 32)
+    assert raw.test_x[0, 1, 0, 5].item() == row[1024 + 5]  # G channel, row 0, col 5
+
+
+@pytest.mark.parametrize("name,expected", [("mnist", "MNIST/raw/train-images-idx3-ubyte"),
+                                           ("cifar10", "cifar-10-batches-py/data_batch_1")])
+def test_absent_files_name_expected_folder_and_fix(tmp_path, name, expected):
+    with pytest.raises(DataError, match="BNABLATE_DATA_ROOT") as e:
+        load_data(cfg(tmp_path, name))
+    assert expected in str(e.value)
+
+
+def test_offline_download_failure_is_a_clear_error(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tvm
+
+    def offline(*a, **kw):
+        raise OSError("network is unreachable")
+    monkeypatch.setattr(tvm, "download_and_extract_archive", offline)
+    with pytest.raises(DataError, match="downloading them failed"):
+        load_data(cfg(tmp_path, "mnist", download=True))
+
+
+def test_truncated_idx_file_is_named(tmp_path):
+    raw = write_mnist_like(tmp_path / "data")
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DataError, match="truncated or corrupted"):
+        load_data(cfg(tmp_path, "mnist"))
+
+
+def test_validation_split_is_fixed_and_disjoint(tmp_path):
+    a = load_data(cfg(tmp_path, "digits"))
+    b = load_data(cfg(tmp_path, "digits"))
+    assert torch.equal(a.val_x, b.val_x) and torch.equal(a.test_y, b.test_y)
+    c = load_data(cfg(tmp_path, "digits", split_seed=1))
+    assert not torch.equal(a.val_x, c.val_x)
+    assert len(a.train_x) + len(a.val_x) + len(a.test_x) == 1797
+    assert a.input_shape == (1, 8, 8) and a.num_classes == 10
+
+
+def test_split_sizes_and_subset(tmp_path):
+    d = load_data(cfg(tmp_path, "synthetic", test_fraction=0.25, val_fraction=0.1))
+    assert len(d.test_x) == 100 and len(d.val_x) == 30 and len(d.train_x) == 270
+    assert d.train_x.shape[1:] == (3, 8, 8) and d.num_classes == 4
+    s = load_data(cfg(tmp_path, "synthetic", train_subset=50))
+    full = load_data(cfg(tmp_path, "synthetic"))
+    assert len(s.train_x) == 50 and torch.equal(s.val_y, full.val_y) and torch.equal(s.test_y, full.test_y)
+    with pytest.raises(DataError, match="train_subset"):
+        load_data(cfg(tmp_path, "synthetic", train_subset=10**6))
+    with pytest.raises(DataError, match="val_fraction"):
+        load_data(cfg(tmp_path, "synthetic", val_fraction=1.5))
+
+
+def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
+    raw = write_mnist_like(tmp_path / "data")
+    first = load_data(cfg(tmp_path, "mnist"))
+    assert len(list((tmp_path / "cache").glob("mnist-*.pt"))) == 1
+    import torchvision.datasets
+
+    def broken(*a, **kw):
+        raise AssertionError("decoded again instead of using the cache")
+    monkeypatch.setattr(torchvision.datasets, "MNIST", broken)
+    assert torch.equal(load_data(cfg(tmp_path, "mnist")).train_x, first.train_x)
+    monkeypatch.undo()
+    path = raw / "t10k-labels-idx1-ubyte"
+    data = bytearray(path.read_bytes())
+    data[-1] = (data[-1] + 1) % 10
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(1, 1))  # a changed file invalidates the entry even with an old mtime (size/mtime key)
+    changed = load_data(cfg(tmp_path, "mnist"))
+    assert changed.test_y[-1] != first.test_y[-1]
+
+
+def test_unwritable_cache_only_warns(tmp_path):
+    write_mnist_like(tmp_path / "data")
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="could not cache"):
+        d = load_data(cfg(tmp_path, "mnist"))
+    assert len(d.train_x) > 0
+
+
+def test_augment_batch_is_seeded_and_moves_pixels():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    a = augment_batch(x, torch.Generator().manual_seed(0))
+    b = augment_batch(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b)
+    outs = [augment_batch(x, torch.Generator().manual_seed(s)) for s in range(1, 6)]
+    assert any(not torch.equal(o, a) for o in outs)
+    assert any(not torch.equal(o, x) for o in outs)
+
+
+def test_augment_batch_crop_and_flip_geometry():
+    x = torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8).repeat(64, 1, 1, 1)
+    out = augment_batch(x, torch.Generator().manual_seed(3))
+    for img in out[:, 0]:
+        nz = img[img > 0]
+        # every output is a shifted (and maybe mirrored) window of the same image: values come from the source
+        assert set(nz.tolist()) <= set(range(64))
+    flipped = (out[:, 0, 4, 1:] - out[:, 0, 4, :-1] < 0).any(dim=1) & (out[:, 0, 4] > 0).sum(dim=1).gt(2)
+    assert flipped.any() and (~flipped).any()  # some mirrored, some not
+
+
+def test_unknown_dataset_suggests_closest():
+    with pytest.raises(UnknownNameError, match="Did you mean 'fashion_mnist'"):
+        dataset_spec("fashionmnist")
