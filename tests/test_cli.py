@@ -113,3 +113,14 @@ def test_bad_inputs_are_usage_errors_without_traceback(args, msg):
     assert msg in " ".join(res.output.split()), res.output
     assert "Traceback" not in res.output
     assert not Path("runs").exists()
+
+
+@pytest.mark.slow
+def test_default_sweep_end_to_end():
+    """`bnablate sweep` with no arguments: the placement preset on digits, every run finishes and learns."""
+    res = invoke("sweep")
+    assert res.exit_code == 0, res.output
+    runs = pd.read_csv("runs/placement/runs.csv")
+    assert len(runs) == 24 and (runs["status"] == "ok").all()
+    assert runs["variant"].nunique() == 8 and set(runs["seed"]) == {0, 1, 2}
+    assert (runs.groupby("variant")["final_test_acc"].mean() > 0.9).all()

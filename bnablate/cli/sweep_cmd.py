@@ -95,6 +95,10 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
     dirs = ", ".join(str(d) for d in plan.out_dirs)
     console.print(f"sweep: {len(plan.jobs)} runs → {dirs}" +
                   (f"; {done} already completed there, skipping them (delete the records to retrain)" if done else ""))
+    launcher = next((o.split("=", 1)[1] for o in overrides if o.startswith("hydra/launcher=")), "basic")
+    if launcher != "basic":
+        console.print(f"launcher {launcher}: runs execute in its worker processes, so per-run progress is not shown "
+                      "here; each run's record appears in records/ as it ends, and the summary follows.")
     reporter = ProgressReporter(len(plan.jobs))
     set_reporter(reporter)
     try:
