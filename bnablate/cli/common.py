@@ -63,7 +63,7 @@ def explain(e: BaseException, overrides: List[str]) -> str:
                 keys = []
             close = difflib.get_close_matches(bad, keys, n=1, cutoff=0.6)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            return f"Unknown config key '{bad}'.{hint} `bnablate run --help` and conf/config.yaml list the keys."
+            return f"Unknown config key '{bad}'.{hint} `bnablate run --show-config` prints every key."
         cause = e.__cause__ or e.__context__
         if isinstance(cause, OmegaConfBaseException):
             return _omegaconf_message(cause)

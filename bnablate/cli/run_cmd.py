@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Dict, List, Optional
 
 import typer
+from omegaconf import OmegaConf
 
 from ..sweep import Reporter, execute_run
 from ..variants import variant_label
@@ -26,21 +27,26 @@ class _EpochPrinter(Reporter):
     def run_started(self, cfg, key: str) -> None:
         console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {variant_label(cfg.variant)}, "
                       f"seed {cfg.seed} → {cfg.out_dir}")
-        console.print(HEADER, highlight=False)
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
+        if row["epoch"] == 1:  # the header waits for data and model to load without error
+            console.print(HEADER, highlight=False)
         console.print(format_epoch(row), highlight=False)
 
 
 def run_cmd(
     overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help="Train again even if this run's record is already there.")] = False,
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train one configuration and print its per-epoch metrics (default output folder: runs/run)."""
     overrides = list(overrides or [])
     if not any(o.split("=", 1)[0].lstrip("+") == "out_dir" for o in overrides):
         overrides.insert(0, "out_dir=runs/run")
     cfg = compose_or_fail(overrides)
+    if show_config:
+        console.print(OmegaConf.to_yaml(cfg, resolve=True), highlight=False, end="")
+        return
     try:
         rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True)
     except (ConfigError, DataError) as e:

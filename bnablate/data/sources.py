@@ -45,7 +45,7 @@ def _missing_message(name: str, root: Path, folder: str, files: List[str], tried
 
 
 def _load_torchvision(cls, name: str, folder: str, files: List[str], cfg):
-    root = Path(os.path.expanduser(str(cfg.root)))
+    root = Path(os.path.expanduser(str(cfg.root))).absolute()
     present = all((root / folder / f).is_file() for f in files)
     if not present:
         if not cfg.download:
@@ -53,7 +53,8 @@ def _load_torchvision(cls, name: str, folder: str, files: List[str], cfg):
         try:
             return cls(str(root), train=True, download=True), cls(str(root), train=False, download=True)
         except Exception as e:  # noqa: BLE001  (offline: URLError, RuntimeError, ...)
-            raise DataError(_missing_message(name, root, folder, files, True) + f" ({type(e).__name__}: {e})") from None
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise DataError(_missing_message(name, root, folder, files, True) + f" ({type(e).__name__}: {detail})") from None
     try:
         return cls(str(root), train=True), cls(str(root), train=False)
     except DataError:
