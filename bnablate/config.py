@@ -29,6 +29,7 @@ class DatasetConfig:
     split_seed: int = 0  # fixed across runs so every run validates on the same images
     augment: bool = False  # random crop (pad 4) + horizontal flip on tensors, per batch
     train_subset: Optional[int] = None  # keep only this many training images (seeded), for quick studies
+    target_acc: float = 0.9  # validation accuracy for the report's time-to-target (does not change training)
 
 
 @dataclass
@@ -121,7 +122,7 @@ register_configs()
 
 # Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
 NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "dataset.root", "dataset.cache_dir", "dataset.download",
-                   "dataset.verify", "variant.description", "train.eval_batch_size")
+                   "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size")
 
 
 def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:

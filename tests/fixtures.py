@@ -47,3 +47,23 @@ def write_cifar10(root: Path, per_batch: int = 10, n_test: int = 10, seed: int =
         pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": per_batch,
                      "num_vis": 3072}, f)
     return folder
+
+
+def make_record(overrides, status="ok", val_accs=(0.5, 0.7), test_acc=None, epoch_time=0.5, steps_per_epoch=10):
+    """A run record as execute_run writes it, with chosen per-epoch validation accuracies (test = val - 0.01 unless
+    test_acc is given for the last epoch)."""
+    from bnablate.config import compose_config, to_plain
+    from bnablate.results import run_key
+
+    plain = to_plain(compose_config(list(overrides)))
+    metrics = []
+    for i, a in enumerate(val_accs):
+        last = i == len(val_accs) - 1
+        metrics.append({"epoch": i + 1, "train_loss": 1.0 / (i + 1), "train_acc": a, "val_loss": 1.0, "val_acc": a,
+                        "test_loss": 1.0, "test_acc": test_acc if (last and test_acc is not None) else a - 0.01,
+                        "lr": 1e-3, "steps": steps_per_epoch * (i + 1), "epoch_time_s": epoch_time,
+                        "samples_per_s": 100.0})
+    return {"run_key": run_key(plain), "status": status, "error": "boom" if status == "failed" else None,
+            "config": plain, "metrics": [] if status == "failed" else metrics, "n_params": 123,
+            "wall_time_s": 1.0, "started_at": "2026-01-01T00:00:00+00:00",
+            "finished_at": "2026-01-01T00:00:01+00:00", "provenance": {"device": "cpu"}}

@@ -6,6 +6,7 @@ import typer
 
 from .inspect_cmd import inspect_cmd
 from .list_cmd import list_cmd
+from .report_cmd import report_cmd
 from .run_cmd import run_cmd
 from .sweep_cmd import sweep_cmd
 
@@ -17,6 +18,7 @@ app.command("list")(list_cmd)
 app.command("inspect")(inspect_cmd)
 app.command("run")(run_cmd)
 app.command("sweep")(sweep_cmd)
+app.command("report")(report_cmd)
 
 
 def main() -> None:

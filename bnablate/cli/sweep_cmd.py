@@ -9,15 +9,16 @@ import typer
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..data import DataError, load_data
 from ..registry import UnknownNameError
-from ..results import rebuild_tables, variant_summary
+from ..report import make_report
+from ..results import rebuild_tables
 from ..sweep import Reporter, launch_multirun, plan_sweep, set_reporter
 from ..train import ConfigError, validate_config
 from ..variants import variant_label
 from .common import console, explain, fail
+from .report_cmd import print_report
 
 SWEEP_HELP = ("Hydra overrides and sweeps: sweep=NAME picks a preset from conf/sweep; variant=a,b seed=range(5) "
               "builds a grid (the command line wins over the preset per key); hydra/launcher=joblib runs jobs in "
@@ -69,17 +70,6 @@ def _validator():
     return validate
 
 
-def summary_table(runs, keys: List[str]) -> Table:
-    table = Table(title="final test accuracy per variant (mean ± std over seeds)", title_justify="left")
-    for col in ("dataset", "model", "variant", "seeds", "test acc", "diverged", "failed"):
-        table.add_column(col, justify="right" if col not in ("dataset", "model", "variant") else "left")
-    subset = runs[runs["run_key"].isin(keys)] if not runs.empty else runs
-    for _, r in variant_summary(subset).iterrows():
-        acc = "—" if r["n"] == 0 else (f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["n"] > 1 else ""))
-        table.add_row(r["dataset"], r["model"], r["variant"], str(r["n"]), acc, str(r["diverged"]), str(r["failed"]))
-    return table
-
-
 def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP)] = None) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
     overrides = list(overrides or [])
@@ -113,7 +103,10 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
     failed = []
     for out_dir in plan.out_dirs:
         _, runs = rebuild_tables(Path(out_dir))
-        console.print(summary_table(runs, plan.keys))
+        try:
+            print_report(*make_report([Path(out_dir)]))
+        except Exception as e:  # noqa: BLE001  (a report problem must not cost the sweep's results)
+            console.print(f"[yellow]report skipped[/yellow]: {type(e).__name__}: {e}; the tables are complete.")
         console.print(f"tables: {out_dir}/results.csv (run × epoch), {out_dir}/runs.csv (one row per run)")
         if not runs.empty:
             failed += runs[runs["run_key"].isin(plan.keys) & (runs["status"] == "failed")].to_dict("records")

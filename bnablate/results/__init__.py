@@ -1,7 +1,7 @@
 """Run records and the tidy tables rebuilt from them."""
 
 from .records import finished, load_records, provenance, run_key, write_record
-from .tables import build_tables, rebuild_tables, variant_summary
+from .tables import build_tables, rebuild_tables
 
-__all__ = ["build_tables", "finished", "load_records", "provenance", "rebuild_tables", "run_key", "variant_summary",
+__all__ = ["build_tables", "finished", "load_records", "provenance", "rebuild_tables", "run_key",
            "write_record"]

@@ -97,17 +97,3 @@ def rebuild_tables(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     atomic_write_text(Path(out_dir) / "results.csv", _csv(results))
     atomic_write_text(Path(out_dir) / "runs.csv", _csv(runs))
     return results, runs
-
-
-def variant_summary(runs: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
-    """Mean ± std of a metric per (dataset, model, variant) over finished runs, with seed and divergence counts."""
-    if runs.empty:
-        return pd.DataFrame(columns=["dataset", "model", "variant", "n", "diverged", "failed", "mean", "std"])
-    keys = ["dataset", "model", "variant"]
-    ok = runs[runs["status"] == "ok"]
-    agg = ok.groupby(keys, sort=False)[metric].agg(n="count", mean="mean", std="std")
-    counts = runs.groupby(keys, sort=False)["status"].agg(
-        diverged=lambda s: int((s == "diverged").sum()), failed=lambda s: int((s == "failed").sum()))
-    table = counts.join(agg, how="left").reset_index()
-    table["n"] = table["n"].fillna(0).astype(int)
-    return table.sort_values("mean", ascending=False, na_position="last").reset_index(drop=True)

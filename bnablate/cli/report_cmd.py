@@ -1,0 +1,56 @@
+"""`bnablate report`: statistics across seeds, baseline comparisons, tables and figures for one or more run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from ..report import FORMATS, make_report, rich_table
+from ..report.summary import Report
+from .common import console, fail
+
+
+def print_report(report: Report, written: List[Path]) -> None:
+    console.print(rich_table(report))
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    if written:
+        folder = written[0].parent
+        console.print(f"report: {folder}/ ({', '.join(sorted({p.name for p in written}))})", highlight=False)
+
+
+def report_cmd(
+    runs_dirs: Annotated[List[Path], typer.Argument(help="Run folders (e.g. runs/placement); several are merged.")],
+    metric: Annotated[str, typer.Option(help="Metric to rank, test and plot (a runs.csv column).")] = "final_test_acc",
+    baseline: Annotated[str, typer.Option(help="Variant every other variant is compared with.")] = "no_bn",
+    target: Annotated[Optional[float], typer.Option(
+        help="Validation accuracy for time-to-target (default: each dataset's dataset.target_acc).")] = None,
+    by: Annotated[Optional[str], typer.Option(
+        help="Comma-separated grouping columns (default: dataset, model, variant + every factor that varies).")] = None,
+    format: Annotated[str, typer.Option(
+        "--format", help=f"Comma-separated outputs from {', '.join(FORMATS)} (png = figures as PNG and PDF).")] = ",".join(FORMATS),
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: FIRST_RUNS_DIR/report).")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level for the verdicts (Holm-corrected).")] = 0.05,
+) -> None:
+    """Group runs by the factors that vary, report mean ± 95% CI per group, compare with a baseline (paired t-test by
+    seed when every seed is on both sides, Welch otherwise; Holm-corrected), and write summary.csv/.md/.tex + figures."""
+    for d in runs_dirs:
+        if not (d / "records").is_dir():
+            fail(f"{d} holds no run records ({d}/records/*.json); give a folder written by `bnablate sweep` or `run`.")
+    formats = [f.strip() for f in format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        fail(f"Unknown --format {', '.join(bad)}. Choose from: {', '.join(FORMATS)}.")
+    if not 0 < alpha < 1:
+        fail(f"--alpha must be in (0, 1), got {alpha}.")
+    try:
+        report, written = make_report(runs_dirs, out=out, metric=metric, baseline=baseline, target=target,
+                                      by=[c.strip() for c in by.split(",")] if by else None, formats=formats,
+                                      alpha=alpha)
+    except ValueError as e:
+        fail(str(e))
+    if report.summary.empty:
+        fail(f"No runs in {', '.join(map(str, runs_dirs))}.")
+    print_report(report, written)

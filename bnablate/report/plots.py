@@ -1,0 +1,126 @@
+"""Report figures (PNG and PDF): learning curves with CI bands, final metric with CI bars, time-to-target bars."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from .summary import Report  # noqa: E402
+
+FIGURES = ("learning_curves", "final_metric", "time_to_target")
+
+
+def _contexts(frame: pd.DataFrame, by: List[str]) -> List[Tuple[str, pd.DataFrame]]:
+    cols = [c for c in by if c != "variant"]
+    if not cols:
+        return [("all runs", frame)]
+    keys = frame[cols].astype(str).agg(" · ".join, axis=1)
+    return [(k, frame[keys == k]) for k in dict.fromkeys(keys)]
+
+
+def _colors(labels) -> Dict[str, tuple]:
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {lab: cmap(i % cmap.N) for i, lab in enumerate(sorted(labels))}
+
+
+def _band(values: np.ndarray) -> Tuple[float, float, float]:
+    """Mean and 95% t-interval of one epoch's values across seeds (no band for one seed)."""
+    v = values[np.isfinite(values)]
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    if len(v) < 2 or v.std() == 0:
+        return float(v.mean()), float(v.mean()), float(v.mean())
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def _save(fig, out_dir: Path, name: str) -> List[Path]:
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    plt.close(fig)
+    return paths
+
+
+def learning_curves(results: pd.DataFrame, report: Report, out_dir: Path) -> List[Path]:
+    ok = results[results["status"] == "ok"]
+    contexts = _contexts(ok, report.by)
+    colors = _colors(ok["variant"].unique())
+    panels = [("epoch", "val_acc"), ("epoch", "train_loss"), ("steps", "val_acc"), ("steps", "train_loss")]
+    fig, axes = plt.subplots(len(contexts), 4, figsize=(18, 3.6 * len(contexts)), squeeze=False)
+    for row, (name, frame) in zip(axes, contexts):
+        for variant, g in frame.groupby("variant", sort=True):
+            per_epoch = g.groupby("epoch")
+            epochs = sorted(per_epoch.groups)
+            steps = [float(per_epoch.get_group(e)["steps"].mean()) for e in epochs]
+            for ax, (xkey, ykey) in zip(row, panels):
+                band = np.array([_band(per_epoch.get_group(e)[ykey].to_numpy(float)) for e in epochs])
+                if ykey.endswith("acc"):
+                    band[:, 1:] = band[:, 1:].clip(0.0, 1.0)  # a t-interval can overshoot [0, 1]; accuracy cannot
+                x = epochs if xkey == "epoch" else steps
+                ax.plot(x, band[:, 0], color=colors[variant], label=variant, lw=1.6)
+                ax.fill_between(x, band[:, 1], band[:, 2], color=colors[variant], alpha=0.18, lw=0)
+        for ax, (xkey, ykey) in zip(row, panels):
+            ax.set_xlabel("epoch" if xkey == "epoch" else "optimizer steps")
+            ax.set_ylabel(ykey.replace("_", " "))
+            ax.set_title(name, fontsize=9)
+            ax.grid(alpha=0.3)
+            if ykey == "train_loss":
+                ax.set_yscale("log")
+        row[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("learning curves: mean over seeds with 95% CI band", y=1.0)
+    fig.tight_layout()
+    return _save(fig, out_dir, "learning_curves")
+
+
+def final_metric(report: Report, out_dir: Path) -> List[Path]:
+    m, k = report.metric, (100.0 if "acc" in report.metric else 1.0)
+    contexts = _contexts(report.summary, report.by)
+    colors = _colors(report.summary["variant"].astype(str).unique())
+    fig, axes = plt.subplots(1, len(contexts), figsize=(6 * len(contexts), 0.5 + 0.45 * len(report.summary)),
+                             squeeze=False)
+    for ax, (name, s) in zip(axes[0], contexts):
+        s = s.sort_values(f"{m}_mean", kind="stable")
+        y = np.arange(len(s))
+        mean = k * s[f"{m}_mean"].to_numpy(float)
+        lo, hi = k * s[f"{m}_ci_low"].to_numpy(float), k * s[f"{m}_ci_high"].to_numpy(float)
+        err = np.where(np.isfinite(lo), np.vstack([mean - lo, hi - mean]), 0.0)
+        ax.errorbar(mean, y, xerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
+        ax.scatter(mean, y, c=[colors[str(v)] for v in s["variant"]], zorder=3, s=40)
+        ax.set_yticks(y, [f"{v} (n={n})" for v, n in zip(s["variant"], s["n_seeds"])], fontsize=8)
+        ax.set_xlabel(m.replace("_", " ") + (" (%)" if k == 100 else "") + ", mean ± 95% CI")
+        ax.set_title(name, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out_dir, "final_metric")
+
+
+def time_to_target(report: Report, out_dir: Path) -> List[Path]:
+    contexts = _contexts(report.summary, report.by)
+    fig, axes = plt.subplots(1, len(contexts), figsize=(6 * len(contexts), 0.5 + 0.45 * len(report.summary)),
+                             squeeze=False)
+    for ax, (name, s) in zip(axes[0], contexts):
+        s = s.sort_values("variant", kind="stable")
+        y = np.arange(len(s))
+        steps = s["steps_to_target_mean"].to_numpy(float)
+        ax.barh(y, np.nan_to_num(steps), color="tab:blue", alpha=0.7)
+        top = np.nanmax(steps) if np.isfinite(steps).any() else 1.0
+        for yi, st, reached in zip(y, steps, s["reached"]):
+            ax.text((st if math.isfinite(st) else 0) + 0.01 * top, yi, "not reached" if not math.isfinite(st)
+                    else f"{st:,.0f} ({reached})", va="center", fontsize=7)
+        ax.set_yticks(y, s["variant"].astype(str).tolist(), fontsize=8)
+        target = s["target"].iloc[0] if len(s) else math.nan
+        ax.set_xlabel(f"optimizer steps until val acc ≥ {target:.3g} (mean over runs that reached it)")
+        ax.set_title(name, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out_dir, "time_to_target")
