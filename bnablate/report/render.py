@@ -129,10 +129,14 @@ def rich_table(report: Report) -> Table:
     d = display_frame(report)
     keep = list(report.by) + ["seeds", d.columns[len(report.by) + 1], f"Δ vs {report.baseline} [95% CI]",
                               "p (Holm)", "reached", "verdict"]
-    t = Table(title=f"{report.metric} by {', '.join(report.by)} (95% CI over seeds; baseline {report.baseline})",
+    unit = " (%)" if "acc" in report.metric else ""
+    t = Table(title=f"{report.metric}{unit} by {', '.join(report.by)}: mean ± 95% CI half-width over seeds; "
+                    f"baseline {report.baseline}, Holm-corrected p",
               title_justify="left")
     for c in keep:
-        t.add_column(c, justify="left" if c in report.by or c == "verdict" else "right")
+        header = "mean ± CI" if c.endswith("± 95% CI") else c  # the title names the metric and the CI level
+        t.add_column(header, justify="left" if c in report.by or c == "verdict" else "right",
+                     no_wrap=c not in ("verdict",))
     for _, r in d[keep].iterrows():
         t.add_row(*[str(v) for v in r])
     return t
