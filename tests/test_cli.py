@@ -59,7 +59,8 @@ def test_sweep_end_to_end_on_digits_then_resume():
     args = ["sweep", *SMALL, "variant=no_bn,bn_pre_act", "seed=range(2)", "out_dir=runs/t"]
     res = invoke(*args)
     assert res.exit_code == 0, res.output
-    assert "sweep: 4 runs" in res.output and "final_test_acc by dataset, model, variant" in res.output
+    assert "sweep: 4 runs" in res.output and "final_test_acc (%) by dataset, model, variant" in res.output
+    assert Path("runs/t/report/summary.md").is_file()
     runs = pd.read_csv("runs/t/runs.csv")
     assert len(runs) == 4 and set(runs["variant"]) == {"no_bn", "bn_pre_act"} and set(runs["seed"]) == {0, 1}
     assert (runs["dataset"] == "digits").all() and (runs["status"] == "ok").all()
