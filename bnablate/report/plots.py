@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -43,6 +44,12 @@ def _band(values: np.ndarray) -> Tuple[float, float, float]:
     return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
 
 
+def _row_of_panels(contexts: List[Tuple[str, pd.DataFrame]]):
+    """One panel per context, tall enough for its longest list of variants."""
+    rows = max(len(frame) for _, frame in contexts)
+    return plt.subplots(1, len(contexts), figsize=(6 * len(contexts), 1.2 + 0.45 * rows), squeeze=False)
+
+
 def _save(fig, out_dir: Path, name: str) -> List[Path]:
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=120, bbox_inches="tight", metadata={"Software": None})
@@ -71,6 +78,7 @@ def learning_curves(results: pd.DataFrame, report: Report, out_dir: Path) -> Lis
                 ax.fill_between(x, band[:, 1], band[:, 2], color=colors[variant], alpha=0.18, lw=0)
         for ax, (xkey, ykey) in zip(row, panels):
             ax.set_xlabel("epoch" if xkey == "epoch" else "optimizer steps")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(ykey.replace("_", " "))
             ax.set_title(name, fontsize=9)
             ax.grid(alpha=0.3)
@@ -86,8 +94,7 @@ def final_metric(report: Report, out_dir: Path) -> List[Path]:
     m, k = report.metric, (100.0 if "acc" in report.metric else 1.0)
     contexts = _contexts(report.summary, report.by)
     colors = _colors(report.summary["variant"].astype(str).unique())
-    fig, axes = plt.subplots(1, len(contexts), figsize=(6 * len(contexts), 0.5 + 0.45 * len(report.summary)),
-                             squeeze=False)
+    fig, axes = _row_of_panels(contexts)
     for ax, (name, s) in zip(axes[0], contexts):
         s = s.sort_values(f"{m}_mean", kind="stable")
         y = np.arange(len(s))
@@ -106,8 +113,7 @@ def final_metric(report: Report, out_dir: Path) -> List[Path]:
 
 def time_to_target(report: Report, out_dir: Path) -> List[Path]:
     contexts = _contexts(report.summary, report.by)
-    fig, axes = plt.subplots(1, len(contexts), figsize=(6 * len(contexts), 0.5 + 0.45 * len(report.summary)),
-                             squeeze=False)
+    fig, axes = _row_of_panels(contexts)
     for ax, (name, s) in zip(axes[0], contexts):
         s = s.sort_values("variant", kind="stable")
         y = np.arange(len(s))
