@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Real datasets for manual runs and benchmarks (tests never need them): ../shared/data here, ./data by default.
 DATA_ROOT ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 
-.PHONY: help setup demo test test-full clean
+.PHONY: help setup demo test test-full bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ test: setup ## the test suite (no downloads, no real datasets; under 10 minutes 
 
 test-full: setup ## every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: setup ## samples/s of bnablate vs the tutorial loop, as ratios (needs real data: DATA_ROOT, here ../shared/data)
+	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate bench
 
 clean: ## remove runs/, build outputs and caches (keeps .venv)
 	rm -rf runs build dist .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .bench_cmd import bench_cmd
 from .inspect_cmd import inspect_cmd
 from .list_cmd import list_cmd
 from .report_cmd import report_cmd
@@ -19,6 +20,7 @@ app.command("inspect")(inspect_cmd)
 app.command("run")(run_cmd)
 app.command("sweep")(sweep_cmd)
 app.command("report")(report_cmd)
+app.command("bench")(bench_cmd)
 
 
 def main() -> None:

@@ -22,13 +22,15 @@ def batch_indices(n: int, batch_size: int, g: torch.Generator) -> List[Tensor]:
 
 
 def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batch_size: int,
-                    g_batches: torch.Generator, g_augment: Optional[torch.Generator] = None) -> Dict[str, float]:
-    """Train over (x (N,C,H,W), y (N,)) once. Losses are summed on the device and read once at the end."""
+                    g_batches: torch.Generator, g_augment: Optional[torch.Generator] = None,
+                    max_steps: Optional[int] = None) -> Dict[str, float]:
+    """Train over (x (N,C,H,W), y (N,)) once (or for max_steps batches, as benchmarks do). Losses are summed on the
+    device and read once at the end: no host/device synchronisation inside the step loop."""
     model.train()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
-    steps = 0
-    for idx in batch_indices(len(x), batch_size, g_batches):
+    steps, seen = 0, 0
+    for idx in batch_indices(len(x), batch_size, g_batches)[:max_steps]:
         idx = idx.to(x.device, non_blocking=True)
         xb, yb = x[idx], y[idx]
         if g_augment is not None:
@@ -41,7 +43,8 @@ def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: 
         loss_sum += loss.detach() * len(idx)
         correct += (out.detach().argmax(1) == yb).sum()
         steps += 1
-    n = len(x)
+        seen += len(idx)
+    n = max(seen, 1)
     return {"train_loss": float(loss_sum) / n, "train_acc": float(correct) / n, "steps": steps}
 
 

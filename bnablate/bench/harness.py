@@ -1,0 +1,121 @@
+"""`bnablate bench`: the tutorial loop and bnablate's trainer on the same model, batch size and step count,
+interleaved in one process; samples/s per repetition and the ratio's median, min and max."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import pandas as pd
+import torch
+
+from ..config import compose_config
+from ..data import dataset_spec, load_data
+from ..models import build_model
+from ..results.records import atomic_write_text
+from ..seeding import generator
+from ..train import resolve_device, train_one_epoch
+from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    model: str
+    dataset: str
+    batch_size: int
+    variant: str = "bn_pre_act"
+
+
+CASES: List[Case] = [
+    Case("lenet-fmnist-b16", "lenet", "fashion_mnist", 16),
+    Case("lenet-fmnist-b128", "lenet", "fashion_mnist", 128),
+    Case("mlp-cifar10-b10", "mlp", "cifar10", 10),
+    Case("mlp-cifar10-b128", "mlp", "cifar10", 128),
+    Case("cnn-cifar10-b128", "cnn", "cifar10", 128),
+]
+
+
+def case_config(case: Case, overrides: Sequence[str] = ()):
+    return compose_config([f"model={case.model}", f"dataset={case.dataset}", f"variant={case.variant}",
+                           f"train.batch_size={case.batch_size}", *overrides])
+
+
+def _timed(fn: Callable[[], None], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.device,
+             overrides: Sequence[str] = ()) -> List[Dict]:
+    """Measure both implementations `reps` times, alternating which goes first; warm-up steps are not timed."""
+    cfg = case_config(case, overrides)
+    spec = dataset_spec(case.dataset)
+    steps = max(5, samples // case.batch_size)
+    data = load_data(cfg.dataset).to(device)
+    tut_batches = tutorial_batches(tutorial_dataset(cfg.dataset), case.batch_size)
+
+    def fresh():
+        model = build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=0).to(device)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def tutorial():
+        model, opt = fresh()
+        tutorial_steps(model, opt, tut_batches, warmup, device)
+        return _timed(lambda: tutorial_steps(model, opt, tut_batches, steps, device), device)
+
+    def bnablate():
+        model, opt = fresh()
+        g = generator(0, "bench")
+        train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g, max_steps=warmup)
+        return _timed(lambda: train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g,
+                                              max_steps=steps), device)
+
+    rows = []
+    for rep in range(reps):
+        order = [("tutorial", tutorial), ("bnablate", bnablate)]
+        for impl, fn in (order if rep % 2 == 0 else order[::-1]):
+            seconds = fn()
+            rows.append({**asdict(case), "impl": impl, "rep": rep, "steps": steps, "seconds": seconds,
+                         "samples_per_s": steps * case.batch_size / seconds, "device": str(device)})
+    return rows
+
+
+def summarize(rows: List[Dict]) -> pd.DataFrame:
+    """Per case: median samples/s of each implementation and the per-repetition ratio's median, min and max."""
+    df = pd.DataFrame(rows)
+    out = []
+    for name, g in df.groupby("name", sort=False):
+        tut = g[g["impl"] == "tutorial"].set_index("rep")["samples_per_s"]
+        ours = g[g["impl"] == "bnablate"].set_index("rep")["samples_per_s"]
+        ratios = (ours / tut).dropna().tolist()
+        out.append({"case": name, "tutorial_samples_per_s": statistics.median(tut),
+                    "bnablate_samples_per_s": statistics.median(ours), "ratio_median": statistics.median(ratios),
+                    "ratio_min": min(ratios), "ratio_max": max(ratios), "reps": len(ratios)})
+    return pd.DataFrame(out)
+
+
+def run_bench(cases: Sequence[Case], reps: int = 3, samples: int = 12_800, warmup: int = 10, device: str = "auto",
+              out: Optional[Path] = None, overrides: Sequence[str] = (),
+              on_case: Optional[Callable[[Case], None]] = None) -> pd.DataFrame:
+    """Run every case; write bench.csv (one row per case × implementation × repetition) and summary.csv."""
+    dev = resolve_device(device)
+    rows: List[Dict] = []
+    for case in cases:
+        if on_case:
+            on_case(case)
+        rows += run_case(case, reps, samples, warmup, dev, overrides)
+        if out is not None:  # written as each case ends, so an interrupted bench keeps what it measured
+            atomic_write_text(Path(out) / "bench.csv", pd.DataFrame(rows).to_csv(index=False))
+    summary = summarize(rows)
+    if out is not None:
+        atomic_write_text(Path(out) / "summary.csv", summary.to_csv(index=False))
+    return summary

@@ -1,0 +1,56 @@
+"""`bnablate bench`: samples/s of bnablate's trainer vs the tutorial-style loop, as ratios measured in one run."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from ..bench import CASES, run_bench
+from ..data import DataError
+from ..results.records import provenance
+from ..train import ConfigError
+from .common import console, fail
+
+
+def bench_cmd(
+    cases: Annotated[Optional[str], typer.Option(help=f"Comma-separated cases (default all): "
+                                                      f"{', '.join(c.name for c in CASES)}.")] = None,
+    reps: Annotated[int, typer.Option(help="Repetitions per case (each times both implementations).")] = 3,
+    samples: Annotated[int, typer.Option(help="Training samples per timed measurement.")] = 12_800,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up steps before each measurement.")] = 10,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    out: Annotated[Path, typer.Option(help="Folder for bench.csv (every measurement) and summary.csv.")] = Path("runs/bench"),
+) -> None:
+    """Train the same model, variant (bn_pre_act), batch size and step count with the tutorial loop (torchvision
+    dataset + ToTensor + DataLoader, 2 workers) and with bnablate's trainer, interleaved; print samples/s and ratios.
+    Needs the real datasets: set BNABLATE_DATA_ROOT (here ../shared/data; CIFAR-10 there needs dataset.verify=false,
+    which the bench sets)."""
+    by_name = {c.name: c for c in CASES}
+    chosen = [c.strip() for c in cases.split(",")] if cases else list(by_name)
+    unknown = [c for c in chosen if c not in by_name]
+    if unknown:
+        fail(f"Unknown bench case(s) {', '.join(unknown)}. Choose from: {', '.join(by_name)}.")
+    if reps < 1 or samples < 1 or warmup < 0:
+        fail("--reps and --samples must be ≥ 1 and --warmup ≥ 0.")
+    info = provenance(str(torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")))
+    console.print(f"bnablate bench, {date.today()}: {info.get('gpu') or info['cpu']}, {info['torch_threads']} torch "
+                  f"threads, torch {info['torch']}", highlight=False)
+    try:
+        summary = run_bench([by_name[c] for c in chosen], reps=reps, samples=samples, warmup=warmup, device=device,
+                            out=out, overrides=["dataset.verify=false"],
+                            on_case=lambda c: console.print(f"measuring {c.name} …", highlight=False))
+    except (ConfigError, DataError) as e:
+        fail(str(e))
+    t = Table(title="training samples/s (median over repetitions) and bnablate / tutorial ratio", title_justify="left")
+    for col in ("case", "tutorial", "bnablate", "ratio median", "min", "max"):
+        t.add_column(col, justify="left" if col == "case" else "right")
+    for _, r in summary.iterrows():
+        t.add_row(r["case"], f"{r['tutorial_samples_per_s']:,.0f}", f"{r['bnablate_samples_per_s']:,.0f}",
+                  f"{r['ratio_median']:.2f}×", f"{r['ratio_min']:.2f}×", f"{r['ratio_max']:.2f}×")
+    console.print(t)
+    console.print(f"measurements: {out}/bench.csv, summary: {out}/summary.csv", highlight=False)
