@@ -1,0 +1,173 @@
+"""Packed training: K runs that share an architecture (the seeds of one variant) in one vmapped forward/backward.
+
+Each run keeps its own paired init, batch order, augmentation stream, BN running statistics (stacked buffers updated in
+place under vmap), optimizer state and metrics. One Adam/SGD over the stacked (K, ...) parameters equals K separate
+optimizers, because their updates are elementwise and each run's loss term only reaches its own slice."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ..data import augment_batch, load_data
+from ..models import build_model, count_params
+from ..seeding import generator
+from .loop import batch_indices
+from .optim import OPTIMIZERS, build_scheduler
+from .runner import ConfigError, _check_data, resolve_device, validate_config
+
+
+def pack_key(cfg: DictConfig) -> str:
+    """Runs with equal keys can share a pack: everything but the seed (and where results go) is the same."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for k in ("seed", "out_dir", "sweep"):
+        plain.pop(k, None)
+    return repr(plain)
+
+
+def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
+    """None if these configs can train as one pack, else the reason they cannot."""
+    if len({pack_key(c) for c in cfgs}) > 1:
+        return "packed runs must differ only in their seed"
+    if cfgs[0].variant.dropout != "none":
+        return "dropout masks are drawn per run from separate streams, which vmap cannot reproduce"
+    return None
+
+
+class PackedModel:
+    """K copies of one architecture as stacked parameters/buffers, called with vmap (inputs (K, B, ...))."""
+
+    def __init__(self, models: List[nn.Module]) -> None:
+        self.k = len(models)
+        self.params, self.buffers = stack_module_state(models)  # name → (K, ...) leaf tensors
+        self.base = copy.deepcopy(models[0]).to("meta")  # structure only; every tensor comes from params/buffers
+
+    def __call__(self, x: Tensor, shared_input: bool = False) -> Tensor:
+        def one(p, b, xb):
+            return functional_call(self.base, (p, b), (xb,))
+        return vmap(one, in_dims=(0, 0, None if shared_input else 0))(self.params, self.buffers, x)
+
+    def train(self, mode: bool = True) -> "PackedModel":
+        self.base.train(mode)
+        return self
+
+    def parameters(self) -> List[Tensor]:
+        return list(self.params.values())
+
+
+def _per_run_loss(out: Tensor, y: Tensor) -> Tensor:
+    """(K, B, classes), (K, B) → (K,) mean cross-entropy of each run."""
+    k, b = y.shape
+    return F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none").view(k, b).mean(1)
+
+
+def train_packed_epoch(pm: PackedModel, opt, x: Tensor, y: Tensor, batch_size: int, g_batches: List[torch.Generator],
+                       g_augment: Optional[List[torch.Generator]] = None,
+                       max_steps: Optional[int] = None) -> Dict[str, Any]:
+    """One epoch of K runs; each run draws its own batches. Returns per-run train loss/acc lists and the step count."""
+    pm.train(True)
+    orders = [batch_indices(len(x), batch_size, g)[:max_steps] for g in g_batches]
+    loss_sum = torch.zeros(pm.k, device=x.device)
+    correct = torch.zeros(pm.k, device=x.device, dtype=torch.long)
+    seen = 0
+    for step in range(len(orders[0])):
+        idx = torch.stack([o[step] for o in orders]).to(x.device)  # (K, B): same size for every run
+        xb, yb = x[idx], y[idx]  # (K, B, C, H, W), (K, B)
+        if g_augment is not None:
+            xb = torch.stack([augment_batch(xb[i], g) for i, g in enumerate(g_augment)])
+        out = pm(xb)
+        losses = _per_run_loss(out, yb)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()  # run i's term only reaches run i's parameter slice
+        opt.step()
+        loss_sum += losses.detach() * idx.shape[1]
+        correct += (out.detach().argmax(-1) == yb).sum(1)
+        seen += idx.shape[1]
+    n = max(seen, 1)
+    return {"train_loss": (loss_sum / n).tolist(), "train_acc": (correct.float() / n).tolist(), "steps": len(orders[0])}
+
+
+@torch.no_grad()
+def evaluate_packed(pm: PackedModel, x: Tensor, y: Tensor, batch_size: int = 1024) -> Dict[str, List[float]]:
+    """Per-run mean cross-entropy and accuracy in eval mode (BN running statistics), on shared inputs."""
+    pm.train(False)
+    loss_sum = torch.zeros(pm.k, device=x.device)
+    correct = torch.zeros(pm.k, device=x.device, dtype=torch.long)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        out = pm(xb, shared_input=True)  # (K, b, classes)
+        yk = yb.expand(pm.k, -1)
+        loss_sum += _per_run_loss(out, yk) * len(yb)
+        correct += (out.argmax(-1) == yk).sum(1)
+    n = max(len(x), 1)
+    return {"loss": (loss_sum / n).tolist(), "acc": (correct.float() / n).tolist()}
+
+
+def run_packed(cfgs: Sequence[DictConfig]) -> List[Dict[str, Any]]:
+    """Train len(cfgs) runs that differ only in seed as one pack; returns one result per config, shaped like
+    run_experiment's. Timing is shared: each run is charged pack time / K (its amortized cost)."""
+    reason = packable(cfgs)
+    if reason:
+        raise ConfigError(f"cannot pack these runs: {reason}.")
+    for c in cfgs:
+        validate_config(c)
+    cfg = cfgs[0]
+    device = resolve_device(cfg.device)
+    if int(cfg.threads) > 0:
+        torch.set_num_threads(int(cfg.threads))
+    seeds = [int(c.seed) for c in cfgs]
+    data = load_data(cfg.dataset)
+    _check_data(cfg, data)
+    data = data.to(device)
+    models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s).to(device) for s in seeds]
+    n_params = count_params(models[0])
+    pm = PackedModel(models)
+    opt = _optimizer(pm, cfg)
+    sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
+    g_batches = [generator(s, "batches") for s in seeds]
+    g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
+    metrics: List[List[Dict[str, Any]]] = [[] for _ in seeds]
+    status = ["ok"] * len(seeds)
+    steps = 0
+    for epoch in range(1, int(cfg.train.epochs) + 1):
+        lr = opt.param_groups[0]["lr"]
+        t0 = time.perf_counter()
+        tr = train_packed_epoch(pm, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        per_run_time = (time.perf_counter() - t0) / len(seeds)
+        steps += tr["steps"]
+        val = evaluate_packed(pm, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
+        test = evaluate_packed(pm, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
+        for i in range(len(seeds)):
+            if status[i] != "ok":
+                continue  # a diverged run stopped (its slice keeps computing, touching nobody else's)
+            metrics[i].append({"epoch": epoch, "train_loss": tr["train_loss"][i], "train_acc": tr["train_acc"][i],
+                               "val_loss": val["loss"][i], "val_acc": val["acc"][i], "test_loss": test["loss"][i],
+                               "test_acc": test["acc"][i], "lr": lr, "steps": steps, "epoch_time_s": per_run_time,
+                               "samples_per_s": len(data.train_x) / per_run_time})
+            if not math.isfinite(tr["train_loss"][i]):
+                status[i] = "diverged"
+        if all(s != "ok" for s in status):
+            break
+        if sched is not None:
+            sched.step()
+    return [{"status": status[i], "metrics": metrics[i], "n_params": n_params, "device": str(device),
+             "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x),
+             "pack_size": len(seeds)} for i in range(len(seeds))]
+
+
+def _optimizer(pm: PackedModel, cfg):
+    """The run's optimizer over the stacked parameters (elementwise updates: equal to one optimizer per run)."""
+    return OPTIMIZERS.get(cfg.optim.name)(pm.parameters(), cfg.optim)
+
+
+__all__ = ["PackedModel", "evaluate_packed", "packable", "run_packed", "train_packed_epoch"]
