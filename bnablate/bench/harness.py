@@ -18,6 +18,7 @@ from ..models import build_model
 from ..results.records import atomic_write_text
 from ..seeding import generator
 from ..train import resolve_device, train_one_epoch
+from ..train.packed import PackedModel, train_packed_epoch
 from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
 
 
@@ -28,6 +29,7 @@ class Case:
     dataset: str
     batch_size: int
     variant: str = "bn_pre_act"
+    pack: int = 0  # 0: one ordinary run; K ≥ 1: K seeds packed into one vmapped pass (samples/s summed over runs)
 
 
 CASES: List[Case] = [
@@ -36,6 +38,9 @@ CASES: List[Case] = [
     Case("mlp-cifar10-b10", "mlp", "cifar10", 10),
     Case("mlp-cifar10-b128", "mlp", "cifar10", 128),
     Case("cnn-cifar10-b128", "cnn", "cifar10", 128),
+    Case("lenet-fmnist-b16-packed1", "lenet", "fashion_mnist", 16, pack=1),
+    Case("lenet-fmnist-b16-packed4", "lenet", "fashion_mnist", 16, pack=4),
+    Case("lenet-fmnist-b16-packed8", "lenet", "fashion_mnist", 16, pack=8),
 ]
 
 
@@ -72,7 +77,18 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
         tutorial_steps(model, opt, tut_batches, warmup, device)
         return _timed(lambda: tutorial_steps(model, opt, tut_batches, steps, device), device)
 
+    def packed():
+        pm = PackedModel([build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=s).to(device)
+                          for s in range(case.pack)])
+        opt = torch.optim.Adam(pm.parameters(), lr=1e-3)
+        gs = [generator(s, "bench") for s in range(case.pack)]
+        train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup)
+        return _timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
+                                                 max_steps=steps), device)
+
     def bnablate():
+        if case.pack:
+            return packed()
         model, opt = fresh()
         g = generator(0, "bench")
         train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g, max_steps=warmup)
@@ -84,8 +100,9 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
         order = [("tutorial", tutorial), ("bnablate", bnablate)]
         for impl, fn in (order if rep % 2 == 0 else order[::-1]):
             seconds = fn()
+            runs = case.pack if (impl == "bnablate" and case.pack) else 1  # packed: samples summed over its runs
             rows.append({**asdict(case), "impl": impl, "rep": rep, "steps": steps, "seconds": seconds,
-                         "samples_per_s": steps * case.batch_size / seconds, "device": str(device)})
+                         "samples_per_s": runs * steps * case.batch_size / seconds, "device": str(device)})
     return rows
 
 
