@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from .bench_cmd import bench_cmd
@@ -23,5 +25,10 @@ app.command("report")(report_cmd)
 app.command("bench")(bench_cmd)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"  # users need the message, not the library line that raised it
+
+
 def main() -> None:
+    warnings.formatwarning = _one_line_warning
     app()
