@@ -29,3 +29,33 @@ def test_bench_cli_writes_every_measurement(tmp_path):
 def test_bench_rejects_unknown_case():
     res = CliRunner().invoke(app, ["bench", "--cases", "lenet-fmnst-b16"])
     assert res.exit_code == 2 and "Unknown bench case" in res.output
+
+
+def test_folding_bn_is_exact_and_only_where_bn_follows_an_affine_layer():
+    import torch
+
+    from bnablate.bench.inference import _randomize_bn_stats, fold_bn
+    from bnablate.config import compose_config
+    from bnablate.models import build_model
+
+    g = torch.Generator().manual_seed(0)
+    expected = {"bn_pre_act": (4, 0), "bn_post_act": (0, 4), "bn_post_pool": (0, 4), "no_bn": (0, 0)}
+    for variant, counts in expected.items():
+        cfg = compose_config(["model=lenet", f"variant={variant}"])
+        model = build_model(cfg.model, cfg.variant, (1, 28, 28), 10, seed=0).eval()
+        _randomize_bn_stats(model, g)
+        fused, folded, left = fold_bn(model)
+        assert (folded, left) == counts, variant
+        x = torch.randn(8, 1, 28, 28)
+        with torch.no_grad():
+            torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=0)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d) for m in fused.modules())
+        assert n_bn == counts[1]
+
+
+def test_inference_bench_cli():
+    res = CliRunner().invoke(app, ["bench", "--inference", "--reps", "1", "--min-seconds", "0.001"])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv("runs/bench/inference.csv")
+    assert len(rows) == 2 * 4 * 2 and (rows["max_abs_diff"] < 1e-5).all()
+    assert set(rows[rows["variant"] == "bn_pre_act"]["bn_left"]) == {0}

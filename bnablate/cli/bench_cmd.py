@@ -10,9 +10,12 @@ import torch
 import typer
 from rich.table import Table
 
+import pandas as pd
+
 from ..bench import CASES, run_bench
+from ..bench.inference import inference_bench
 from ..data import DataError
-from ..results.records import provenance
+from ..results.records import atomic_write_text, provenance
 from ..train import ConfigError
 from .common import console, fail
 
@@ -25,11 +28,16 @@ def bench_cmd(
     warmup: Annotated[int, typer.Option(help="Untimed warm-up steps before each measurement.")] = 10,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     out: Annotated[Path, typer.Option(help="Folder for bench.csv (every measurement) and summary.csv.")] = Path("runs/bench"),
+    inference: Annotated[bool, typer.Option("--inference", help="Instead: eval-time cost of BN per variant, unfused "
+                                            "vs folded into the preceding conv/linear (random inputs, no data).")] = False,
+    min_seconds: Annotated[float, typer.Option(help="--inference: seconds each timing loops for.")] = 0.25,
 ) -> None:
     """Train the same model, variant (bn_pre_act), batch size and step count with the tutorial loop (torchvision
     dataset + ToTensor + DataLoader, 2 workers) and with bnablate's trainer, interleaved; print samples/s and ratios.
     Needs the real datasets: set BNABLATE_DATA_ROOT (here ../shared/data; CIFAR-10 there needs dataset.verify=false,
     which the bench sets)."""
+    if inference:
+        return _inference(reps, min_seconds, out)
     by_name = {c.name: c for c in CASES}
     chosen = [c.strip() for c in cases.split(",")] if cases else list(by_name)
     unknown = [c for c in chosen if c not in by_name]
@@ -54,3 +62,25 @@ def bench_cmd(
                   f"{r['ratio_median']:.2f}×", f"{r['ratio_min']:.2f}×", f"{r['ratio_max']:.2f}×")
     console.print(t)
     console.print(f"measurements: {out}/bench.csv, summary: {out}/summary.csv", highlight=False)
+
+
+def _inference(reps: int, min_seconds: float, out: Path) -> None:
+    if reps < 1 or min_seconds <= 0:
+        fail("--reps must be ≥ 1 and --min-seconds > 0.")
+    info = provenance("cpu")
+    console.print(f"bnablate bench --inference, {date.today()}: {info['cpu']}, {info['torch_threads']} torch threads, "
+                  f"torch {info['torch']}", highlight=False)
+    rows = inference_bench(reps=reps, min_seconds=min_seconds)
+    t = Table(title="eval samples/s; BN overhead = time per sample vs the same model without BN (median of paired "
+                    "repetitions)", title_justify="left")
+    for col in ("model", "variant", "batch", "unfused", "BN folded", "BN overhead unfused", "folded", "BNs folded/left",
+                "max |Δ|"):
+        t.add_column(col, justify="left" if col in ("model", "variant") else "right")
+    for r in rows:
+        t.add_row(r["model"], r["variant"], str(r["batch_size"]), f"{r['unfused_samples_per_s']:,.0f}",
+                  f"{r['folded_samples_per_s']:,.0f}", f"{r['unfused_overhead_pct']:+.1f}%",
+                  f"{r['folded_overhead_pct']:+.1f}%", f"{r['bn_folded']}/{r['bn_left']}", f"{r['max_abs_diff']:.1e}")
+    console.print(t)
+    atomic_write_text(out / "inference.csv", pd.DataFrame(rows).to_csv(index=False))
+    console.print(f"measurements: {out}/inference.csv. BN after the activation or pooling (post_act, post_pool) is "
+                  "not folded: it is not an affine map of the conv/linear output.", highlight=False)
