@@ -73,8 +73,8 @@ def _inference(reps: int, min_seconds: float, out: Path) -> None:
     rows = inference_bench(reps=reps, min_seconds=min_seconds)
     t = Table(title="eval samples/s; BN overhead = time per sample vs the same model without BN (median of paired "
                     "repetitions)", title_justify="left")
-    for col in ("model", "variant", "batch", "unfused", "BN folded", "BN overhead unfused", "folded", "BNs folded/left",
-                "max |Δ|"):
+    for col in ("model", "variant", "batch", "samples/s unfused", "samples/s folded", "BN overhead unfused",
+                "BN overhead folded", "BNs folded/left", "max |Δ|"):
         t.add_column(col, justify="left" if col in ("model", "variant") else "right")
     for r in rows:
         t.add_row(r["model"], r["variant"], str(r["batch_size"]), f"{r['unfused_samples_per_s']:,.0f}",
