@@ -103,6 +103,10 @@ class Config:
     seed: int = 0
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    # Sweeps train runs that differ only in seed as packs of up to pack_size in one vmapped pass. auto: on CUDA only
+    # (on a 2-core CPU packing measured no faster; see README), true: always, false: never.
+    pack: str = "auto"
+    pack_size: int = 8
     out_dir: str = "runs/${sweep.name}"
 
 
@@ -121,7 +125,7 @@ def register_configs() -> None:
 register_configs()
 
 # Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
-NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "dataset.root", "dataset.cache_dir", "dataset.download",
+NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "dataset.root", "dataset.cache_dir", "dataset.download",
                    "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size")
 
 

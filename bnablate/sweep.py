@@ -17,14 +17,15 @@ from .config import CONF_DIR, compose_config, to_plain
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.records import now
 from .data import DataError
-from .train import ConfigError, run_experiment
+from .train import ConfigError, resolve_device, run_experiment
+from .train.packed import pack_key, packable, run_packed
 from .variants import variant_label
 
 
 class Reporter:
     """Progress hooks for runs executed in this process (the basic launcher); no-ops by default."""
 
-    def run_started(self, cfg: DictConfig, key: str) -> None: ...
+    def run_started(self, cfg: DictConfig, key: str, pack: int = 1) -> None: ...
 
     def epoch_done(self, row: Dict[str, Any]) -> None: ...
 
@@ -65,15 +66,64 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
     except Exception as e:  # noqa: BLE001  (failures are rows, not crashes)
         result, error = _failed(cfg), f"{type(e).__name__}: {e}"
         result["traceback"] = traceback.format_exc()
-    record = {
-        "run_key": key, "status": result.pop("status"), "error": error, "config": plain,
-        "variant": variant_label(plain["variant"]), "started_at": started, "finished_at": now(),
-        "wall_time_s": time.perf_counter() - t0, **result, "provenance": provenance(result["device"]),
-    }
+    record = _record(plain, key, result, error, started, time.perf_counter() - t0)
     write_record(out_dir, record)
     rebuild_tables(out_dir)
     reporter.run_done(record)
     return record
+
+
+def _record(plain: Dict[str, Any], key: str, result: Dict[str, Any], error: Optional[str], started: str,
+            wall: float) -> Dict[str, Any]:
+    result = dict(result)
+    return {"run_key": key, "status": result.pop("status"), "error": error, "config": plain,
+            "variant": variant_label(plain["variant"]), "started_at": started, "finished_at": now(),
+            "wall_time_s": wall, **result, "provenance": provenance(result["device"])}
+
+
+def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) -> List[Dict[str, Any]]:
+    """Train runs that differ only in seed as one pack and write one record per run (pack_size in each). If the
+    pack cannot train, nothing is written and the error is raised: the caller runs them one by one instead."""
+    reporter = reporter or _reporter
+    plains = [to_plain(c) for c in cfgs]
+    keys = [run_key(p) for p in plains]
+    reporter.run_started(cfgs[0], keys[0], pack=len(cfgs))
+    started, t0 = now(), time.perf_counter()
+    results = run_packed(cfgs, on_epoch=reporter.epoch_done)
+    wall = (time.perf_counter() - t0) / len(cfgs)  # each run is charged its share of the pack's wall time
+    records = [_record(p, k, r, None, started, wall) for p, k, r in zip(plains, keys, results)]
+    out_dir = Path(cfgs[0].out_dir)
+    for rec in records:
+        write_record(out_dir, rec)
+    rebuild_tables(out_dir)
+    for rec in records:
+        reporter.run_done(rec)
+    return records
+
+
+def use_packing(cfg: DictConfig) -> bool:
+    """pack=auto packs on CUDA only; true/false force it. Raises ConfigError on other values."""
+    mode = str(cfg.pack).lower()  # YAML/overrides give a bool for true/false, a str for auto
+    if mode not in ("auto", "true", "false") or int(cfg.pack_size) < 1:
+        raise ConfigError(f"pack must be auto, true or false and pack_size ≥ 1, got pack={cfg.pack}, "
+                          f"pack_size={cfg.pack_size}.")
+    if mode == "auto":
+        return resolve_device(cfg.device).type == "cuda"
+    return mode == "true"
+
+
+def pack_groups(configs: List[DictConfig], keys: List[str]) -> List[List[DictConfig]]:
+    """Unfinished jobs grouped into packs (runs that differ only in seed, no dropout), at most pack_size each;
+    groups of one are left to the launcher."""
+    groups: Dict[str, List[DictConfig]] = {}
+    for cfg, key in zip(configs, keys):
+        if finished(Path(cfg.out_dir), key) is None and use_packing(cfg) and packable([cfg]) is None:
+            groups.setdefault(pack_key(cfg), []).append(cfg)
+    packs = []
+    for members in groups.values():
+        size = max(1, int(members[0].pack_size))
+        packs += [members[i:i + size] for i in range(0, len(members), size)]
+    return [p for p in packs if len(p) > 1]
 
 
 def _failed(cfg: DictConfig) -> Dict[str, Any]:

@@ -125,3 +125,22 @@ def test_default_sweep_end_to_end():
     assert len(runs) == 24 and (runs["status"] == "ok").all()
     assert runs["variant"].nunique() == 8 and set(runs["seed"]) == {0, 1, 2}
     assert (runs.groupby("variant")["final_test_acc"].mean() > 0.9).all()
+
+
+def test_sweep_packs_seeds_when_asked():
+    args = ["sweep", *SMALL, "variant=no_bn,bn_dropout", "seed=range(3)", "pack=true", "out_dir=runs/p"]
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    assert "[6/6]" in res.output and "[7/" not in res.output  # packed runs are counted once
+    runs = pd.read_csv("runs/p/runs.csv")
+    assert len(runs) == 6 and (runs["status"] == "ok").all()
+    # no_bn's three seeds trained as one pack; bn_dropout cannot be packed (dropout) and ran one by one
+    assert set(runs[runs["variant"] == "no_bn"]["pack_size"]) == {3}
+    assert set(runs[runs["variant"] == "bn_dropout"]["pack_size"]) == {1}
+    again = invoke(*args)
+    assert "6 already completed" in again.output
+
+
+def test_pack_value_is_validated():
+    res = runner.invoke(app, ["sweep", "pack=maybe"], terminal_width=200)
+    assert res.exit_code == 2 and "pack must be auto, true or false" in res.output

@@ -24,7 +24,7 @@ def format_epoch(r: Dict[str, Any]) -> str:
 
 
 class _EpochPrinter(Reporter):
-    def run_started(self, cfg, key: str) -> None:
+    def run_started(self, cfg, key: str, pack: int = 1) -> None:
         console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {variant_label(cfg.variant)}, "
                       f"seed {cfg.seed} → {cfg.out_dir}")
 

@@ -14,7 +14,8 @@ from ..data import DataError, load_data
 from ..registry import UnknownNameError
 from ..report import make_report
 from ..results import rebuild_tables
-from ..sweep import Reporter, launch_multirun, plan_sweep, set_reporter
+from ..sweep import (Reporter, execute_pack, launch_multirun, pack_groups, plan_sweep, set_reporter,
+                     use_packing)
 from ..train import ConfigError, validate_config
 from ..variants import variant_label
 from .common import console, explain, fail
@@ -34,15 +35,20 @@ class ProgressReporter(Reporter):
         self.runs = self.progress.add_task("runs", total=total)
         self.epochs = self.progress.add_task("epochs", total=1, visible=False)
         self.done = 0
+        self.seen: set = set()  # run keys already counted (a packed run is later skipped by the launcher)
 
-    def run_started(self, cfg, key: str) -> None:
+    def run_started(self, cfg, key: str, pack: int = 1) -> None:
+        who = f"seed={cfg.seed}" if pack == 1 else f"{pack} seeds packed"
         self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
-                            description=f"  {variant_label(cfg.variant)} seed={cfg.seed}")
+                            description=f"  {variant_label(cfg.variant)} {who}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
         self.progress.advance(self.epochs)
 
     def run_done(self, record: Dict[str, Any]) -> None:
+        if record["run_key"] in self.seen:
+            return
+        self.seen.add(record["run_key"])
         self.done += 1
         self.progress.advance(self.runs)
         cfg, m = record["config"], record.get("metrics") or []
@@ -63,11 +69,21 @@ def _validator():
 
     def validate(cfg) -> None:
         validate_config(cfg)
+        use_packing(cfg)
         key = repr(sorted(cfg.dataset.items()))
         if key not in seen:
             load_data(cfg.dataset)
             seen[key] = None
     return validate
+
+
+def _train_packs(plan) -> None:
+    for pack in pack_groups(plan.configs, plan.keys):
+        try:
+            execute_pack(pack)
+        except Exception as e:  # noqa: BLE001  (the launcher then trains these runs one by one)
+            console.print(f"[yellow]pack of {len(pack)} not trained as a pack[/yellow] ({type(e).__name__}: {e}); "
+                          "running its runs one by one.")
 
 
 def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP)] = None) -> None:
@@ -93,6 +109,8 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
     set_reporter(reporter)
     try:
         with reporter.progress:
+            if launcher == "basic":  # packs train here; the launcher then finds them finished and skips them
+                _train_packs(plan)
             launch_multirun(overrides)
     except KeyboardInterrupt:
         console.print(f"\n[yellow]interrupted[/yellow]: finished runs are kept in {dirs}; the unfinished run was "

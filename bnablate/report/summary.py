@@ -14,7 +14,7 @@ from .stats import compare, holm, mean_ci
 
 # Columns that identify a run but are not factors to group by.
 NOT_FACTORS = {"run_key", "status", "sweep", "seed", "error", "device", "threads", "dataset.download",
-               "dataset.verify", "train.eval_batch_size", "dataset.target_acc"}
+               "dataset.verify", "train.eval_batch_size", "dataset.target_acc", "pack", "pack_size"}
 # Variant axes are summarized by the `variant` label (a preset name or a label built from the axes).
 AXIS_COLUMNS = {"norm", "placement", "dropout", "dropout_p", "bias", "activation", "groups"}
 ALWAYS = ["dataset", "model", "variant"]

@@ -21,7 +21,8 @@ FACTOR_COLUMNS = {
     "schedule": "optim.schedule", "epochs": "train.epochs", "batch_size": "train.batch_size", "seed": "seed",
 }
 # Paths and free text: in the record, not in the tables.
-SKIP_KEYS = {"variant.description", "sweep.description", "dataset.root", "dataset.cache_dir", "out_dir"}
+SKIP_KEYS = {"variant.description", "sweep.description", "dataset.root", "dataset.cache_dir", "out_dir", "pack",
+             "pack_size"}
 
 
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -69,6 +70,7 @@ def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
         out["train_time_s"] = sum(r["epoch_time_s"] for r in m)
         out["mean_samples_per_s"] = sum(r["samples_per_s"] for r in m) / len(m)
     out["wall_time_s"] = rec.get("wall_time_s")
+    out["pack_size"] = rec.get("pack_size", 1)  # >1: trained in a pack; timings are the pack's time / pack_size
     out["device_used"] = (rec.get("provenance") or {}).get("device")
     out["finished_at"] = rec.get("finished_at")
     return out

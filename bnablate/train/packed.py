@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +111,8 @@ def evaluate_packed(pm: PackedModel, x: Tensor, y: Tensor, batch_size: int = 102
     return {"loss": (loss_sum / n).tolist(), "acc": (correct.float() / n).tolist()}
 
 
-def run_packed(cfgs: Sequence[DictConfig]) -> List[Dict[str, Any]]:
+def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None
+               ) -> List[Dict[str, Any]]:
     """Train len(cfgs) runs that differ only in seed as one pack; returns one result per config, shaped like
     run_experiment's. Timing is shared: each run is charged pack time / K (its amortized cost)."""
     reason = packable(cfgs)
@@ -156,6 +157,8 @@ def run_packed(cfgs: Sequence[DictConfig]) -> List[Dict[str, Any]]:
                                "samples_per_s": len(data.train_x) / per_run_time})
             if not math.isfinite(tr["train_loss"][i]):
                 status[i] = "diverged"
+        if on_epoch is not None:
+            on_epoch(metrics[0][-1] if metrics[0] else {"epoch": epoch})
         if all(s != "ok" for s in status):
             break
         if sched is not None:
