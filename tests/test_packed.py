@@ -1,12 +1,16 @@
 """Packed training: K seeds in one vmapped pass give the same numbers as K separate runs, for every norm and placement."""
 
 import pytest
+import torch
 
 from bnablate.config import compose_config
 from bnablate.train import ConfigError, run_experiment
 from bnablate.train.packed import packable, run_packed
 
 BASE = ["dataset=synthetic", "model=cnn", "model.channels=[8,16]", "train.epochs=2", "train.batch_size=32"]
+# Float tolerance for losses: CPU kernels agree to ~1e-6 here; CUDA's vmapped (grouped) convolutions pick other
+# algorithms and summation orders, and SGD with momentum amplifies that to ~2e-4 after two epochs (seen on an H100).
+REL = 1e-3 if torch.cuda.is_available() else 1e-4
 NUMBERS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "steps", "lr")
 
 
@@ -18,7 +22,7 @@ def _assert_same(packed, separate):
     for p, s in zip(packed["metrics"], separate["metrics"]):
         for k in NUMBERS:
             tol = 1.01 / sizes[k] if k in sizes else 1e-5
-            assert p[k] == pytest.approx(s[k], rel=1e-4, abs=tol), k
+            assert p[k] == pytest.approx(s[k], rel=REL, abs=tol), k
 
 
 @pytest.mark.parametrize("norm,placement", [("batch", "pre_act"), ("batch", "post_act"), ("batch", "post_pool"),

@@ -22,7 +22,7 @@ from ..models import build_model, count_params
 from ..seeding import generator
 from .loop import batch_indices
 from .optim import OPTIMIZERS, build_scheduler
-from .runner import ConfigError, _check_data, resolve_device, validate_config
+from .runner import ConfigError, _check_data, configure_device, validate_config
 
 
 def pack_key(cfg: DictConfig) -> str:
@@ -121,9 +121,7 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     for c in cfgs:
         validate_config(c)
     cfg = cfgs[0]
-    device = resolve_device(cfg.device)
-    if int(cfg.threads) > 0:
-        torch.set_num_threads(int(cfg.threads))
+    device = configure_device(cfg)
     seeds = [int(c.seed) for c in cfgs]
     data = load_data(cfg.dataset)
     _check_data(cfg, data)

@@ -33,6 +33,20 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"Unknown device '{name}'; use auto, cpu, cuda or cuda:N.") from None
 
 
+def configure_device(cfg) -> torch.device:
+    """The run's device, with threads set and, on CUDA, full-FP32 deterministic kernels: cuDNN autotuning off and
+    TF32 off (cuDNN convolutions default to TF32, ~1e-3 relative error, which makes runs drift apart)."""
+    device = resolve_device(cfg.device)
+    if int(cfg.threads) > 0:
+        torch.set_num_threads(int(cfg.threads))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return device
+
+
 def validate_config(cfg) -> None:
     """Every check that needs no data: raises ConfigError naming the fix."""
     try:
@@ -68,12 +82,7 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, A
     Every random stream is derived from cfg.seed alone, so variants of one model with one seed share the init of
     every conv/linear layer and see the same batches in the same order (paired comparisons)."""
     validate_config(cfg)
-    device = resolve_device(cfg.device)
-    if int(cfg.threads) > 0:
-        torch.set_num_threads(int(cfg.threads))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    device = configure_device(cfg)
     seed = int(cfg.seed)
     torch.manual_seed(derive_seed(seed, "torch"))  # dropout masks come from the global stream
 
