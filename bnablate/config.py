@@ -84,6 +84,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     eval_batch_size: int = 1024  # evaluation only; does not change results
+    compile: bool = False  # torch.compile the model (execution option: same maths, other kernels; see README)
 
 
 @dataclass
@@ -126,7 +127,8 @@ register_configs()
 
 # Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
 NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "dataset.root", "dataset.cache_dir", "dataset.download",
-                   "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size")
+                   "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size",
+                   "train.compile")
 
 
 def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:

@@ -109,3 +109,9 @@ def test_eval_uses_running_statistics(monkeypatch):
 def test_bad_training_values_rejected(over, msg):
     with pytest.raises(ConfigError, match=msg):
         run_experiment(compose_config(FAST + over))
+
+
+@pytest.mark.slow
+def test_compiled_training_runs_and_learns():
+    res = run_experiment(compose_config(["dataset=digits", "model=mlp", "train.epochs=3", "train.compile=true"]))
+    assert res["status"] == "ok" and res["metrics"][-1]["test_acc"] > 0.8

@@ -91,6 +91,7 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, A
     data = data.to(device)
     model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed).to(device)
     opt = build_optimizer(model, cfg.optim)
+    step_model = torch.compile(model) if cfg.train.compile else model  # shares parameters with `model`
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     g_batches = generator(seed, "batches")
     g_augment = generator(seed, "augment", device=device) if data.augment else None
@@ -100,13 +101,13 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, A
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
         t0 = time.perf_counter()
-        tr = train_one_epoch(model, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment)
+        tr = train_one_epoch(step_model, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment)
         if device.type == "cuda":
             torch.cuda.synchronize()
         epoch_time = time.perf_counter() - t0
         steps += tr["steps"]
-        val = evaluate(model, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
-        test = evaluate(model, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
+        val = evaluate(step_model, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
+        test = evaluate(step_model, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
         row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
                "val_loss": val["loss"], "val_acc": val["acc"], "test_loss": test["loss"], "test_acc": test["acc"],
                "lr": lr, "steps": steps, "epoch_time_s": epoch_time,
