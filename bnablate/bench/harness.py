@@ -4,7 +4,6 @@ interleaved in one process; samples/s per repetition and the ratio's median, min
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -18,6 +17,7 @@ from ..models import build_model
 from ..results.records import atomic_write_text
 from ..seeding import generator
 from ..train import resolve_device, train_one_epoch
+from ..train.loop import timed
 from ..train.packed import PackedModel, train_packed_epoch
 from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
 
@@ -49,16 +49,6 @@ def case_config(case: Case, overrides: Sequence[str] = ()):
                            f"train.batch_size={case.batch_size}", *overrides])
 
 
-def _timed(fn: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0
-
-
 def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.device,
              overrides: Sequence[str] = ()) -> List[Dict]:
     """Measure both implementations `reps` times, alternating which goes first; warm-up steps are not timed."""
@@ -75,7 +65,7 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
     def tutorial():
         model, opt = fresh()
         tutorial_steps(model, opt, tut_batches, warmup, device)
-        return _timed(lambda: tutorial_steps(model, opt, tut_batches, steps, device), device)
+        return timed(lambda: tutorial_steps(model, opt, tut_batches, steps, device), device)[1]
 
     def packed():
         pm = PackedModel([build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=s).to(device)
@@ -83,8 +73,8 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
         opt = torch.optim.Adam(pm.parameters(), lr=1e-3)
         gs = [generator(s, "bench") for s in range(case.pack)]
         train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup)
-        return _timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
-                                                 max_steps=steps), device)
+        return timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
+                                                max_steps=steps), device)[1]
 
     def bnablate():
         if case.pack:
@@ -92,8 +82,8 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
         model, opt = fresh()
         g = generator(0, "bench")
         train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g, max_steps=warmup)
-        return _timed(lambda: train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g,
-                                              max_steps=steps), device)
+        return timed(lambda: train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g,
+                                             max_steps=steps), device)[1]
 
     rows = []
     for rep in range(reps):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+import time
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import augment_batch
+
+T = TypeVar("T")
+
+
+def timed(fn: Callable[[], T], device: torch.device) -> Tuple[T, float]:
+    """(fn(), wall seconds), synchronising CUDA so the queued GPU work falls inside the interval."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
 
 
 def batch_indices(n: int, batch_size: int, g: torch.Generator) -> List[Tensor]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -20,9 +19,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data import augment_batch, load_data
 from ..models import build_model, count_params
 from ..seeding import generator
-from .loop import batch_indices
+from .loop import batch_indices, timed
 from .optim import OPTIMIZERS, build_scheduler
-from .runner import ConfigError, _check_data, configure_device, validate_config
+from .runner import ConfigError, _check_data, configure_device, epoch_row, validate_config
 
 
 def pack_key(cfg: DictConfig) -> str:
@@ -138,21 +137,18 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     steps = 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
-        t0 = time.perf_counter()
-        tr = train_packed_epoch(pm, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        per_run_time = (time.perf_counter() - t0) / len(seeds)
+        tr, pack_time = timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y,
+                                                         int(cfg.train.batch_size), g_batches, g_augment), device)
+        per_run_time = pack_time / len(seeds)  # each run is charged its share of the pack's time
         steps += tr["steps"]
         val = evaluate_packed(pm, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
         test = evaluate_packed(pm, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
         for i in range(len(seeds)):
             if status[i] != "ok":
                 continue  # a diverged run stopped (its slice keeps computing, touching nobody else's)
-            metrics[i].append({"epoch": epoch, "train_loss": tr["train_loss"][i], "train_acc": tr["train_acc"][i],
-                               "val_loss": val["loss"][i], "val_acc": val["acc"][i], "test_loss": test["loss"][i],
-                               "test_acc": test["acc"][i], "lr": lr, "steps": steps, "epoch_time_s": per_run_time,
-                               "samples_per_s": len(data.train_x) / per_run_time})
+            run_i = {key: values[i] for key, values in tr.items() if key != "steps"}
+            metrics[i].append(epoch_row(epoch, run_i, {k: v[i] for k, v in val.items()},
+                                        {k: v[i] for k, v in test.items()}, lr, steps, per_run_time, len(data.train_x)))
             if not math.isfinite(tr["train_loss"][i]):
                 status[i] = "diverged"
         if on_epoch is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -12,7 +11,7 @@ from ..data import DataSplits, dataset_spec, load_data
 from ..layers import BATCH_STAT_NORMS, has_norm
 from ..models import build_model, count_params
 from ..seeding import derive_seed, generator
-from .loop import evaluate, train_one_epoch
+from .loop import evaluate, timed, train_one_epoch
 from .optim import build_optimizer, build_scheduler, validate_optim
 
 EpochCallback = Callable[[Dict[str, Any]], None]
@@ -77,6 +76,15 @@ def _check_data(cfg, data: DataSplits) -> None:
                           f"{cfg.dataset.name} after the validation split); use train.batch_size≤{n}.")
 
 
+def epoch_row(epoch: int, train: Dict[str, float], val: Dict[str, float], test: Dict[str, float], lr: float,
+              steps: int, epoch_time: float, n_train: int) -> Dict[str, Any]:
+    """One per-epoch metrics row, as records and results.csv store it (epoch_time_s in wall seconds)."""
+    return {"epoch": epoch, "train_loss": train["train_loss"], "train_acc": train["train_acc"],
+            "val_loss": val["loss"], "val_acc": val["acc"], "test_loss": test["loss"], "test_acc": test["acc"],
+            "lr": lr, "steps": steps, "epoch_time_s": epoch_time,
+            "samples_per_s": n_train / epoch_time if epoch_time > 0 else float("nan")}
+
+
 def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, Any]:
     """Train one configuration; returns status ('ok' | 'diverged'), per-epoch metrics and the parameter count.
     Every random stream is derived from cfg.seed alone, so variants of one model with one seed share the init of
@@ -100,18 +108,12 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, A
     status, steps = "ok", 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
-        t0 = time.perf_counter()
-        tr = train_one_epoch(step_model, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        epoch_time = time.perf_counter() - t0
+        tr, epoch_time = timed(lambda: train_one_epoch(step_model, opt, data.train_x, data.train_y,
+                                                       int(cfg.train.batch_size), g_batches, g_augment), device)
         steps += tr["steps"]
         val = evaluate(step_model, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
         test = evaluate(step_model, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
-        row = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"],
-               "val_loss": val["loss"], "val_acc": val["acc"], "test_loss": test["loss"], "test_acc": test["acc"],
-               "lr": lr, "steps": steps, "epoch_time_s": epoch_time,
-               "samples_per_s": len(data.train_x) / epoch_time if epoch_time > 0 else float("nan")}
+        row = epoch_row(epoch, tr, val, test, lr, steps, epoch_time, len(data.train_x))
         metrics.append(row)
         if on_epoch is not None:
             on_epoch(row)
