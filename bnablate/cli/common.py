@@ -22,6 +22,9 @@ err_console = Console(stderr=True)
 OVERRIDES_HELP = "Hydra overrides: key=value or group=option (e.g. variant=bn_post_act optim.lr=0.01)."
 
 
+LISTED_GROUPS = ("variant", "model", "dataset", "sweep")  # groups `bnablate list` has a table for
+
+
 def group_options(group: str) -> List[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
@@ -44,8 +47,8 @@ def explain(e: BaseException, overrides: List[str]) -> str:
         m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
         if m and (CONF_DIR / m.group(1)).is_dir():
             group, name = m.groups()
-            return (unknown_name_message(group, name, group_options(group))
-                    + f" Run `bnablate list {group}s` for descriptions.").replace(f"Unknown {group}", f"Unknown {group}")
+            hint = f" Run `bnablate list {group}s` for descriptions." if group in LISTED_GROUPS else ""
+            return unknown_name_message(group, name, group_options(group)) + hint
         return text.split("\n")[0]
     if isinstance(e, OverrideParseException):
         return (f"Malformed override: {text.splitlines()[0]} Overrides look like key=value, group=option, or "
