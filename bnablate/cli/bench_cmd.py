@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..bench import CASES, run_bench
 from ..bench.inference import inference_bench
+from ..bench.sweep_bench import sweep_bench
 from ..data import DataError
 from ..results.records import atomic_write_text, provenance
 from ..train import ConfigError
@@ -31,6 +32,10 @@ def bench_cmd(
     inference: Annotated[bool, typer.Option("--inference", help="Instead: eval-time cost of BN per variant, unfused "
                                             "vs folded into the preceding conv/linear (random inputs, no data).")] = False,
     min_seconds: Annotated[float, typer.Option(help="--inference: seconds each timing loops for.")] = 0.25,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Instead: whole runs of the LeNet/Fashion-MNIST placement "
+                                        "sweep (b128, 5 epochs) on a sample of its variants, both ways, scaled to 40 "
+                                        "runs.")] = False,
+    epochs: Annotated[int, typer.Option(help="--sweep: epochs per run.")] = 5,
 ) -> None:
     """Train the same model, variant (bn_pre_act), batch size and step count with the tutorial loop (torchvision
     dataset + ToTensor + DataLoader, 2 workers) and with bnablate's trainer, interleaved; print samples/s and ratios.
@@ -38,6 +43,8 @@ def bench_cmd(
     which the bench sets)."""
     if inference:
         return _inference(reps, min_seconds, out)
+    if sweep:
+        return _sweep(epochs, device, out)
     by_name = {c.name: c for c in CASES}
     chosen = [c.strip() for c in cases.split(",")] if cases else list(by_name)
     unknown = [c for c in chosen if c not in by_name]
@@ -84,3 +91,28 @@ def _inference(reps: int, min_seconds: float, out: Path) -> None:
     atomic_write_text(out / "inference.csv", pd.DataFrame(rows).to_csv(index=False))
     console.print(f"measurements: {out}/inference.csv. BN after the activation or pooling (post_act, post_pool) is "
                   "not folded: it is not an affine map of the conv/linear output.", highlight=False)
+
+
+def _sweep(epochs: int, device: str, out: Path) -> None:
+    if epochs < 1:
+        fail("--epochs must be ≥ 1.")
+    try:
+        rows = sweep_bench(epochs=epochs, device=device)
+    except (ConfigError, DataError) as e:
+        fail(str(e))
+    df = pd.DataFrame(rows)
+    atomic_write_text(out / "sweep.csv", df.to_csv(index=False))
+    t = Table(title=f"whole runs (LeNet, Fashion-MNIST, batch 128, {epochs} epochs): seconds and training samples/s",
+              title_justify="left")
+    for col in ("variant", "tutorial s", "bnablate s", "tutorial samples/s", "bnablate samples/s", "ratio"):
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    for variant, g in df.groupby("variant", sort=False):
+        tut, ours = g[g["impl"] == "tutorial"].iloc[0], g[g["impl"] == "bnablate"].iloc[0]
+        t.add_row(variant, f"{tut['seconds']:.1f}", f"{ours['seconds']:.1f}", f"{tut['samples_per_s']:,.0f}",
+                  f"{ours['samples_per_s']:,.0f}", f"{ours['samples_per_s'] / tut['samples_per_s']:.2f}×")
+    console.print(t)
+    per_run = df.groupby("impl")["seconds"].mean()
+    rate = df.groupby("impl")["samples_per_s"].median()
+    console.print(f"scaled to the 40-run sweep (mean run time × 40): tutorial {per_run['tutorial'] * 40 / 60:.1f} min, "
+                  f"bnablate {per_run['bnablate'] * 40 / 60:.1f} min; throughput ratio (medians) "
+                  f"{rate['bnablate'] / rate['tutorial']:.2f}×. Measurements: {out}/sweep.csv", highlight=False)
