@@ -59,3 +59,15 @@ def test_inference_bench_cli():
     rows = pd.read_csv("runs/bench/inference.csv")
     assert len(rows) == 2 * 4 * 2 and (rows["max_abs_diff"] < 1e-5).all()
     assert set(rows[rows["variant"] == "bn_pre_act"]["bn_left"]) == {0}
+
+
+def test_sweep_bench_cli_times_whole_runs_both_ways():
+    write_mnist_like(Path("data"), "FashionMNIST", n_train=300, n_test=20)
+    res = CliRunner().invoke(app, ["bench", "--sweep", "--epochs", "1", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv("runs/bench/sweep.csv")
+    assert len(rows) == 4 * 2 and set(rows["impl"]) == {"tutorial", "bnablate"}
+    # the tutorial trains on all 300 images (drop_last=False); bnablate on its 270 after the validation split
+    assert set(rows[rows["impl"] == "tutorial"]["train_samples"]) == {300}
+    assert set(rows[rows["impl"] == "bnablate"]["train_samples"]) == {270}
+    assert "scaled to the 40-run sweep" in " ".join(res.output.split())
