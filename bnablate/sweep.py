@@ -15,8 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import CONF_DIR, compose_config, to_plain
 from .results import finished, provenance, rebuild_tables, run_key, write_record
+from .results.claims import claim, heartbeat, release
 from .results.records import now
-from .data import DataError
+from .data import DataError, DataSplits
 from .train import ConfigError, resolve_device, run_experiment
 from .train.packed import pack_key, packable, run_packed
 from .variants import variant_label
@@ -41,7 +42,7 @@ def set_reporter(reporter: Optional[Reporter]) -> None:
 
 
 def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finished: bool = True,
-                raise_setup_errors: bool = False) -> Dict[str, Any]:
+                raise_setup_errors: bool = False, data: Optional[DataSplits] = None) -> Dict[str, Any]:
     """Run one composed config and write its record under cfg.out_dir/records, then rebuild the tables. A run that
     raises becomes a `status=failed` record with the error (unless raise_setup_errors: then a bad config or missing
     data raises before anything is written); Ctrl-C propagates and writes nothing for this run."""
@@ -54,20 +55,32 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
         done["skipped"] = True
         reporter.run_done(done)
         return done
-    reporter.run_started(cfg, key)
-    started, t0 = now(), time.perf_counter()
+    lock = claim(out_dir, key)
+    if lock is None:  # another live process is training this run into the same folder
+        busy = {"run_key": key, "status": "running elsewhere", "config": plain, "skipped": True, "metrics": []}
+        reporter.run_done(busy)
+        return busy
     try:
-        result = run_experiment(cfg, on_epoch=reporter.epoch_done)
-        error = None
-    except (ConfigError, DataError) as e:
-        if raise_setup_errors:
-            raise
-        result, error = _failed(cfg), f"{type(e).__name__}: {e}"
-    except Exception as e:  # noqa: BLE001  (failures are rows, not crashes)
-        result, error = _failed(cfg), f"{type(e).__name__}: {e}"
-        result["traceback"] = traceback.format_exc()
-    record = _record(plain, key, result, error, started, time.perf_counter() - t0)
-    write_record(out_dir, record)
+        reporter.run_started(cfg, key)
+        started, t0 = now(), time.perf_counter()
+
+        def on_epoch(row: Dict[str, Any]) -> None:
+            heartbeat(lock)
+            reporter.epoch_done(row)
+        try:
+            result = run_experiment(cfg, on_epoch=on_epoch, data=data)
+            error = None
+        except (ConfigError, DataError) as e:
+            if raise_setup_errors:
+                raise
+            result, error = _failed(cfg), f"{type(e).__name__}: {e}"
+        except Exception as e:  # noqa: BLE001  (failures are rows, not crashes)
+            result, error = _failed(cfg), f"{type(e).__name__}: {e}"
+            result["traceback"] = traceback.format_exc()
+        record = _record(plain, key, result, error, started, time.perf_counter() - t0)
+        write_record(out_dir, record)
+    finally:
+        release(lock)  # also on Ctrl-C: the unfinished run leaves neither a record nor a claim
     rebuild_tables(out_dir)
     reporter.run_done(record)
     return record
@@ -85,16 +98,29 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) ->
     """Train runs that differ only in seed as one pack and write one record per run (pack_size in each). If the
     pack cannot train, nothing is written and the error is raised: the caller runs them one by one instead."""
     reporter = reporter or _reporter
-    plains = [to_plain(c) for c in cfgs]
-    keys = [run_key(p) for p in plains]
-    reporter.run_started(cfgs[0], keys[0], pack=len(cfgs))
-    started, t0 = now(), time.perf_counter()
-    results = run_packed(cfgs, on_epoch=reporter.epoch_done)
-    wall = (time.perf_counter() - t0) / len(cfgs)  # each run is charged its share of the pack's wall time
-    records = [_record(p, k, r, None, started, wall) for p, k, r in zip(plains, keys, results)]
     out_dir = Path(cfgs[0].out_dir)
-    for rec in records:
-        write_record(out_dir, rec)
+    locks = [claim(out_dir, run_key(to_plain(c))) for c in cfgs]
+    try:
+        cfgs = [c for c, lock in zip(cfgs, locks) if lock is not None]  # runs claimed elsewhere are left to them
+        if len(cfgs) < 2:
+            return []
+        plains = [to_plain(c) for c in cfgs]
+        keys = [run_key(p) for p in plains]
+        reporter.run_started(cfgs[0], keys[0], pack=len(cfgs))
+        started, t0 = now(), time.perf_counter()
+
+        def on_epoch(row: Dict[str, Any]) -> None:
+            for lock in locks:
+                heartbeat(lock)
+            reporter.epoch_done(row)
+        results = run_packed(cfgs, on_epoch=on_epoch)
+        wall = (time.perf_counter() - t0) / len(cfgs)  # each run is charged its share of the pack's wall time
+        records = [_record(p, k, r, None, started, wall) for p, k, r in zip(plains, keys, results)]
+        for rec in records:
+            write_record(out_dir, rec)
+    finally:
+        for lock in locks:
+            release(lock)
     rebuild_tables(out_dir)
     for rec in records:
         reporter.run_done(rec)

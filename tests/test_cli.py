@@ -76,10 +76,10 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
 
     real = sweep.run_experiment
 
-    def flaky(cfg, on_epoch=None):
+    def flaky(cfg, on_epoch=None, data=None):
         if cfg.seed == 1:
             raise RuntimeError("simulated crash")
-        return real(cfg, on_epoch)
+        return real(cfg, on_epoch, data)
     monkeypatch.setattr(sweep, "run_experiment", flaky)
     res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f")
     assert res.exit_code == 1
@@ -107,6 +107,9 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
     (["sweep", "train.epochs=0"], "epochs must be ≥ 1"),
     (["sweep", "variant=no_bn,bn_pre_actt"], "Did you mean 'bn_pre_act'?"),
     (["run", "dataset=mnist"], "MNIST"),
+    (["sweep", "dataset=mnist"], "MNIST"),
+    (["sweep", "train.batch_size=100000"], "larger than the training set"),
+    (["run", "train.batch_size=100000", "model=mlp"], "larger than the training set"),
 ])
 def test_bad_inputs_are_usage_errors_without_traceback(args, msg):
     res = runner.invoke(app, args, terminal_width=200)

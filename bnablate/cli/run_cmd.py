@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from ..sweep import Reporter, execute_run
 from ..variants import variant_label
 from ..data import DataError
-from ..train import ConfigError
+from ..train import ConfigError, preflight
 from .common import OVERRIDES_HELP, compose_or_fail, console, err_console, fail
 
 HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_acc':>8} {'test_acc':>8} {'lr':>9} {'steps':>6} " \
@@ -48,9 +48,14 @@ def run_cmd(
         console.print(OmegaConf.to_yaml(cfg, resolve=True), highlight=False, end="")
         return
     try:
-        rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True)
+        data = preflight(cfg)  # missing files or a too-large batch fail here, before anything is written
+        rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True, data=data)
     except (ConfigError, DataError) as e:
         fail(str(e))
+    if rec["status"] == "running elsewhere":
+        err_console.print(f"run {rec['run_key']} is being trained right now by another process into {cfg.out_dir}; "
+                          "wait for it, or use another out_dir=….")
+        raise typer.Exit(1)
     if rec.get("skipped"):
         console.print(f"run {rec['run_key']} is already recorded in {cfg.out_dir} (use --force to train again):")
         console.print(HEADER, highlight=False)

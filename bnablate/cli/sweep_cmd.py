@@ -10,13 +10,14 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf.errors import OmegaConfBaseException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..data import DataError, load_data
+from ..data import DataError, DataSplits, load_data
 from ..registry import UnknownNameError
 from ..report import make_report
 from ..results import rebuild_tables
 from ..sweep import (Reporter, execute_pack, launch_multirun, pack_groups, plan_sweep, set_reporter,
                      use_packing)
 from ..train import ConfigError, validate_config
+from ..train.runner import check_data
 from ..variants import variant_label
 from .common import console, explain, fail
 from .report_cmd import print_report
@@ -53,7 +54,9 @@ class ProgressReporter(Reporter):
         self.progress.advance(self.runs)
         cfg, m = record["config"], record.get("metrics") or []
         what = f"{record.get('variant') or variant_label(cfg['variant'])} seed={cfg['seed']}"
-        if record.get("skipped"):
+        if record["status"] == "running elsewhere":
+            outcome = "being trained by another process into this folder, skipped (rerun later to report it)"
+        elif record.get("skipped"):
             outcome = "already done, skipped"
         elif record["status"] == "failed":
             outcome = f"[red]failed[/red]: {record['error']}"
@@ -65,15 +68,15 @@ class ProgressReporter(Reporter):
 
 def _validator():
     """Validate each job's config; load each distinct dataset once so missing files fail before any training."""
-    seen: Dict[str, None] = {}
+    seen: Dict[str, DataSplits] = {}
 
     def validate(cfg) -> None:
         validate_config(cfg)
         use_packing(cfg)
         key = repr(sorted(cfg.dataset.items()))
         if key not in seen:
-            load_data(cfg.dataset)
-            seen[key] = None
+            seen[key] = load_data(cfg.dataset)
+        check_data(cfg, seen[key])  # e.g. a batch larger than the training split
     return validate
 
 

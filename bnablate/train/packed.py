@@ -21,7 +21,7 @@ from ..models import build_model, count_params
 from ..seeding import generator
 from .loop import batch_indices, timed
 from .optim import OPTIMIZERS, build_scheduler
-from .runner import ConfigError, _check_data, configure_device, epoch_row, validate_config
+from .runner import ConfigError, check_data, configure_device, epoch_row, validate_config
 
 
 def pack_key(cfg: DictConfig) -> str:
@@ -123,7 +123,7 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     device = configure_device(cfg)
     seeds = [int(c.seed) for c in cfgs]
     data = load_data(cfg.dataset)
-    _check_data(cfg, data)
+    check_data(cfg, data)
     data = data.to(device)
     models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s).to(device) for s in seeds]
     n_params = count_params(models[0])

@@ -69,7 +69,7 @@ def validate_config(cfg) -> None:
     resolve_device(cfg.device)
 
 
-def _check_data(cfg, data: DataSplits) -> None:
+def check_data(cfg, data: DataSplits) -> None:
     n = len(data.train_x)
     if int(cfg.train.batch_size) > n:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the training set ({n} images of "
@@ -85,7 +85,16 @@ def epoch_row(epoch: int, train: Dict[str, float], val: Dict[str, float], test: 
             "samples_per_s": n_train / epoch_time if epoch_time > 0 else float("nan")}
 
 
-def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, Any]:
+def preflight(cfg) -> DataSplits:
+    """Every check before training, data included (files present, batch no larger than the training split);
+    returns the loaded data so the run need not load it again."""
+    validate_config(cfg)
+    data = load_data(cfg.dataset)
+    check_data(cfg, data)
+    return data
+
+
+def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional[DataSplits] = None) -> Dict[str, Any]:
     """Train one configuration; returns status ('ok' | 'diverged'), per-epoch metrics and the parameter count.
     Every random stream is derived from cfg.seed alone, so variants of one model with one seed share the init of
     every conv/linear layer and see the same batches in the same order (paired comparisons)."""
@@ -94,8 +103,9 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None) -> Dict[str, A
     seed = int(cfg.seed)
     torch.manual_seed(derive_seed(seed, "torch"))  # dropout masks come from the global stream
 
-    data = load_data(cfg.dataset)
-    _check_data(cfg, data)
+    if data is None:
+        data = load_data(cfg.dataset)
+    check_data(cfg, data)
     data = data.to(device)
     model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed).to(device)
     opt = build_optimizer(model, cfg.optim)
