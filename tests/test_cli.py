@@ -108,6 +108,7 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
     (["sweep", "variant=no_bn,bn_pre_actt"], "Did you mean 'bn_pre_act'?"),
     (["run", "dataset=mnist"], "MNIST"),
     (["sweep", "dataset=mnist"], "MNIST"),
+    (["sweep", "seed=range(0)"], "The sweep is empty"),
     (["sweep", "train.batch_size=100000"], "larger than the training set"),
     (["run", "train.batch_size=100000", "model=mlp"], "larger than the training set"),
 ])

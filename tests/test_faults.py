@@ -74,3 +74,18 @@ def test_kill_9_then_rerun_keeps_everything_and_finishes():
     assert kept <= {f.name for f in records.glob("*.json")}
     runs = pd.read_csv("runs/shared/runs.csv")
     assert len(runs) == 6 and runs["run_key"].is_unique and (runs["status"] == "ok").all()
+
+
+def test_ctrl_c_keeps_finished_runs_and_says_how_to_resume():
+    p = _bnablate(*SWEEP, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    records = Path("runs/shared/records")
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(records.glob("*.json"))) < 1:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out = p.communicate(timeout=60)[0]
+    assert p.returncode == 130, out
+    assert "Run the same command again to resume" in out
+    assert not list(records.glob("*.lock")) and not list(records.glob(".*.tmp"))
+    kept = len(list(records.glob("*.json")))
+    assert kept >= 1 and len(pd.read_csv("runs/shared/runs.csv")) == kept
