@@ -73,8 +73,26 @@ def test_truncated_idx_file_is_named(tmp_path):
     raw = write_mnist_like(tmp_path / "data")
     path = raw / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(DataError, match="truncated or corrupted"):
+    with pytest.raises(DataError, match="truncated or corrupted") as e:
         load_data(cfg(tmp_path, "mnist"))
+    assert f"{path} (1000 bytes where its header promises {16 + 60 * 784})" in str(e.value)
+    assert "t10k-images" not in str(e.value)  # only the damaged file is named
+
+
+def test_truncated_cifar_batch_is_named(tmp_path):
+    folder = write_cifar10(tmp_path / "data")
+    path = folder / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(DataError, match="data_batch_3 \\(.*truncated or corrupted") as e, pytest.warns(UserWarning):
+        load_data(cfg(tmp_path, "cifar10", verify=False))
+    assert "data_batch_2" not in str(e.value)
+
+
+def test_train_and_val_are_disjoint(tmp_path):
+    write_mnist_like(tmp_path / "data", n_train=60)  # random pixels: every image is distinct
+    d = load_data(cfg(tmp_path, "mnist", val_fraction=0.25))
+    rows = lambda t: {r.numpy().tobytes() for r in t}  # same normalization for both, so equal images ⇔ equal bytes
+    assert len(rows(d.train_x) | rows(d.val_x)) == 60 and not rows(d.train_x) & rows(d.val_x)
 
 
 def test_validation_split_is_fixed_and_disjoint(tmp_path):
@@ -91,13 +109,41 @@ def test_split_sizes_and_subset(tmp_path):
     d = load_data(cfg(tmp_path, "synthetic", test_fraction=0.25, val_fraction=0.1))
     assert len(d.test_x) == 100 and len(d.val_x) == 30 and len(d.train_x) == 270
     assert d.train_x.shape[1:] == (3, 8, 8) and d.num_classes == 4
-    s = load_data(cfg(tmp_path, "synthetic", train_subset=50))
+    s = load_data(cfg(tmp_path, "synthetic", train_subset=50, augment=True, target_acc=0.5))
     full = load_data(cfg(tmp_path, "synthetic"))
-    assert len(s.train_x) == 50 and torch.equal(s.val_y, full.val_y) and torch.equal(s.test_y, full.test_y)
+    assert len(s.train_x) == 50 and s.augment and not full.augment
+    # only split_seed (and the fractions) pick validation/test images: same labels, and same pixels up to the
+    # per-channel affine normalization (whose statistics come from the different training sets)
+    assert torch.equal(s.val_y, full.val_y) and torch.equal(s.test_y, full.test_y)
+    unnorm = lambda d, t: t * torch.tensor(d.std)[:, None, None] + torch.tensor(d.mean)[:, None, None]
+    assert torch.allclose(unnorm(s, s.val_x), unnorm(full, full.val_x), atol=1e-4)
     with pytest.raises(DataError, match="train_subset"):
         load_data(cfg(tmp_path, "synthetic", train_subset=10**6))
     with pytest.raises(DataError, match="val_fraction"):
         load_data(cfg(tmp_path, "synthetic", val_fraction=1.5))
+    with pytest.raises(DataError, match="test_fraction"):
+        load_data(cfg(tmp_path, "synthetic", test_fraction=0.0))
+    with pytest.raises(DataError, match="no training images left"):
+        load_data(cfg(tmp_path, "synthetic", test_fraction=0.999, val_fraction=0.9))
+
+
+def test_synthetic_is_deterministic_and_learnable(tmp_path):
+    a = dataset_spec("synthetic").load(None)
+    assert torch.equal(a.train_x, dataset_spec("synthetic").load(None).train_x)
+    d = load_data(DatasetConfig(name="synthetic", root=str(tmp_path), cache_dir=str(tmp_path / "c")))  # plain dataclass
+    # nearest class mean (fit on train) must beat chance (25%) by far on the held-out test split
+    centroids = torch.stack([d.train_x[d.train_y == k].mean(0) for k in range(4)]).flatten(1)
+    pred = torch.cdist(d.test_x.flatten(1), centroids).argmin(1)
+    assert (pred == d.test_y).float().mean() > 0.9
+
+
+def test_specs_are_static_and_splits_move(tmp_path):
+    shapes = {n: (dataset_spec(n).input_shape, dataset_spec(n).num_classes, dataset_spec(n).has_test_split)
+              for n in ("digits", "synthetic", "mnist", "fashion_mnist", "cifar10")}  # no files needed
+    assert shapes["cifar10"] == ((3, 32, 32), 10, True) and shapes["digits"] == ((1, 8, 8), 10, False)
+    assert shapes["synthetic"] == ((3, 8, 8), 4, False) and shapes["fashion_mnist"] == ((1, 28, 28), 10, True)
+    d = load_data(cfg(tmp_path, "synthetic")).to("meta")
+    assert d.train_x.device.type == "meta" and d.test_y.device.type == "meta" and d.num_classes == 4
 
 
 def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
@@ -153,3 +199,14 @@ def test_augment_batch_crop_and_flip_geometry():
 def test_unknown_dataset_suggests_closest():
     with pytest.raises(UnknownNameError, match="Did you mean 'fashion_mnist'"):
         dataset_spec("fashionmnist")
+
+
+def test_failed_cache_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    write_mnist_like(tmp_path / "data")
+
+    def disk_full(*a, **kw):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.warns(UserWarning, match="could not cache"):
+        assert len(load_data(cfg(tmp_path, "mnist")).train_x) > 0
+    assert list((tmp_path / "cache").iterdir()) == []

@@ -17,6 +17,7 @@ VERSION = 1  # bump when the cached layout changes
 
 
 def cache_key(name: str, files: List[Path], verify: bool) -> str:
+    """16 hex chars over the format version, dataset, verify flag and each file's absolute path, size and mtime (ns)."""
     h = hashlib.sha256(f"{VERSION}:{name}:{verify}".encode())
     for f in files:
         st = f.stat()
@@ -32,19 +33,28 @@ def cached_load(name: str, files: List[Path], cache_dir: str, verify: bool, load
     except OSError:
         return load()  # files absent: the loader raises the helpful error (or downloads)
     path = Path(os.path.expanduser(cache_dir)) / f"{name}-{key}.pt"
-    if path.is_file():
-        try:
+    try:
+        if path.is_file():
             return RawData(**torch.load(path, weights_only=True))
-        except Exception:  # noqa: BLE001  (a damaged cache file is rebuilt)
-            pass
+    except Exception:  # noqa: BLE001  (a damaged or unreadable cache file is decoded again and rewritten)
+        pass
     raw = load()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        torch.save(raw.__dict__, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable by others
-        os.replace(tmp, path)  # atomic: concurrent runs never read a half-written cache
-    except OSError as e:
+        _save_atomic(raw, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
         warnings.warn(f"could not cache {name} in {path.parent} ({e}); decoding from source each run.", stacklevel=2)
     return raw
+
+
+def _save_atomic(raw: RawData, path: Path) -> None:
+    """Write via a temp file in the same folder + os.replace, so concurrent runs never read a half-written cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + "-", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(raw.__dict__, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable by others
+        os.replace(tmp, path)
+    except BaseException:  # also on Ctrl-C: leave no temp file behind
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -28,6 +28,7 @@ class DatasetSpec:
     description: str
     input_shape: Tuple[int, int, int]  # (C, H, W), known without loading anything
     num_classes: int
+    has_test_split: bool  # False: the loader returns no test set and load_data carves one (dataset.test_fraction)
     load: Callable[..., RawData]  # (DatasetConfig) -> RawData
     cached: bool = False  # decoded tensors cached on disk (the torchvision datasets)
     checksummed: bool = False  # files checked against torchvision's md5 list unless dataset.verify=false
@@ -37,13 +38,16 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register_dataset(name: str, description: str, input_shape: Tuple[int, int, int], num_classes: int,
-                     cached: bool = False, checksummed: bool = False) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
+                     has_test_split: bool, cached: bool = False,
+                     checksummed: bool = False) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
+    """Decorator: register a loader `fn(cfg) -> RawData` as a DatasetSpec under `name`."""
     def deco(fn: Callable[..., RawData]) -> Callable[..., RawData]:
-        DATASETS.register(name, description)(DatasetSpec(name, description, input_shape, num_classes, fn, cached,
-                                                             checksummed))
+        spec = DatasetSpec(name, description, input_shape, num_classes, has_test_split, fn, cached, checksummed)
+        DATASETS.register(name, description)(spec)
         return fn
     return deco
 
 
 def dataset_spec(name: str) -> DatasetSpec:
+    """The spec registered as `name`; UnknownNameError (suggesting the closest name) otherwise."""
     return DATASETS.get(name)

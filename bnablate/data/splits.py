@@ -46,10 +46,26 @@ def _split(x: Tensor, y: Tensor, fraction: float, g: torch.Generator):
     perm = torch.randperm(len(x), generator=g)
     k = int(round(len(x) * fraction))
     part, rest = perm[:k], perm[k:]
-    return x[rest], y[rest], x[part], y[part]
+    # index_select: about 2× faster than x[rest] on CIFAR's (50000, 3, 32, 32) uint8
+    return x.index_select(0, rest), y.index_select(0, rest), x.index_select(0, part), y.index_select(0, part)
+
+
+def _normalize(train_x: Tensor, *others: Tensor):
+    """Float32 contiguous copies of all sets, standardized per channel with the training set's mean and std.
+    In place on the fresh copies: on CIFAR-10 (45k×3×32×32 float32 = 550 MB) `(x - m) / s` would allocate two more
+    such tensors and take ~15× longer."""
+    out = [t.to(torch.float32, memory_format=torch.contiguous_format, copy=True) for t in (train_x, *others)]
+    # (C,) statistics of the training split only. Kept as mean()/std() (not var_mean): the normalized values must stay
+    # bit-identical to earlier versions, or recorded runs stop being reproducible.
+    mean = out[0].mean(dim=(0, 2, 3))
+    std = out[0].std(dim=(0, 2, 3)).clamp_min(1e-8)  # a constant channel maps to 0 instead of NaN
+    for t in out:
+        t.sub_(mean[None, :, None, None]).div_(std[None, :, None, None])
+    return out, mean, std
 
 
 def load_raw(cfg) -> RawData:
+    """The dataset's undivided tensors, through the on-disk cache for the torchvision datasets."""
     spec = dataset_spec(cfg.name)
     if spec.checksummed and not cfg.verify:
         warnings.warn(f"{cfg.name}: checksum verification skipped (dataset.verify=false): loading the files under "
@@ -73,19 +89,17 @@ def load_data(cfg) -> DataSplits:
     else:
         test_x, test_y = raw.test_x, raw.test_y
     train_x, train_y, val_x, val_y = _split(train_x, train_y, float(cfg.val_fraction), g)
+    if len(train_x) == 0:
+        raise DataError(f"{cfg.name}: no training images left after the test and validation splits "
+                        f"(test_fraction={cfg.test_fraction}, val_fraction={cfg.val_fraction}); lower them.")
     if cfg.train_subset is not None:
         n = int(cfg.train_subset)
         if not 0 < n <= len(train_x):
             raise DataError(f"dataset.train_subset={n} must be between 1 and the {len(train_x)} training images left "
                             f"after the validation split.")
         keep = torch.randperm(len(train_x), generator=g)[:n]
-        train_x, train_y = train_x[keep], train_y[keep]
-    train_x, val_x, test_x = (t.float() for t in (train_x, val_x, test_x))
-    mean = train_x.mean(dim=(0, 2, 3))  # (C,) statistics of the training split only
-    std = train_x.std(dim=(0, 2, 3)).clamp_min(1e-8)
-
-    def norm(t: Tensor) -> Tensor:
-        return ((t - mean[None, :, None, None]) / std[None, :, None, None]).contiguous()
-    return DataSplits(cfg.name, norm(train_x), train_y.long(), norm(val_x), val_y.long(), norm(test_x), test_y.long(),
+        train_x, train_y = train_x.index_select(0, keep), train_y.index_select(0, keep)
+    (train_x, val_x, test_x), mean, std = _normalize(train_x, val_x, test_x)
+    return DataSplits(cfg.name, train_x, train_y.long(), val_x, val_y.long(), test_x, test_y.long(),
                       spec.num_classes, tuple(spec.input_shape), tuple(mean.tolist()), tuple(std.tolist()),
                       bool(cfg.augment))
