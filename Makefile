@@ -6,10 +6,30 @@ STAMP  := $(VENV)/.installed
 # Real datasets for manual runs and benchmarks (tests never need them): ../shared/data here, ./data by default.
 DATA_ROOT ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 
-.PHONY: help setup demo test test-full bench clean
+# Reproductions: `make repro-NAME` runs conf/sweep/repro_NAME*.yaml into $(RUNS)/repro-NAME and writes its report
+# there; SCALE=smoke is the minutes-long form (2 seeds, 1 epoch, 500 training images, a shorter grid) into
+# $(RUNS)/repro-NAME-smoke. ../shared/data holds a faithfully re-packed CIFAR-10 whose md5s differ from torchvision's
+# list (see ../shared/README.md), so verification is off only when that folder is the data root.
+SCALE  ?= full
+RUNS   ?= runs
+VERIFY ?= $(if $(wildcard ../shared/data),false,true)
+SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500
+comma  := ,
+ifeq ($(filter full smoke,$(SCALE)),)
+$(error SCALE must be full or smoke, got '$(SCALE)')
+endif
+smoke   = $(filter smoke,$(SCALE))
+out     = $(RUNS)/$(1)$(if $(smoke),-smoke)
+# $(call repro,SWEEP_PRESET,OUT_NAME,EXTRA_SMOKE_OVERRIDES)
+repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) dataset.verify=$(VERIFY) \
+          out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3))
+REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-placement repro-high-lr repro-dropout-order repro-bias \
+           repro-batch-size
+
+.PHONY: help setup demo test test-full bench clean repro-all $(REPROS)
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv and install bnablate with torch/torchvision pinned by constraints.txt
 
@@ -29,6 +49,31 @@ test-full: setup ## every test, the slow end-to-end ones included
 
 bench: setup ## samples/s of bnablate vs the tutorial loop, as ratios (needs real data: DATA_ROOT, here ../shared/data)
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate bench
+
+repro-mlp-cifar10: setup ## MLP 3072-64-32-10 on CIFAR-10, BN vs none (the classic tutorial); SCALE=smoke for minutes
+	$(call repro,repro_mlp_cifar10,repro-mlp-cifar10)
+
+repro-lenet-fashion: setup ## LeNet + Sigmoid on Fashion-MNIST: BN (torch and from-scratch) vs none (d2l)
+	$(call repro,repro_lenet_fashion,repro-lenet-fashion)
+
+repro-placement: setup ## the main study: 6 placements, LeNet on MNIST/Fashion-MNIST + cnn on CIFAR-10
+	$(call repro,repro_placement_lenet,repro-placement)
+	$(call repro,repro_placement_cnn,repro-placement)
+	$(BIN)/bnablate report $(call out,repro-placement) --baseline bn_pre_act --out $(call out,repro-placement)/report-vs-bn_pre_act
+
+repro-high-lr: setup ## SGD lr grid 0.01…2.0 × {no_bn, bn_pre_act, bn_post_act}: the largest lr that trains
+	$(call repro,repro_high_lr,repro-high-lr,optim.lr=0.03$(comma)1.0)
+
+repro-dropout-order: setup ## BN→Dropout vs Dropout→BN at p 0.1/0.3/0.5 on the CIFAR-10 cnn (variance shift)
+	$(call repro,repro_dropout_order,repro-dropout-order,variant.dropout_p=0.1$(comma)0.5)
+
+repro-bias: setup ## bias before BN on vs off, paired (expected: no difference, fewer parameters)
+	$(call repro,repro_bias,repro-bias)
+
+repro-batch-size: setup ## BN vs GroupNorm vs LayerNorm at batch 2…256 (lr scaled): where BN degrades
+	$(call repro,repro_batch_size,repro-batch-size,train.batch_size=2$(comma)64)
+
+repro-all: $(REPROS) ## every reproduction above, in turn (full forms: several hours on 2 cores)
 
 clean: ## remove runs/, build outputs and caches (keeps .venv)
 	rm -rf runs build dist .pytest_cache

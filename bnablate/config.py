@@ -77,6 +77,10 @@ class OptimConfig:
     schedule: str = "none"  # none | cosine | step (stepped once per epoch)
     step_size: int = 10  # epochs between decays for schedule=step
     gamma: float = 0.1  # decay factor for schedule=step
+    # Batch-size scaling of lr (for batch-size studies): the optimizer gets lr × (batch_size / ref_batch_size) for
+    # `linear` (Goyal et al. 2017), lr × sqrt(batch_size / ref_batch_size) for `sqrt`, lr unchanged for `none`.
+    batch_scaling: str = "none"
+    ref_batch_size: int = 64
 
 
 @dataclass
@@ -91,6 +95,11 @@ class TrainConfig:
 class SweepConfig:
     name: str = "placement"
     description: str = ""
+    # Defaults of the sweep's report (also of `bnablate report` on its folder; its options override them):
+    baseline: str = "no_bn"  # the variant every other variant is compared with
+    pivot: Optional[str] = None  # a factor to tabulate and plot the metric against (lr, batch_size, ...)
+    trained_above: Optional[float] = None  # with pivot: the largest value whose mean metric reaches this
+    per_epoch: List[str] = field(default_factory=list)  # per-epoch metrics to tabulate (train_loss, test_acc, ...)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+from rich.table import Table
 
 from ..report import FORMATS, make_report, rich_table
 from ..report.summary import Report
@@ -14,6 +15,13 @@ from .common import console, fail
 
 def print_report(report: Report, written: List[Path]) -> None:
     console.print(rich_table(report))
+    for title, frame in report.views.items():
+        table = Table(title=title, title_justify="left")
+        for c in frame.columns:
+            table.add_column(str(c), justify="right" if c not in report.by else "left")
+        for row in frame.itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
+        console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
     if written:
@@ -24,7 +32,8 @@ def print_report(report: Report, written: List[Path]) -> None:
 def report_cmd(
     runs_dirs: Annotated[List[Path], typer.Argument(help="Run folders (e.g. runs/placement); several are merged.")],
     metric: Annotated[str, typer.Option(help="Metric to rank, test and plot (a runs.csv column).")] = "final_test_acc",
-    baseline: Annotated[str, typer.Option(help="Variant every other variant is compared with.")] = "no_bn",
+    baseline: Annotated[Optional[str], typer.Option(
+        help="Variant every other variant is compared with (default: the sweep preset's sweep.baseline, else no_bn).")] = None,
     target: Annotated[Optional[float], typer.Option(
         help="Validation accuracy for time-to-target (default: each dataset's dataset.target_acc).")] = None,
     by: Annotated[Optional[str], typer.Option(
@@ -33,6 +42,14 @@ def report_cmd(
         "--format", help=f"Comma-separated outputs from {', '.join(FORMATS)} (png = figures as PNG and PDF).")] = ",".join(FORMATS),
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: FIRST_RUNS_DIR/report).")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level for the verdicts (Holm-corrected).")] = 0.05,
+    pivot: Annotated[Optional[str], typer.Option(
+        help="Also tabulate and plot the metric against this factor (e.g. lr, batch_size): pivot_<factor>.* "
+             "(default: the sweep preset's sweep.pivot).")] = None,
+    trained_above: Annotated[Optional[float], typer.Option(
+        help="With a pivot: the largest factor value whose mean metric is at least this, with no diverged run.")] = None,
+    per_epoch: Annotated[Optional[str], typer.Option(
+        help="Comma-separated per-epoch metrics (e.g. train_loss,test_acc) to tabulate at every epoch: per_epoch.* "
+             "(default: the sweep preset's sweep.per_epoch).")] = None,
 ) -> None:
     """Group runs by the factors that vary, report mean ± 95% CI per group, compare with a baseline (paired t-test by
     seed when every seed is on both sides, Welch otherwise; Holm-corrected), and write summary.csv/.md/.tex + figures."""
@@ -48,7 +65,8 @@ def report_cmd(
     try:
         report, written = make_report(runs_dirs, out=out, metric=metric, baseline=baseline, target=target,
                                       by=[c.strip() for c in by.split(",")] if by else None, formats=formats,
-                                      alpha=alpha)
+                                      alpha=alpha, pivot=pivot, trained_above=trained_above,
+                                      per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None)
     except ValueError as e:
         fail(str(e))
     if report.summary.empty:

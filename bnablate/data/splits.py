@@ -64,10 +64,14 @@ def _normalize(train_x: Tensor, *others: Tensor):
     return out, mean, std
 
 
+_WARNED: set = set()
+
+
 def load_raw(cfg) -> RawData:
     """The dataset's undivided tensors, through the on-disk cache for the torchvision datasets."""
     spec = dataset_spec(cfg.name)
-    if spec.checksummed and not cfg.verify:
+    if spec.checksummed and not cfg.verify and (cfg.name, str(cfg.root)) not in _WARNED:
+        _WARNED.add((cfg.name, str(cfg.root)))  # once per process and folder, not once per run of a sweep
         warnings.warn(f"{cfg.name}: checksum verification skipped (dataset.verify=false): loading the files under "
                       f"{cfg.root} as they are; use this only for a re-packed copy you trust.", stacklevel=2)
     if not spec.cached:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+import ast
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
 
 from ..results import load_records
 from ..results.tables import build_tables, run_columns
 from . import plots
+from .pivot import write_per_epoch, write_pivot
 from .render import FILES, WRITERS, rich_table
 from .summary import Report, build_report
 
@@ -30,10 +32,35 @@ def collect(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]
     return results, runs, identifying
 
 
+PRESET_OPTIONS = {"baseline": "no_bn", "pivot": None, "trained_above": None, "per_epoch": []}
+
+
+def preset_options(dirs: Iterable[Path]) -> Dict[str, Any]:
+    """The report options named by the runs' sweep preset (sweep.baseline, sweep.pivot, ...; for each, the most
+    common value among the records), else the defaults."""
+    sweeps = [rec["config"]["sweep"] for d in dirs for rec in load_records(Path(d))]
+    options = dict(PRESET_OPTIONS)
+    for key in options:
+        values = [repr(s[key]) for s in sweeps if s.get(key) not in (None, [], ())]
+        if values:
+            options[key] = ast.literal_eval(pd.Series(values).mode().iloc[0])
+    return options
+
+
 def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = "final_test_acc",
-                baseline: str = "no_bn", target: Optional[float] = None, by: Optional[Sequence[str]] = None,
-                formats: Sequence[str] = FORMATS, alpha: float = 0.05) -> tuple[Report, List[Path]]:
-    """Build the report from the records in `dirs` and write it under `out` (default: first dir / report)."""
+                baseline: Optional[str] = None, target: Optional[float] = None, by: Optional[Sequence[str]] = None,
+                formats: Sequence[str] = FORMATS, alpha: float = 0.05, pivot: Optional[str] = None,
+                trained_above: Optional[float] = None,
+                per_epoch: Optional[Sequence[str]] = None) -> tuple[Report, List[Path]]:
+    """Build the report from the records in `dirs` and write it under `out` (default: first dir / report).
+    baseline, pivot, trained_above, per_epoch left None take the sweep preset's values (`preset_options`). pivot:
+    also a table/figure of the metric against that factor; per_epoch: also those metrics at every epoch."""
+    preset = preset_options(dirs)
+    baseline = baseline or preset["baseline"]
+    pivot = pivot or preset["pivot"]
+    trained_above = trained_above if trained_above is not None else (preset["trained_above"] if pivot == preset["pivot"]
+                                                                     else None)
+    per_epoch = list(per_epoch if per_epoch is not None else preset["per_epoch"])
     results, runs, identifying = collect(dirs)
     report = build_report(results, runs, identifying, metric=metric, baseline=baseline, target=target, by=by,
                           alpha=alpha)
@@ -50,7 +77,22 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
             written += plots.learning_curves(results, report, out)
             written += plots.final_metric(report, out)
             written += plots.time_to_target(report, out)
+    if pivot:
+        frame, paths = write_pivot(report, pivot, out, trained_above)
+        report.views[f"{metric} by {pivot} (mean ± 95% CI half-width)"] = frame
+        written += paths
+    if per_epoch:
+        frame, paths = write_per_epoch(results, report.by, per_epoch, out)
+        report.views["per epoch (see per_epoch.md for CIs)"] = _per_epoch_means(frame, report.by, per_epoch)
+        written += paths
     return report, written
 
 
-__all__ = ["FORMATS", "Report", "build_report", "collect", "make_report", "rich_table"]
+def _per_epoch_means(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    shown = frame[list(by) + ["epoch", "n_seeds"]].astype(str)
+    for m in metrics:
+        shown[m] = [f"{100 * v:.2f}" if "acc" in m else f"{v:.4f}" for v in frame[f"{m}_mean"]]
+    return shown
+
+
+__all__ = ["FORMATS", "Report", "build_report", "collect", "make_report", "preset_options", "rich_table"]

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from .summary import Report  # noqa: E402
+from .summary import Report, as_labels  # noqa: E402
 
 FIGURES = ("learning_curves", "final_metric", "time_to_target")
 
@@ -24,7 +24,7 @@ def _contexts(frame: pd.DataFrame, by: List[str]) -> List[Tuple[str, pd.DataFram
     cols = [c for c in by if c != "variant"]
     if not cols:
         return [("all runs", frame)]
-    keys = frame[cols].astype(str).agg(" · ".join, axis=1)
+    keys = as_labels(frame, cols).agg(" · ".join, axis=1)
     return [(k, frame[keys == k]) for k in dict.fromkeys(keys)]
 
 

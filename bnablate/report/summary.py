@@ -28,11 +28,18 @@ def lower_is_better(metric: str) -> bool:
     return any(tag in metric for tag in LOWER_IS_BETTER)
 
 
+def as_labels(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    """The columns as strings, missing values as '—' (a model-specific key is missing in other models' rows)."""
+    part = frame[list(cols)].astype(object)
+    return part.where(part.notna(), "—").astype(str)
+
+
 def default_by(runs: pd.DataFrame, identifying: Sequence[str]) -> List[str]:
-    """dataset, model, variant, plus every other identifying column whose value differs between runs."""
-    varying = [c for c in identifying if c not in NOT_FACTORS and c not in AXIS_COLUMNS and c not in ALWAYS
-               and runs[c].astype(str).nunique(dropna=False) > 1]
-    return ALWAYS + varying
+    """dataset, model, variant, plus every other identifying column whose value differs between runs of one dataset
+    and model (a key that differs only between models, like model.channels, or between datasets is not a factor)."""
+    candidates = [c for c in identifying if c not in NOT_FACTORS and c not in AXIS_COLUMNS and c not in ALWAYS]
+    within = as_labels(runs, ["dataset", "model"] + candidates).groupby(["dataset", "model"], sort=False)
+    return ALWAYS + [c for c in candidates if (within[c].nunique() > 1).any()]
 
 
 def time_to_target(results: pd.DataFrame, targets: pd.Series) -> pd.DataFrame:
@@ -62,6 +69,7 @@ class Report:
     baseline: str
     alpha: float
     notes: List[str] = field(default_factory=list)
+    views: Dict[str, pd.DataFrame] = field(default_factory=dict)  # extra tables (pivot, per-epoch) by title
 
 
 def _group_row(g: pd.DataFrame, metric: str) -> Dict[str, object]:
@@ -103,7 +111,7 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
     ttt = time_to_target(results, runs.set_index("run_key")["target"]) if not results.empty else None
     if ttt is not None and len(ttt):
         runs = runs.merge(ttt.drop(columns="target"), on="run_key", how="left")
-    keys = [runs[c].astype(str).where(runs[c].notna(), "—") for c in by]
+    keys = [as_labels(runs, [c])[c] for c in by]
     groups = runs.groupby(keys, sort=False, dropna=False)
     rows = []
     for values, g in groups:

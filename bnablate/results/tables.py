@@ -82,7 +82,8 @@ def build_tables(records: List[Dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFr
         cols = run_columns(rec)
         run_rows.append({**cols, **run_summary(rec)})
         for m in rec.get("metrics") or []:
-            results_rows.append({**cols, **m})
+            # the epoch's lr (after schedule and batch scaling) is `epoch_lr`, so it cannot overwrite the `lr` factor
+            results_rows.append({**cols, **{("epoch_lr" if k == "lr" else k): v for k, v in m.items()}})
     return pd.DataFrame(results_rows), pd.DataFrame(run_rows)
 
 

@@ -9,17 +9,18 @@ from ..registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
 SCHEDULES = ("none", "cosine", "step")
+BATCH_SCALINGS = ("none", "linear", "sqrt")
 
 
 @OPTIMIZERS.register("sgd", "SGD with momentum (optim.momentum) and optional Nesterov")
-def _sgd(params, cfg) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov),
+def _sgd(params, cfg, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov),
                            weight_decay=cfg.weight_decay, foreach=True)
 
 
 @OPTIMIZERS.register("adam", "Adam (weight_decay as L2, like torch.optim.Adam)")
-def _adam(params, cfg) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+def _adam(params, cfg, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay, foreach=True)
 
 
 def validate_optim(cfg) -> None:
@@ -32,10 +33,21 @@ def validate_optim(cfg) -> None:
         raise ValueError("optim.nesterov=true needs optim.momentum > 0.")
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"Unknown optim.schedule '{cfg.schedule}'. Valid values: {', '.join(SCHEDULES)}.")
+    if cfg.batch_scaling not in BATCH_SCALINGS:
+        raise ValueError(f"Unknown optim.batch_scaling '{cfg.batch_scaling}'. Valid values: {', '.join(BATCH_SCALINGS)}.")
+    if int(cfg.ref_batch_size) < 1:
+        raise ValueError(f"optim.ref_batch_size must be ≥ 1, got {cfg.ref_batch_size}.")
 
 
-def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    return OPTIMIZERS.get(cfg.name)(model.parameters(), cfg)
+def effective_lr(cfg, batch_size: int) -> float:
+    """optim.lr after batch-size scaling (optim.batch_scaling relative to optim.ref_batch_size)."""
+    ratio = int(batch_size) / int(cfg.ref_batch_size)
+    return float(cfg.lr) * {"none": 1.0, "linear": ratio, "sqrt": ratio ** 0.5}[cfg.batch_scaling]
+
+
+def build_optimizer(params, cfg, batch_size: int) -> torch.optim.Optimizer:
+    """The optimizer named by cfg (the `optim` group) over `params`, at the batch-scaled learning rate."""
+    return OPTIMIZERS.get(cfg.name)(params, cfg, effective_lr(cfg, batch_size))
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg, epochs: int):

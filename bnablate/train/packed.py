@@ -20,7 +20,7 @@ from ..data import augment_batch, load_data
 from ..models import build_model, count_params
 from ..seeding import generator
 from .loop import batch_indices, timed
-from .optim import OPTIMIZERS, build_scheduler
+from .optim import build_optimizer, build_scheduler
 from .runner import ConfigError, check_data, configure_device, epoch_row, validate_config
 
 
@@ -164,7 +164,7 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
 
 def _optimizer(pm: PackedModel, cfg):
     """The run's optimizer over the stacked parameters (elementwise updates: equal to one optimizer per run)."""
-    return OPTIMIZERS.get(cfg.optim.name)(pm.parameters(), cfg.optim)
+    return build_optimizer(pm.parameters(), cfg.optim, int(cfg.train.batch_size))
 
 
 __all__ = ["PackedModel", "evaluate_packed", "packable", "run_packed", "train_packed_epoch"]

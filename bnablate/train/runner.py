@@ -108,7 +108,7 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
     check_data(cfg, data)
     data = data.to(device)
     model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed).to(device)
-    opt = build_optimizer(model, cfg.optim)
+    opt = build_optimizer(model.parameters(), cfg.optim, int(cfg.train.batch_size))
     step_model = torch.compile(model) if cfg.train.compile else model  # shares parameters with `model`
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     g_batches = generator(seed, "batches")

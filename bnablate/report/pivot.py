@@ -1,0 +1,130 @@
+"""Report views for sweeps over one numeric factor (lr grid, batch sizes) and per-epoch curves as tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..results.records import atomic_write_text  # noqa: E402
+from .render import _scale, mean_pm  # noqa: E402
+from .stats import mean_ci  # noqa: E402
+from .summary import Report  # noqa: E402
+
+
+def _sort_key(values: pd.Series) -> pd.Series:
+    num = pd.to_numeric(values, errors="coerce")
+    return num if num.notna().all() else values.astype(str)
+
+
+def pivot_frame(report: Report, column: str, trained_above: Optional[float] = None) -> pd.DataFrame:
+    """One row per group of the other factors, one column per value of `column`: 'mean ± CI (diverged/failed)'.
+    With `trained_above`, a last column gives the largest value of `column` whose mean metric is ≥ that threshold
+    with no diverged run (e.g. the largest learning rate that trains)."""
+    if column not in report.by:
+        raise ValueError(f"--pivot {column}: not a factor of this report (factors: {', '.join(report.by)}; a column "
+                         f"becomes a factor when its value varies between runs, or name it in --by).")
+    s = report.summary.copy()
+    s["_order"] = _sort_key(s[column])
+    values = list(dict.fromkeys(s.sort_values("_order", kind="stable")[column].astype(str)))
+    rows_by = [c for c in report.by if c != column]
+    m = report.metric
+    rows = []
+    for key, g in s.groupby(rows_by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(rows_by, key))
+        trained = []
+        for _, r in g.sort_values("_order", kind="stable").iterrows():
+            broken = int(r["n_diverged"]) + int(r["n_failed"])
+            row[str(r[column])] = mean_pm(r, m) + (f" ({broken} of {int(r['n_runs'])} diverged/failed)" if broken else "")
+            if trained_above is not None and not broken and r[f"{m}_mean"] >= trained_above:
+                trained.append(r[column])
+        if trained_above is not None:
+            row[f"largest {column} with mean ≥ {trained_above:g}"] = str(trained[-1]) if trained else "none"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame[rows_by + [v for v in values if v in frame] + [c for c in frame if c.startswith("largest ")]]
+
+
+def pivot_figure(report: Report, column: str, out_dir: Path) -> List[Path]:
+    """The metric against `column` (log scale when numeric, positive and spanning ≥ 10×), one line per group."""
+    s = report.summary.copy()
+    m, k = report.metric, _scale(report.metric)
+    x_all = pd.to_numeric(s[column], errors="coerce")
+    numeric = x_all.notna().all()
+    rows_by = [c for c in report.by if c != column]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    labels = s[rows_by].astype(str).agg(" · ".join, axis=1) if rows_by else pd.Series("all", index=s.index)
+    for label in dict.fromkeys(labels):
+        g = s[labels == label].assign(_x=x_all[labels == label]).sort_values("_x" if numeric else column)
+        x = g["_x"].to_numpy(float) if numeric else np.arange(len(g))
+        mean = k * g[f"{m}_mean"].to_numpy(float)
+        lo, hi = k * g[f"{m}_ci_low"].to_numpy(float), k * g[f"{m}_ci_high"].to_numpy(float)
+        err = np.where(np.isfinite(lo), np.vstack([mean - lo, hi - mean]), 0.0)
+        ax.errorbar(x, mean, yerr=err, marker="o", ms=4, capsize=3, lw=1.4, label=label)
+        if not numeric:
+            ax.set_xticks(x, g[column].astype(str).tolist())
+    if numeric and (x_all > 0).all() and x_all.max() >= 10 * x_all.min():
+        ax.set_xscale("log")
+    ax.set_xlabel(column)
+    ax.set_ylabel(m.replace("_", " ") + (" (%)" if k == 100 else "") + ", mean ± 95% CI")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    stem = f"pivot_{column.replace('.', '_')}"
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    plt.close(fig)
+    return paths
+
+
+def per_epoch_frame(results: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean and 95% CI over seeds of each metric at each epoch, per group (ok runs only): tidy, one row per
+    group × epoch, e.g. to compare training loss at epoch 5 with a tutorial's figure."""
+    missing = [mt for mt in metrics if mt not in results]
+    if missing:
+        per_epoch = [c for c in results.columns if c.endswith(("_loss", "_acc"))]
+        raise ValueError(f"Unknown --per-epoch metric(s) {', '.join(missing)}. Choose from: {', '.join(per_epoch)}.")
+    ok = results[results["status"] == "ok"]
+    rows = []
+    for key, g in ok.groupby(list(by) + ["epoch"], sort=True, dropna=False):
+        row = dict(zip(list(by) + ["epoch"], key))
+        row["n_seeds"] = int(g["seed"].nunique())
+        for mt in metrics:
+            est = mean_ci(g[mt].tolist())
+            row.update({f"{mt}_mean": est.mean, f"{mt}_ci_low": est.ci_low, f"{mt}_ci_high": est.ci_high})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_epoch_markdown(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> str:
+    shown = frame[list(by) + ["epoch", "n_seeds"]].astype(str)
+    for mt in metrics:
+        shown[f"{mt} ± 95% CI" + (" (%)" if "acc" in mt else "")] = [mean_pm(r, mt) for _, r in frame.iterrows()]
+    return shown.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def write_pivot(report: Report, column: str, out_dir: Path, trained_above: Optional[float]) -> tuple:
+    """pivot_<column>.csv/.md and the figure; returns (frame, written paths)."""
+    frame = pivot_frame(report, column, trained_above)
+    stem = f"pivot_{column.replace('.', '_')}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / f"{stem}.csv", frame.to_csv(index=False))
+    title = f"{report.metric} by {column}: mean ± 95% CI half-width over seeds\n\n"
+    atomic_write_text(out_dir / f"{stem}.md", title + frame.to_markdown(index=False, disable_numparse=True) + "\n")
+    return frame, [out_dir / f"{stem}.csv", out_dir / f"{stem}.md", *pivot_figure(report, column, out_dir)]
+
+
+def write_per_epoch(results: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], out_dir: Path) -> tuple:
+    frame = per_epoch_frame(results, by, metrics)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "per_epoch.csv", frame.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(out_dir / "per_epoch.md", per_epoch_markdown(frame, by, metrics))
+    return frame, [out_dir / "per_epoch.csv", out_dir / "per_epoch.md"]

@@ -1,0 +1,155 @@
+"""Reproduction presets: every repro sweep expands and validates, its report options reach the report (pivot,
+largest trainable value, per-epoch table), batch-size lr scaling, and (slow) each `make repro-*` smoke form end to end."""
+
+import math
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from bnablate.cli import app
+from bnablate.config import CONF_DIR, compose_config
+from bnablate.report import make_report, preset_options
+from bnablate.results import write_record
+from bnablate.sweep import plan_sweep
+from bnablate.train import build_optimizer, validate_config
+from bnablate.train.optim import effective_lr
+
+from .fixtures import make_record, write_cifar10, write_mnist_like
+
+REPO = Path(__file__).resolve().parents[1]
+PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("repro_*.yaml"))
+GRID = {  # preset → (runs in the full grid, a key that must take the preset's value)
+    "repro_mlp_cifar10": (10, ("train.batch_size", 10)), "repro_lenet_fashion": (15, ("optim.lr", 0.01)),
+    "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
+    "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
+    "repro_bias": (20, ("model.name", "lenet")), "repro_batch_size": (120, ("optim.batch_scaling", "linear")),
+}
+
+
+def _get(cfg, dotted):
+    for part in dotted.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_repro_preset_expands_and_validates(preset):
+    assert preset in GRID, f"add {preset} to GRID with its expected size"
+    plan = plan_sweep([f"sweep={preset}"], validate_config)  # every job composed and checked, no data needed
+    n, (key, value) = GRID[preset]
+    assert len(plan.jobs) == n and len(set(plan.keys)) == n
+    assert all(_get(c, key) == value for c in plan.configs)
+    assert {str(c.out_dir) for c in plan.configs} == {f"runs/{plan.configs[0].sweep.name}"}
+    first = (CONF_DIR / "sweep" / f"{preset}.yaml").read_text().splitlines()
+    assert first[0] == "# @package _global_" and "make repro-" in first[1]  # the file says how to run it
+
+
+def test_the_two_placement_presets_write_one_folder():
+    lenet, cnn = (compose_config([f"sweep=repro_placement_{m}"]) for m in ("lenet", "cnn"))
+    assert lenet.out_dir == cnn.out_dir == "runs/repro-placement"
+
+
+def test_batch_scaling_sets_the_optimizers_lr():
+    cfg = compose_config(["optim=sgd", "optim.lr=0.05", "optim.batch_scaling=linear", "optim.ref_batch_size=64"])
+    assert effective_lr(cfg.optim, 2) == pytest.approx(0.05 * 2 / 64)
+    assert effective_lr(cfg.optim, 256) == pytest.approx(0.2)
+    cfg.optim.batch_scaling = "sqrt"
+    assert effective_lr(cfg.optim, 16) == pytest.approx(0.025)
+    cfg.optim.batch_scaling = "none"
+    assert effective_lr(cfg.optim, 16) == 0.05
+    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), compose_config(
+        ["optim=adam", "optim.batch_scaling=linear", "optim.ref_batch_size=32"]).optim, batch_size=8)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 / 4)
+
+
+@pytest.mark.parametrize("bad, message", [("optim.batch_scaling=cubic", "Unknown optim.batch_scaling 'cubic'"),
+                                          ("optim.ref_batch_size=0", "optim.ref_batch_size must be ≥ 1")])
+def test_bad_batch_scaling_is_a_usage_error(bad, message):
+    result = CliRunner().invoke(app, ["run", "dataset=synthetic", "model=mlp", bad])
+    assert result.exit_code == 2 and message in result.output
+    assert not Path("runs").exists()
+
+
+def test_batch_scaled_run_records_the_effective_lr():
+    result = CliRunner().invoke(app, ["run", "dataset=synthetic", "model=mlp", "train.epochs=1", "train.batch_size=16",
+                                      "optim.batch_scaling=linear", "optim.ref_batch_size=64"])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv("runs/run/results.csv").iloc[0]
+    assert row["lr"] == 1e-3 and row["optim.batch_scaling"] == "linear"  # the config's lr is the factor …
+    import json
+    rec = json.loads(next(Path("runs/run/records").glob("*.json")).read_text())
+    assert rec["metrics"][0]["lr"] == pytest.approx(1e-3 / 4)  # … and each epoch records the lr actually used
+    assert row["epoch_lr"] == pytest.approx(1e-3 / 4)
+
+
+def _lr_grid_records(out: Path):
+    """no_bn trains at lr 0.01 only (diverges at 1.0); bn_pre_act trains at both: the largest trainable lr differs."""
+    accs = {("no_bn", 0.01): [0.80, 0.82, 0.81], ("no_bn", 1.0): [0.10, 0.11, None],
+            ("bn_pre_act", 0.01): [0.85, 0.86, 0.84], ("bn_pre_act", 1.0): [0.83, 0.84, 0.85]}
+    for (variant, lr), per_seed in accs.items():
+        for seed, acc in enumerate(per_seed):
+            status = "diverged" if acc is None else "ok"
+            rec = make_record(["sweep=repro_high_lr", f"variant={variant}", f"optim.lr={lr}", f"seed={seed}"],
+                              status=status, val_accs=(0.5, acc or 0.1), test_acc=acc or 0.1)
+            write_record(out, rec)
+
+
+def test_preset_report_options_give_the_pivot_and_largest_trainable_lr(tmp_path):
+    out = tmp_path / "runs"
+    _lr_grid_records(out)
+    assert preset_options([out]) == {"baseline": "no_bn", "pivot": "lr", "trained_above": 0.5, "per_epoch": []}
+    report, written = make_report([out], formats=["csv"])
+    (title, frame), = report.views.items()
+    assert "by lr" in title and list(frame.columns[-3:]) == ["0.01", "1.0", "largest lr with mean ≥ 0.5"]
+    rows = frame.set_index("variant")
+    assert rows.at["bn_pre_act", "largest lr with mean ≥ 0.5"] == "1.0"
+    assert rows.at["no_bn", "largest lr with mean ≥ 0.5"] == "0.01"
+    assert "1 of 3 diverged/failed" in rows.at["no_bn", "1.0"]
+    assert rows.at["bn_pre_act", "1.0"].startswith("84.00 ± ")
+    names = {p.name for p in written}
+    assert {"pivot_lr.csv", "pivot_lr.md", "pivot_lr.png", "pivot_lr.pdf"} <= names
+
+
+def test_report_cli_options_override_the_preset(tmp_path):
+    out = tmp_path / "runs"
+    _lr_grid_records(out)
+    result = CliRunner().invoke(app, ["report", str(out), "--baseline", "bn_pre_act", "--format", "csv",
+                                      "--per-epoch", "train_loss,test_acc"])
+    assert result.exit_code == 0, result.output
+    assert "baseline bn_pre_act" in result.output and "per epoch" in result.output
+    per_epoch = pd.read_csv(out / "report" / "per_epoch.csv")
+    assert set(per_epoch["epoch"]) == {1, 2} and {"train_loss_mean", "test_acc_ci_low"} <= set(per_epoch.columns)
+    last = per_epoch[(per_epoch["variant"] == "bn_pre_act") & (per_epoch["lr"] == 1.0) & (per_epoch["epoch"] == 2)]
+    assert last["test_acc_mean"].item() == pytest.approx(0.84) and last["n_seeds"].item() == 3
+    bad = CliRunner().invoke(app, ["report", str(out), "--pivot", "momentum"])
+    assert bad.exit_code == 2 and "--pivot momentum: not a factor" in bad.output
+    bad = CliRunner().invoke(app, ["report", str(out), "--per-epoch", "train_los"])
+    assert bad.exit_code == 2 and "Unknown --per-epoch metric(s) train_los" in bad.output
+
+
+def _write_fixture_data(root: Path) -> None:
+    """Enough images for the smoke forms' 500-image training subset after the 10 % validation split."""
+    write_mnist_like(root, "MNIST", n_train=600, n_test=30)
+    write_mnist_like(root, "FashionMNIST", n_train=600, n_test=30, seed=1)
+    write_cifar10(root, per_batch=120, n_test=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-placement", "repro-high-lr",
+                                    "repro-dropout-order", "repro-bias", "repro-batch-size"])
+def test_make_repro_smoke_form_end_to_end(tmp_path, target):
+    _write_fixture_data(tmp_path / "data")
+    runs = tmp_path / "runs"
+    proc = subprocess.run(["make", "-C", str(REPO), target, "SCALE=smoke", f"DATA_ROOT={tmp_path / 'data'}",
+                           f"RUNS={runs}", "VERIFY=false"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = runs / f"{target}-smoke"
+    table = pd.read_csv(out / "runs.csv")
+    assert (table["status"] == "ok").all() and table["seed"].nunique() == 2 and (table["epochs_done"] == 1).all()
+    report = out / "report"
+    assert {"summary.csv", "summary.md", "summary.tex", "learning_curves.png"} <= {p.name for p in report.iterdir()}
+    assert math.isfinite(pd.read_csv(report / "summary.csv")["final_test_acc_mean"].iloc[0])
