@@ -30,6 +30,9 @@ class DatasetConfig:
     augment: bool = False  # random crop (pad 4) + horizontal flip on tensors, per batch
     train_subset: Optional[int] = None  # keep only this many training images (seeded), for quick studies
     target_acc: float = 0.9  # validation accuracy for the report's time-to-target (does not change training)
+    # standardize: per channel with the training split's mean/std; unit: pixel values scaled to [0, 1] only (what
+    # torchvision's ToTensor gives, as many tutorials feed their models)
+    normalize: str = "standardize"
 
 
 @dataclass
@@ -138,6 +141,11 @@ register_configs()
 NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "dataset.root", "dataset.cache_dir", "dataset.download",
                    "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size",
                    "train.compile")
+
+
+# Keys added after the first release, with the value that reproduces the earlier behaviour: at that value a key is
+# left out of the run key, so runs recorded before it existed keep their keys (a rerun still skips them).
+NEUTRAL_VALUES = {"optim.batch_scaling": "none", "optim.ref_batch_size": 64, "dataset.normalize": "standardize"}
 
 
 def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:

@@ -23,7 +23,7 @@ from .fixtures import make_record, write_cifar10, write_mnist_like
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("repro_*.yaml"))
 GRID = {  # preset → (runs in the full grid, a key that must take the preset's value)
-    "repro_mlp_cifar10": (10, ("train.batch_size", 10)), "repro_lenet_fashion": (15, ("optim.lr", 0.01)),
+    "repro_mlp_cifar10": (20, ("train.batch_size", 10)), "repro_lenet_fashion": (15, ("optim.lr", 0.01)),
     "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
     "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
     "repro_bias": (20, ("model.name", "lenet")), "repro_batch_size": (120, ("optim.batch_scaling", "linear")),
@@ -153,3 +153,26 @@ def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     report = out / "report"
     assert {"summary.csv", "summary.md", "summary.tex", "learning_curves.png"} <= {p.name for p in report.iterdir()}
     assert math.isfinite(pd.read_csv(report / "summary.csv")["final_test_acc_mean"].iloc[0])
+
+
+def test_normalize_unit_gives_tutorial_pixels_and_keeps_old_run_keys(tmp_path):
+    from bnablate.config import to_plain
+    from bnablate.data import load_data
+    from bnablate.results import run_key
+
+    write_cifar10(tmp_path / "data", per_batch=20, n_test=10)
+    cfg = compose_config([f"dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "dataset.verify=false"])
+    std = load_data(cfg.dataset)
+    cfg.dataset.normalize = "unit"
+    unit = load_data(cfg.dataset)
+    assert unit.train_x.min() >= 0 and unit.train_x.max() <= 1 and unit.mean == (0.0, 0.0, 0.0)
+    assert abs(float(std.train_x.mean())) < 1e-5  # standardized per channel with the training split's statistics
+    # a key added later is left out of the run key at its neutral value, so earlier records keep their keys
+    plain = to_plain(compose_config(["dataset=digits"]))
+    old = {k: v for k, v in plain.items()}
+    old["dataset"] = {k: v for k, v in plain["dataset"].items() if k != "normalize"}
+    old["optim"] = {k: v for k, v in plain["optim"].items() if k not in ("batch_scaling", "ref_batch_size")}
+    assert run_key(plain) == run_key(old)
+    assert run_key(to_plain(compose_config(["dataset=digits", "dataset.normalize=unit"]))) != run_key(plain)
+    bad = CliRunner().invoke(app, ["run", "dataset=digits", "dataset.normalize=minmax"])
+    assert bad.exit_code == 2 and "Unknown dataset.normalize 'minmax'" in bad.output

@@ -39,6 +39,8 @@ def _check_fractions(cfg) -> None:
         raise DataError(f"dataset.val_fraction must be in [0, 1), got {cfg.val_fraction}.")
     if not 0.0 < float(cfg.test_fraction) < 1.0:
         raise DataError(f"dataset.test_fraction must be in (0, 1), got {cfg.test_fraction}.")
+    if cfg.normalize not in NORMALIZE:
+        raise DataError(f"Unknown dataset.normalize '{cfg.normalize}'. Valid values: {', '.join(NORMALIZE)}.")
 
 
 def _split(x: Tensor, y: Tensor, fraction: float, g: torch.Generator):
@@ -50,11 +52,20 @@ def _split(x: Tensor, y: Tensor, fraction: float, g: torch.Generator):
     return x.index_select(0, rest), y.index_select(0, rest), x.index_select(0, part), y.index_select(0, part)
 
 
-def _normalize(train_x: Tensor, *others: Tensor):
+NORMALIZE = ("standardize", "unit")
+
+
+def _normalize(train_x: Tensor, *others: Tensor, mode: str = "standardize"):
     """Float32 contiguous copies of all sets, standardized per channel with the training set's mean and std.
     In place on the fresh copies: on CIFAR-10 (45k×3×32×32 float32 = 550 MB) `(x - m) / s` would allocate two more
     such tensors and take ~15× longer."""
     out = [t.to(torch.float32, memory_format=torch.contiguous_format, copy=True) for t in (train_x, *others)]
+    if mode == "unit":  # ToTensor-style: uint8 pixels / 255 (other sources: / the training split's maximum)
+        top = 255.0 if train_x.dtype == torch.uint8 else float(out[0].max().clamp_min(1e-8))
+        for t in out:
+            t.div_(top)
+        c = out[0].shape[1]
+        return out, torch.zeros(c), torch.full((c,), top)
     # (C,) statistics of the training split only. Kept as mean()/std() (not var_mean): the normalized values must stay
     # bit-identical to earlier versions, or recorded runs stop being reproducible.
     mean = out[0].mean(dim=(0, 2, 3))
@@ -103,7 +114,7 @@ def load_data(cfg) -> DataSplits:
                             f"after the validation split.")
         keep = torch.randperm(len(train_x), generator=g)[:n]
         train_x, train_y = train_x.index_select(0, keep), train_y.index_select(0, keep)
-    (train_x, val_x, test_x), mean, std = _normalize(train_x, val_x, test_x)
+    (train_x, val_x, test_x), mean, std = _normalize(train_x, val_x, test_x, mode=str(cfg.normalize))
     return DataSplits(cfg.name, train_x, train_y.long(), val_x, val_y.long(), test_x, test_y.long(),
                       spec.num_classes, tuple(spec.input_shape), tuple(mean.tolist()), tuple(std.tolist()),
                       bool(cfg.augment))

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
-from ..config import CONF_DIR, NON_RESULT_KEYS
+from ..config import CONF_DIR, NEUTRAL_VALUES, NON_RESULT_KEYS
 
 RECORDS_DIR = "records"
 
@@ -29,12 +29,23 @@ def _drop(cfg: Dict[str, Any], dotted: str) -> None:
             del cfg[head]
 
 
+def _get(cfg: Dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(cfg, dict) or part not in cfg:
+            return None
+        cfg = cfg[part]
+    return cfg
+
+
 def run_key(plain_cfg: Dict[str, Any]) -> str:
     """Hash of everything in the resolved config that can change the numbers (seed included; paths, devices and
     sweep names excluded), so the same run is recognised in any sweep and skipped when already done."""
     cfg = json.loads(json.dumps(plain_cfg))
     for k in NON_RESULT_KEYS:
         _drop(cfg, k)
+    for k, neutral in NEUTRAL_VALUES.items():
+        if _get(cfg, k) == neutral:
+            _drop(cfg, k)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
