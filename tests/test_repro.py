@@ -176,3 +176,13 @@ def test_normalize_unit_gives_tutorial_pixels_and_keeps_old_run_keys(tmp_path):
     assert run_key(to_plain(compose_config(["dataset=digits", "dataset.normalize=unit"]))) != run_key(plain)
     bad = CliRunner().invoke(app, ["run", "dataset=digits", "dataset.normalize=minmax"])
     assert bad.exit_code == 2 and "Unknown dataset.normalize 'minmax'" in bad.output
+
+
+def test_numeric_factors_sort_as_numbers_in_the_summary(tmp_path):
+    from bnablate.report.render import display_frame
+
+    for bs in (128, 16, 2):
+        for seed in range(2):
+            write_record(tmp_path, make_record(["variant=bn_pre_act", f"train.batch_size={bs}", f"seed={seed}"]))
+    report, _ = make_report([tmp_path], formats=[])
+    assert display_frame(report)["batch_size"].tolist() == ["2", "16", "128"]  # not 128, 16, 2 as text would

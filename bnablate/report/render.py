@@ -44,9 +44,20 @@ def _p(x: float) -> str:
     return "" if not math.isfinite(x) else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
 
 
+def _natural(col: pd.Series) -> pd.Series:
+    """Sort key: numbers as numbers (batch 2, 4, …, 256 rather than 128, 16, 2, …), anything else as text."""
+    num = pd.to_numeric(col, errors="coerce")
+    return num if num.notna().all() else col.astype(str)
+
+
+def sorted_summary(report: Report) -> pd.DataFrame:
+    """The summary in context order (numeric factors ascending), then by rank within each context."""
+    return report.summary.sort_values([c for c in report.by if c != "variant"] + ["rank"], kind="stable", key=_natural)
+
+
 def display_frame(report: Report) -> pd.DataFrame:
     """The human-readable summary (strings), sorted by context then rank."""
-    s = report.summary.sort_values([c for c in report.by if c != "variant"] + ["rank"], kind="stable")
+    s = sorted_summary(report)
     m, unit = report.metric, (" (%)" if "acc" in report.metric else "")
     out: Dict[str, List[str]] = {c: s[c].astype(str).tolist() for c in report.by}
     out["seeds"] = [f"{n}" + (f" (+{d} diverged)" if d else "") + (f" (+{f} failed)" if f else "")
@@ -91,7 +102,7 @@ def _tex_escape(s: str) -> str:
 def write_latex(report: Report, path: Path) -> None:
     """A booktabs tabular, mean ± CI half-width, the best value of each numeric column in bold within each context
     (the group columns other than variant)."""
-    s = report.summary.sort_values([c for c in report.by if c != "variant"] + ["rank"], kind="stable")
+    s = sorted_summary(report)
     ctx_cols = [c for c in report.by if c != "variant"]
     ctx = s[ctx_cols].astype(str).agg("|".join, axis=1) if ctx_cols else pd.Series("", index=s.index)
     columns: Dict[str, tuple] = {  # header → (value column for "best", formatter, lower is better)
