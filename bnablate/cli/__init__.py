@@ -12,6 +12,7 @@ from .list_cmd import list_cmd
 from .report_cmd import report_cmd
 from .run_cmd import run_cmd
 from .sweep_cmd import sweep_cmd
+from .verify_cmd import verify_cmd
 
 app = typer.Typer(
     name="bnablate", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -23,6 +24,7 @@ app.command("run")(run_cmd)
 app.command("sweep")(sweep_cmd)
 app.command("report")(report_cmd)
 app.command("bench")(bench_cmd)
+app.command("verify")(verify_cmd)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -1,0 +1,51 @@
+"""`bnablate verify`: re-run recorded runs from their saved configs and report any metric that does not reproduce."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..results import load_records
+from ..variants import variant_label
+from ..verify import verify_runs
+from .common import console, fail
+
+
+def verify_cmd(
+    runs_dir: Annotated[Path, typer.Argument(help="A folder written by `bnablate sweep` or `run` (holds records/).")],
+    sample: Annotated[int, typer.Option(help="How many finished runs to re-run, drawn at random (0 = all).")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the random draw of runs.")] = 0,
+) -> None:
+    """Train a sample of recorded runs again from their saved resolved configs (in a temporary folder; RUNS_DIR is not
+    touched) and compare every per-epoch metric bit for bit, timings excepted. Exit 0 when all match, 1 otherwise."""
+    if not (runs_dir / "records").is_dir() or not load_records(runs_dir):
+        fail(f"{runs_dir} holds no run records ({runs_dir}/records/*.json); give a folder written by `bnablate sweep` "
+             "or `bnablate run`.")
+    if sample < 0:
+        fail(f"--sample must be ≥ 0 (0 = every run), got {sample}.")
+
+    def progress(rec, found) -> None:
+        what = f"{rec['config']['model']['name']} {rec['config']['dataset']['name']} " \
+               f"{variant_label(rec['config']['variant'])} seed={rec['config']['seed']}"
+        console.print(f"{rec['run_key']} {what}: " + ("[green]identical[/green]" if not found
+                                                      else f"[red]{len(found)} mismatch(es)[/red]"))
+    with tempfile.TemporaryDirectory(prefix="bnablate-verify-") as scratch:
+        results = verify_runs(runs_dir, sample, seed, Path(scratch), on_run=progress)
+    if not results:
+        fail(f"{runs_dir} has no finished (ok or diverged) runs to verify.")
+    bad = [m for found in results.values() for m in found]
+    if not bad:
+        console.print(f"all {len(results)} re-run(s) reproduced every per-epoch metric exactly.")
+        return
+    table = Table(title="metrics that did not reproduce", title_justify="left")
+    for col in ("run_key", "epoch", "metric", "recorded", "rerun"):
+        table.add_column(col)
+    for m in bad:
+        table.add_row(m.run_key, "" if m.epoch is None else str(m.epoch), m.metric, repr(m.recorded), repr(m.rerun))
+    console.print(table)
+    console.print(f"{sum(bool(f) for f in results.values())} of {len(results)} re-run(s) differ.")
+    raise typer.Exit(1)

@@ -1,0 +1,74 @@
+"""Re-running recorded runs from their saved configs and listing every per-epoch metric that does not match."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import OmegaConf
+
+from .config import compose_config
+from .results import load_records
+from .train import run_experiment
+
+# Wall-clock measurements differ on every run; everything else a record holds per epoch must repeat bit for bit.
+TIMING_KEYS = ("epoch_time_s", "samples_per_s")
+
+
+@dataclass
+class Mismatch:
+    run_key: str
+    epoch: Optional[int]
+    metric: str
+    recorded: Any
+    rerun: Any
+
+
+def recorded_config(plain: Dict[str, Any], out_dir: Path):
+    """A record's resolved config as a DictConfig on today's schema (keys added since then take their defaults, which
+    reproduce the earlier behaviour), writing nowhere but `out_dir`."""
+    base = compose_config([f"dataset={plain['dataset']['name']}", f"model={plain['model']['name']}"])
+    cfg = OmegaConf.merge(base, plain)
+    cfg.out_dir = str(out_dir)
+    return cfg
+
+
+def choose(records: List[Dict[str, Any]], sample: int, seed: int) -> List[Dict[str, Any]]:
+    """`sample` finished runs drawn with `seed` (0 or more than there are: all of them), in run-key order."""
+    done = sorted((r for r in records if r["status"] in ("ok", "diverged")), key=lambda r: r["run_key"])
+    if 0 < sample < len(done):
+        done = sorted(random.Random(seed).sample(done, sample), key=lambda r: r["run_key"])
+    return done
+
+
+def compare_metrics(key: str, recorded: List[Dict[str, Any]], rerun: List[Dict[str, Any]]) -> List[Mismatch]:
+    out = []
+    if len(recorded) != len(rerun):
+        out.append(Mismatch(key, None, "epochs", len(recorded), len(rerun)))
+    for old, new in zip(recorded, rerun):
+        for metric, value in old.items():
+            both_nan = value != value and new.get(metric) != new.get(metric)  # NaN != NaN, yet a diverged run repeats
+            if metric not in TIMING_KEYS and new.get(metric) != value and not both_nan:
+                out.append(Mismatch(key, old.get("epoch"), metric, value, new.get(metric)))
+    return out
+
+
+def verify_record(rec: Dict[str, Any], scratch: Path) -> List[Mismatch]:
+    """Train the record's config again (nothing written under the record's folder) and compare every epoch."""
+    result = run_experiment(recorded_config(rec["config"], scratch))
+    found = compare_metrics(rec["run_key"], rec["metrics"], result["metrics"])
+    if result["status"] != rec["status"]:
+        found.insert(0, Mismatch(rec["run_key"], None, "status", rec["status"], result["status"]))
+    return found
+
+
+def verify_runs(runs_dir: Path, sample: int, seed: int, scratch: Path, on_run=None) -> Dict[str, List[Mismatch]]:
+    """Mismatches per re-run record of runs_dir (an empty list: that run reproduced exactly)."""
+    results = {}
+    for rec in choose(load_records(runs_dir), sample, seed):
+        results[rec["run_key"]] = verify_record(rec, scratch)
+        if on_run is not None:
+            on_run(rec, results[rec["run_key"]])
+    return results
