@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config import CONF_DIR, compose_config, to_plain
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
+from .results.records import OutputError
 from .results.records import now
 from .data import DataError, DataSplits
 from .train import ConfigError, resolve_device, run_experiment
@@ -78,7 +79,12 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
             result, error = _failed(cfg), f"{type(e).__name__}: {e}"
             result["traceback"] = traceback.format_exc()
         record = _record(plain, key, result, error, started, time.perf_counter() - t0)
-        write_record(out_dir, record)
+        try:
+            write_record(out_dir, record)
+        except OSError as e:  # disk full, permissions changed mid-sweep: the temp file is gone, nothing half-written
+            raise OutputError(f"Could not write the record of run {key} to {out_dir}/records ({e.strerror or e}). "
+                              f"Nothing was half-written and every earlier run is kept; free some space (or fix the "
+                              f"folder's permissions) and run the same command again to resume.") from None
     finally:
         release(lock)  # also on Ctrl-C: the unfinished run leaves neither a record nor a claim
     rebuild_tables(out_dir)
@@ -156,9 +162,17 @@ def _failed(cfg: DictConfig) -> Dict[str, Any]:
     return {"status": "failed", "metrics": [], "n_params": None, "device": str(cfg.device)}
 
 
+write_errors: List[str] = []  # records that could not be written in this process (the sweep reports them at the end)
+
+
 def _task(cfg: DictConfig) -> str:
-    """Hydra's task function for every job of a multirun."""
-    return execute_run(cfg)["status"]
+    """Hydra's task function for every job of a multirun. A record that cannot be written (disk full) is noted, not
+    raised, so Hydra prints no traceback; the sweep command ends with the message and a non-zero exit."""
+    try:
+        return execute_run(cfg)["status"]
+    except OutputError as e:
+        write_errors.append(str(e))
+        return "unwritten"
 
 
 @dataclass

@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from typer.testing import CliRunner
+
+from bnablate.cli import app
 
 from bnablate.results.claims import claim, is_stale, lock_path, release
 
@@ -89,3 +92,54 @@ def test_ctrl_c_keeps_finished_runs_and_says_how_to_resume():
     assert not list(records.glob("*.lock")) and not list(records.glob(".*.tmp"))
     kept = len(list(records.glob("*.json")))
     assert kept >= 1 and len(pd.read_csv("runs/shared/runs.csv")) == kept
+
+
+def test_unwritable_output_folder_is_a_usage_error_before_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")  # out_dir below a regular file cannot be created, even by root
+    for cmd in (["run", "dataset=synthetic", "model=mlp", f"out_dir={blocker}/out"],
+                ["sweep", "dataset=synthetic", "model=mlp", "variant=no_bn", "seed=0", f"out_dir={blocker}/out"]):
+        result = CliRunner().invoke(app, cmd)
+        assert result.exit_code == 2, result.output
+        assert f"Cannot write results to {blocker}/out/records" in result.output and "out_dir=PATH" in result.output
+        assert "Traceback" not in result.output and "epoch" not in result.output  # nothing trained
+    assert blocker.read_text() == "not a folder"
+
+
+def test_nearly_full_disk_is_refused_before_training(monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    result = CliRunner().invoke(app, ["run", "dataset=synthetic", "model=mlp", "out_dir=runs/full"])
+    assert result.exit_code == 2 and "Only 1.0 MB free on the disk of runs/full/records" in result.output
+    assert list(Path("runs/full/records").iterdir()) == []  # the probe file is gone
+
+
+def test_disk_full_at_a_records_write_keeps_every_other_run(monkeypatch):
+    import errno
+
+    import bnablate.results.records as records
+
+    real, calls = os.replace, {"n": 0}
+
+    def replace(src, dst):  # the atomic rename of the 2nd record fails as on a full disk
+        if str(dst).endswith(".json") and "/records/" in str(dst):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+    monkeypatch.setattr(records.os, "replace", replace)
+    cmd = ["sweep", "dataset=synthetic", "model=mlp", "variant=no_bn", "seed=range(3)", "train.epochs=1",
+           "out_dir=runs/full"]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 1
+    assert "1 record(s) could not be written" in result.output and "No space left on device" in result.output
+    assert "run the same command again to resume" in result.output and "Traceback" not in result.output
+    folder = Path("runs/full/records")
+    assert len(list(folder.glob("*.json"))) == 2 and not list(folder.glob("*.tmp")) and not list(folder.glob("*.lock"))
+    monkeypatch.setattr(records.os, "replace", real)
+    again = CliRunner().invoke(app, cmd)
+    assert again.exit_code == 0 and "2 already completed there" in again.output
+    assert len(list(folder.glob("*.json"))) == 3

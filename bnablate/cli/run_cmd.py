@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from ..sweep import Reporter, execute_run
 from ..variants import variant_label
 from ..data import DataError
+from ..results.records import OutputError, check_writable
 from ..train import ConfigError, preflight
 from .common import OVERRIDES_HELP, compose_or_fail, console, err_console, fail
 
@@ -49,8 +50,9 @@ def run_cmd(
         return
     try:
         data = preflight(cfg)  # missing files or a too-large batch fail here, before anything is written
+        check_writable(cfg.out_dir)
         rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True, data=data)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, OutputError) as e:
         fail(str(e))
     if rec["status"] == "running elsewhere":
         err_console.print(f"run {rec['run_key']} is being trained right now by another process into {cfg.out_dir}; "

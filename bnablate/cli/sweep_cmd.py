@@ -14,6 +14,8 @@ from ..data import DataError, DataSplits, load_data
 from ..registry import UnknownNameError
 from ..report import make_report
 from ..results import rebuild_tables
+from ..results.records import OutputError, check_writable
+from .. import sweep
 from ..sweep import (Reporter, execute_pack, launch_multirun, pack_groups, plan_sweep, set_reporter,
                      use_packing)
 from ..train import ConfigError, validate_config
@@ -100,6 +102,11 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
         fail(explain(e, overrides))
     if not plan.jobs:
         fail("The sweep is empty: no runs to do. Give values, e.g. variant=no_bn,bn_pre_act seed=range(3).")
+    try:
+        for out_dir in plan.out_dirs:
+            check_writable(out_dir)
+    except OutputError as e:
+        fail(str(e))
     done = plan.finished_count()
     dirs = ", ".join(str(d) for d in plan.out_dirs)
     console.print(f"sweep: {len(plan.jobs)} runs → {dirs}" +
@@ -121,6 +128,11 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
         raise typer.Exit(130)
     finally:
         set_reporter(None)
+    if sweep.write_errors:
+        console.print(f"[red]{len(sweep.write_errors)} record(s) could not be written[/red]: {sweep.write_errors[0]}",
+                      highlight=False)
+        sweep.write_errors.clear()
+        raise typer.Exit(1)
     failed = []
     for out_dir in plan.out_dirs:
         _, runs = rebuild_tables(Path(out_dir))

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import socket
+import shutil
 import subprocess
 import tempfile
 from datetime import datetime, timezone
@@ -103,6 +104,34 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot take results; the message names the fix. Raised before any training."""
+
+
+MIN_FREE_BYTES = 50 * 2**20  # a record is a few hundred kB at most; below 50 MB free a sweep would soon fail mid-way
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create out_dir/records and write + delete a probe file there, and check free space, so an unwritable or full
+    output folder fails before training rather than losing a finished run at its first write."""
+    folder = Path(out_dir) / RECORDS_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-", suffix=".tmp")
+        try:
+            os.write(fd, b"0" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free = shutil.disk_usage(folder).free
+    except OSError as e:
+        raise OutputError(f"Cannot write results to {folder} ({e.strerror or e}): choose a writable folder with "
+                          f"out_dir=PATH, or fix that folder's permissions.") from None
+    if free < MIN_FREE_BYTES:
+        raise OutputError(f"Only {free / 2**20:.1f} MB free on the disk of {folder}; free some space or choose another "
+                          f"disk with out_dir=PATH (records and tables need a few MB per sweep).")
 
 
 def record_path(out_dir: Path, key: str) -> Path:
