@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -12,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import DictConfig, OmegaConf
+import torch
 
 from .config import CONF_DIR, compose_config, to_plain
 from .results import finished, provenance, rebuild_tables, run_key, write_record
@@ -162,12 +164,34 @@ def _failed(cfg: DictConfig) -> Dict[str, Any]:
     return {"status": "failed", "metrics": [], "n_params": None, "device": str(cfg.device)}
 
 
+def threads_per_job(threads: int) -> int:
+    """Torch threads for a job of a parallel launcher when `threads=0` (auto): the machine's cores divided among the
+    launcher's n_jobs (joblib's -1 = one job per core), at least 1, so jobs × threads does not oversubscribe the
+    cores. 0 (leave torch's default) under the basic launcher or when threads is set explicitly."""
+    if threads > 0:
+        return 0
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    except Exception:  # noqa: BLE001  (not inside a Hydra job, or a launcher without n_jobs)
+        return 0
+    cores = os.cpu_count() or 1
+    if n_jobs is None or int(n_jobs) == 1:
+        return 0
+    jobs = cores if int(n_jobs) < 0 else min(int(n_jobs), cores)
+    return max(1, cores // jobs)
+
+
 write_errors: List[str] = []  # records that could not be written in this process (the sweep reports them at the end)
 
 
 def _task(cfg: DictConfig) -> str:
     """Hydra's task function for every job of a multirun. A record that cannot be written (disk full) is noted, not
     raised, so Hydra prints no traceback; the sweep command ends with the message and a non-zero exit."""
+    threads = threads_per_job(int(cfg.threads))
+    if threads:
+        torch.set_num_threads(threads)
     try:
         return execute_run(cfg)["status"]
     except OutputError as e:

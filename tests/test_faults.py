@@ -143,3 +143,17 @@ def test_disk_full_at_a_records_write_keeps_every_other_run(monkeypatch):
     again = CliRunner().invoke(app, cmd)
     assert again.exit_code == 0 and "2 already completed there" in again.output
     assert len(list(folder.glob("*.json"))) == 3
+
+
+def test_joblib_jobs_share_the_cores_instead_of_oversubscribing():
+    from bnablate.sweep import threads_per_job
+
+    cmd = ["sweep", "dataset=synthetic", "model=mlp", "variant=no_bn,bn_pre_act", "seed=0", "train.epochs=1",
+           "out_dir=runs/par", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    result = CliRunner().invoke(app, cmd)
+    assert result.exit_code == 0, result.output
+    recs = [json.loads(p.read_text()) for p in Path("runs/par/records").glob("*.json")]
+    expected = max(1, (os.cpu_count() or 1) // min(2, os.cpu_count() or 1))
+    assert len(recs) == 2 and {r["provenance"]["torch_threads"] for r in recs} == {expected}
+    assert threads_per_job(3) == 0  # an explicit threads=N is left to configure_device; outside Hydra: torch's default
+    assert threads_per_job(0) == 0
