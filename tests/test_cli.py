@@ -148,3 +148,29 @@ def test_sweep_packs_seeds_when_asked():
 def test_pack_value_is_validated():
     res = runner.invoke(app, ["sweep", "pack=maybe"], terminal_width=200)
     assert res.exit_code == 2 and "pack must be auto, true or false" in res.output
+
+
+def test_a_config_file_that_does_not_parse_names_the_file_and_line(tmp_path, monkeypatch):
+    import shutil
+    import sys
+
+    import bnablate.config
+    import bnablate.variants
+
+    conf = tmp_path / "conf"  # a copy of conf/ with a broken preset, as a user adding one would make it
+    shutil.copytree(bnablate.config.CONF_DIR, conf)
+    (conf / "variant" / "zz_broken.yaml").write_text("defaults:\n  - base_variant\n  - _self_\nnorm: batch\n"
+                                                     "placement: [pre_act\n")
+    for name in ("bnablate.config", "bnablate.variants", "bnablate.cli.common", "bnablate.cli.list_cmd", "bnablate.sweep"):
+        monkeypatch.setattr(sys.modules[name], "CONF_DIR", conf)  # (bnablate.cli.list_cmd the attribute is the function)
+    bnablate.variants.variant_presets.cache_clear()
+    try:
+        for cmd in (["run", "dataset=synthetic", "model=mlp", "variant=zz_broken"],
+                    ["sweep", "dataset=synthetic", "model=mlp", "variant=zz_broken,no_bn"], ["list", "variants"]):
+            result = CliRunner().invoke(app, cmd)
+            assert result.exit_code == 2, result.output
+            assert "does not parse as YAML" in result.output and "zz_broken.yaml" in result.output
+            assert "line 5" in result.output and "Traceback" not in result.output
+        assert not Path("runs").exists()
+    finally:
+        bnablate.variants.variant_presets.cache_clear()

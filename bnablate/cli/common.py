@@ -7,6 +7,7 @@ import re
 from typing import Callable, List, NoReturn, Optional
 
 import typer
+import yaml
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -40,9 +41,17 @@ def _all_keys(cfg: DictConfig, prefix: str = "") -> List[str]:
     return keys
 
 
+# Everything composing a config can raise on bad input; each becomes a usage error through explain().
+CONFIG_ERRORS = (ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException,
+                 yaml.YAMLError)
+
+
 def explain(e: BaseException, overrides: List[str]) -> str:
     """A one-paragraph message for a config error, naming the fix."""
     text = str(e)
+    if isinstance(e, yaml.YAMLError):  # PyYAML's text names the file, line and column; keep it on one line
+        where = " ".join(text.split())
+        return f"A config file does not parse as YAML: {where}. Fix that file (or remove it) and run again."
     if isinstance(e, MissingConfigException):
         m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
         if m and (CONF_DIR / m.group(1)).is_dir():
@@ -100,5 +109,5 @@ def compose_or_fail(overrides: List[str], validate: Optional[Callable[[DictConfi
         return cfg
     except (ConfigError, UnknownNameError) as e:
         fail(str(e))
-    except (ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException) as e:
+    except CONFIG_ERRORS as e:
         fail(explain(e, overrides))

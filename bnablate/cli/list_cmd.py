@@ -13,7 +13,7 @@ from ..data import DATASETS
 from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
 from ..models import MODELS
 from ..variants import variant_presets
-from .common import console, fail
+from .common import CONFIG_ERRORS, console, explain, fail
 
 WHAT = ("variants", "models", "datasets", "sweeps", "axes")
 
@@ -83,4 +83,8 @@ def list_cmd(
     if what is not None and what not in TABLES:
         fail(f"Unknown list '{what}'. Choose one of: {', '.join(WHAT)}.")
     for name in [what] if what else list(TABLES):
-        console.print(TABLES[name]())
+        try:
+            table = TABLES[name]()
+        except CONFIG_ERRORS as e:  # a preset file someone added does not parse
+            fail(explain(e, []))
+        console.print(table)

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any, Dict, List, Optional
 
 import typer
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import OmegaConfBaseException
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..data import DataError, DataSplits, load_data
@@ -21,7 +19,7 @@ from ..sweep import (Reporter, execute_pack, launch_multirun, pack_groups, plan_
 from ..train import ConfigError, validate_config
 from ..train.runner import check_data
 from ..variants import variant_label
-from .common import console, explain, fail
+from .common import CONFIG_ERRORS, console, explain, fail
 from .report_cmd import print_report
 
 SWEEP_HELP = ("Hydra overrides and sweeps: sweep=NAME picks a preset from conf/sweep; variant=a,b seed=range(5) "
@@ -98,7 +96,7 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
         plan = plan_sweep(overrides, _validator())
     except (ConfigError, UnknownNameError, DataError) as e:
         fail(str(e))
-    except (ConfigCompositionException, MissingConfigException, OverrideParseException, OmegaConfBaseException) as e:
+    except CONFIG_ERRORS as e:
         fail(explain(e, overrides))
     if not plan.jobs:
         fail("The sweep is empty: no runs to do. Give values, e.g. variant=no_bn,bn_pre_act seed=range(3).")
