@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from bnablate.cli import app
@@ -77,6 +78,28 @@ def test_kill_9_then_rerun_keeps_everything_and_finishes():
     assert kept <= {f.name for f in records.glob("*.json")}
     runs = pd.read_csv("runs/shared/runs.csv")
     assert len(runs) == 6 and runs["run_key"].is_unique and (runs["status"] == "ok").all()
+
+
+@pytest.mark.slow
+def test_repeated_random_kill_9_then_rerun_trains_every_run_exactly_once():
+    import random
+
+    records = Path("runs/shared/records")
+    rng = random.Random(7)  # seeded kill times: start-up, mid-epoch and record writes all get hit across rounds
+    for _ in range(4):
+        p = _bnablate(*SWEEP, start_new_session=True)
+        time.sleep(rng.uniform(2.0, 9.0))
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        for f in records.glob("*.json"):  # whatever is there is a whole record, never a half-written one
+            assert json.loads(f.read_text())["status"] == "ok"
+    final = _bnablate(*SWEEP)
+    out = final.communicate(timeout=300)[0]
+    assert final.returncode == 0, out
+    runs = pd.read_csv("runs/shared/runs.csv")
+    assert len(runs) == 6 and runs["run_key"].is_unique and (runs["status"] == "ok").all()
+    assert len(list(records.glob("*.json"))) == 6
+    assert not list(records.glob("*.lock")) and not list(records.glob(".*.tmp"))  # dead claims taken over, released
 
 
 def test_ctrl_c_keeps_finished_runs_and_says_how_to_resume():
