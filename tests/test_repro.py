@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bnablate.cli import app
 from bnablate.config import CONF_DIR, compose_config
 from bnablate.report import make_report, preset_options
-from bnablate.results import write_record
+from bnablate.results import load_records, write_record
 from bnablate.sweep import plan_sweep
 from bnablate.train import build_optimizer, validate_config
 from bnablate.train.optim import effective_lr
@@ -101,7 +101,7 @@ def _lr_grid_records(out: Path):
 def test_preset_report_options_give_the_pivot_and_largest_trainable_lr(tmp_path):
     out = tmp_path / "runs"
     _lr_grid_records(out)
-    assert preset_options([out]) == {"baseline": "no_bn", "pivot": "lr", "trained_above": 0.5, "per_epoch": []}
+    assert preset_options(load_records(out)) == {"baseline": "no_bn", "pivot": "lr", "trained_above": 0.5, "per_epoch": []}
     report, written = make_report([out], formats=["csv"])
     (title, frame), = report.views.items()
     assert "by lr" in title and list(frame.columns[-3:]) == ["0.01", "1.0", "largest lr with mean ≥ 0.5"]

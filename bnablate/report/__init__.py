@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import ast
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
@@ -18,27 +18,35 @@ from .summary import Report, build_report
 FORMATS = ("csv", "md", "tex", "png")  # png = the figures, written as PNG and PDF
 
 
-def collect(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:
+def merged_records(dirs: Iterable[Path]) -> List[Dict[str, Any]]:
     """Records from several run folders merged (a run key seen twice counts once: the latest finished record)."""
-    by_key = {}
+    by_key: Dict[str, Dict[str, Any]] = {}
     for d in dirs:
         for rec in load_records(Path(d)):
             old = by_key.get(rec["run_key"])
             if old is None or (rec.get("finished_at") or "") > (old.get("finished_at") or ""):
                 by_key[rec["run_key"]] = rec
-    records = list(by_key.values())
+    return list(by_key.values())
+
+
+def _tables(records: List[Dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:
     results, runs = build_tables(records)
     identifying = list(run_columns(records[0])) if records else []
     return results, runs, identifying
 
 
+def collect(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:
+    """results.csv- and runs.csv-shaped tables and the identifying columns of the merged records of `dirs`."""
+    return _tables(merged_records(dirs))
+
+
 PRESET_OPTIONS = {"baseline": "no_bn", "pivot": None, "trained_above": None, "per_epoch": []}
 
 
-def preset_options(dirs: Iterable[Path]) -> Dict[str, Any]:
+def preset_options(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
     """The report options named by the runs' sweep preset (sweep.baseline, sweep.pivot, ...; for each, the most
     common value among the records), else the defaults."""
-    sweeps = [rec["config"]["sweep"] for d in dirs for rec in load_records(Path(d))]
+    sweeps = [rec["config"]["sweep"] for rec in records]
     options = dict(PRESET_OPTIONS)
     for key in options:
         values = [repr(s[key]) for s in sweeps if s.get(key) not in (None, [], ())]
@@ -55,13 +63,14 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
     """Build the report from the records in `dirs` and write it under `out` (default: first dir / report).
     baseline, pivot, trained_above, per_epoch left None take the sweep preset's values (`preset_options`). pivot:
     also a table/figure of the metric against that factor; per_epoch: also those metrics at every epoch."""
-    preset = preset_options(dirs)
+    records = merged_records(dirs)  # read once: the preset's report options and the tables both come from them
+    preset = preset_options(records)
     baseline = baseline or preset["baseline"]
     pivot = pivot or preset["pivot"]
     trained_above = trained_above if trained_above is not None else (preset["trained_above"] if pivot == preset["pivot"]
                                                                      else None)
     per_epoch = list(per_epoch if per_epoch is not None else preset["per_epoch"])
-    results, runs, identifying = collect(dirs)
+    results, runs, identifying = _tables(records)
     report = build_report(results, runs, identifying, metric=metric, baseline=baseline, target=target, by=by,
                           alpha=alpha)
     out = Path(out) if out is not None else Path(dirs[0]) / "report"

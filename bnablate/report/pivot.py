@@ -5,22 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..results.records import atomic_write_text  # noqa: E402
-from .render import _scale, mean_pm  # noqa: E402
-from .stats import mean_ci  # noqa: E402
-from .summary import Report  # noqa: E402
-
-
-def _sort_key(values: pd.Series) -> pd.Series:
-    num = pd.to_numeric(values, errors="coerce")
-    return num if num.notna().all() else values.astype(str)
+from ..results.records import atomic_write_text
+from .plots import plt, save_figure  # plots selects the Agg backend (files only)
+from .render import _scale, mean_pm, natural_key
+from .stats import mean_ci
+from .summary import Report
 
 
 def pivot_frame(report: Report, column: str, trained_above: Optional[float] = None) -> pd.DataFrame:
@@ -31,7 +23,7 @@ def pivot_frame(report: Report, column: str, trained_above: Optional[float] = No
         raise ValueError(f"--pivot {column}: not a factor of this report (factors: {', '.join(report.by)}; a column "
                          f"becomes a factor when its value varies between runs, or name it in --by).")
     s = report.summary.copy()
-    s["_order"] = _sort_key(s[column])
+    s["_order"] = natural_key(s[column])
     values = list(dict.fromkeys(s.sort_values("_order", kind="stable")[column].astype(str)))
     rows_by = [c for c in report.by if c != column]
     m = report.metric
@@ -52,7 +44,7 @@ def pivot_frame(report: Report, column: str, trained_above: Optional[float] = No
     return frame[rows_by + [v for v in values if v in frame] + [c for c in frame if c.startswith("largest ")]]
 
 
-def pivot_figure(report: Report, column: str, out_dir: Path) -> List[Path]:
+def pivot_figure(report: Report, column: str, out_dir: Path, stem: str) -> List[Path]:
     """The metric against `column` (log scale when numeric, positive and spanning ≥ 10×), one line per group."""
     s = report.summary.copy()
     m, k = report.metric, _scale(report.metric)
@@ -77,12 +69,7 @@ def pivot_figure(report: Report, column: str, out_dir: Path) -> List[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    stem = f"pivot_{column.replace('.', '_')}"
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=120, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, stem)
 
 
 def per_epoch_frame(results: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
@@ -119,7 +106,7 @@ def write_pivot(report: Report, column: str, out_dir: Path, trained_above: Optio
     atomic_write_text(out_dir / f"{stem}.csv", frame.to_csv(index=False))
     title = f"{report.metric} by {column}: mean ± 95% CI half-width over seeds\n\n"
     atomic_write_text(out_dir / f"{stem}.md", title + frame.to_markdown(index=False, disable_numparse=True) + "\n")
-    return frame, [out_dir / f"{stem}.csv", out_dir / f"{stem}.md", *pivot_figure(report, column, out_dir)]
+    return frame, [out_dir / f"{stem}.csv", out_dir / f"{stem}.md", *pivot_figure(report, column, out_dir, stem)]
 
 
 def write_per_epoch(results: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], out_dir: Path) -> tuple:

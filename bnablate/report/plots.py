@@ -50,7 +50,8 @@ def _row_of_panels(contexts: List[Tuple[str, pd.DataFrame]]):
     return plt.subplots(1, len(contexts), figsize=(6 * len(contexts), 1.2 + 0.45 * rows), squeeze=False)
 
 
-def _save(fig, out_dir: Path, name: str) -> List[Path]:
+def save_figure(fig, out_dir: Path, name: str) -> List[Path]:
+    """NAME.png and NAME.pdf without timestamps or version stamps, so the same records give byte-identical files."""
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=120, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
@@ -87,7 +88,7 @@ def learning_curves(results: pd.DataFrame, report: Report, out_dir: Path) -> Lis
         row[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("learning curves: mean over seeds with 95% CI band", y=1.0)
     fig.tight_layout()
-    return _save(fig, out_dir, "learning_curves")
+    return save_figure(fig, out_dir, "learning_curves")
 
 
 def final_metric(report: Report, out_dir: Path) -> List[Path]:
@@ -108,7 +109,7 @@ def final_metric(report: Report, out_dir: Path) -> List[Path]:
         ax.set_title(name, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, out_dir, "final_metric")
+    return save_figure(fig, out_dir, "final_metric")
 
 
 def time_to_target(report: Report, out_dir: Path) -> List[Path]:
@@ -129,4 +130,4 @@ def time_to_target(report: Report, out_dir: Path) -> List[Path]:
         ax.set_title(name, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, out_dir, "time_to_target")
+    return save_figure(fig, out_dir, "time_to_target")

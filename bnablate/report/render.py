@@ -44,7 +44,7 @@ def _p(x: float) -> str:
     return "" if not math.isfinite(x) else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
 
 
-def _natural(col: pd.Series) -> pd.Series:
+def natural_key(col: pd.Series) -> pd.Series:
     """Sort key: numbers as numbers (batch 2, 4, …, 256 rather than 128, 16, 2, …), anything else as text."""
     num = pd.to_numeric(col, errors="coerce")
     return num if num.notna().all() else col.astype(str)
@@ -52,7 +52,7 @@ def _natural(col: pd.Series) -> pd.Series:
 
 def sorted_summary(report: Report) -> pd.DataFrame:
     """The summary in context order (numeric factors ascending), then by rank within each context."""
-    return report.summary.sort_values([c for c in report.by if c != "variant"] + ["rank"], kind="stable", key=_natural)
+    return report.summary.sort_values([c for c in report.by if c != "variant"] + ["rank"], kind="stable", key=natural_key)
 
 
 def display_frame(report: Report) -> pd.DataFrame:
