@@ -165,17 +165,21 @@ def _failed(cfg: DictConfig) -> Dict[str, Any]:
 
 
 def threads_per_job(threads: int) -> int:
-    """Torch threads for a job of a parallel launcher when `threads=0` (auto): the machine's cores divided among the
-    launcher's n_jobs (joblib's -1 = one job per core), at least 1, so jobs × threads does not oversubscribe the
-    cores. 0 (leave torch's default) under the basic launcher or when threads is set explicitly."""
+    """Torch threads for a job of a parallel launcher when `threads=0` (auto), so jobs × threads does not
+    oversubscribe the cores: submitit's `cpus_per_task` where set (the cores SLURM gives each run), else the machine's
+    cores divided among joblib's n_jobs (-1 = one job per core), at least 1. 0 (leave torch's default) under the
+    basic launcher or when threads is set explicitly."""
     if threads > 0:
         return 0
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        n_jobs = HydraConfig.get().launcher.get("n_jobs")
-    except Exception:  # noqa: BLE001  (not inside a Hydra job, or a launcher without n_jobs)
+        launcher = HydraConfig.get().launcher
+    except Exception:  # noqa: BLE001  (not inside a Hydra job)
         return 0
+    if launcher.get("cpus_per_task") is not None:
+        return max(1, int(launcher.cpus_per_task))
+    n_jobs = launcher.get("n_jobs")
     cores = os.cpu_count() or 1
     if n_jobs is None or int(n_jobs) == 1:
         return 0

@@ -88,6 +88,11 @@ def provenance(device: str) -> Dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
         info["cuda"] = torch.version.cuda
+    # Cluster runs: which job trained this record (set by SLURM and by submitit in the job's environment).
+    for env, key in (("SLURM_JOB_ID", "slurm_job_id"), ("SLURM_ARRAY_TASK_ID", "slurm_array_task_id"),
+                     ("SUBMITIT_EXECUTOR", "submitit_executor"), ("SUBMITIT_LOCAL_JOB_ID", "submitit_local_job_id")):
+        if os.environ.get(env):
+            info[key] = os.environ[env]
     return info
 
 
