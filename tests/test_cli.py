@@ -111,6 +111,13 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
     (["sweep", "seed=range(0)"], "The sweep is empty"),
     (["sweep", "train.batch_size=100000"], "larger than the training set"),
     (["run", "train.batch_size=100000", "model=mlp"], "larger than the training set"),
+    (["sweep", "optim.lr=0"], "optim.lr must be > 0, got 0.0"),
+    (["sweep", "optim.lr=-1", "model=mlp"], "optim.lr must be > 0, got -1.0"),
+    (["sweep", "variant=bn_dropout", "variant.dropout_p=1.5"], "variant.dropout_p must be in [0, 1), got 1.5"),
+    (["sweep", "train.epochs=two"], "Invalid value for 'train.epochs'"),
+    (["sweep", "hydra/launcher=slrum"], "Unknown hydra/launcher 'slrum'. Did you mean 'slurm'?"),
+    (["sweep", "pack_size=0"], "pack_size ≥ 1"),
+    (["run", "device=tpu"], "Unknown device 'tpu'"),
 ])
 def test_bad_inputs_are_usage_errors_without_traceback(args, msg):
     res = runner.invoke(app, args, terminal_width=200)

@@ -53,11 +53,13 @@ def explain(e: BaseException, overrides: List[str]) -> str:
         where = " ".join(text.split())
         return f"A config file does not parse as YAML: {where}. Fix that file (or remove it) and run again."
     if isinstance(e, MissingConfigException):
-        m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
-        if m and (CONF_DIR / m.group(1)).is_dir():
+        m = re.search(r"Could not find '(.+)/([^/']+)'", text)  # group may be nested: hydra/launcher/NAME
+        if m:
             group, name = m.groups()
+            # Hydra's own list covers plugin-provided options too (hydra/launcher=joblib); base_* are our schemas
+            options = [o for o in (getattr(e, "options", None) or group_options(group)) if not o.startswith("base_")]
             hint = f" Run `bnablate list {group}s` for descriptions." if group in LISTED_GROUPS else ""
-            return unknown_name_message(group, name, group_options(group)) + hint
+            return unknown_name_message(group, name, options) + hint
         return text.split("\n")[0]
     if isinstance(e, OverrideParseException):
         return (f"Malformed override: {text.splitlines()[0]} Overrides look like key=value, group=option, or "
