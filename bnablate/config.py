@@ -92,6 +92,12 @@ class TrainConfig:
     batch_size: int = 64
     eval_batch_size: int = 1024  # evaluation only; does not change results
     compile: bool = False  # torch.compile the model (execution option: same maths, other kernels; see README)
+    compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
+    channels_last: bool = False  # NHWC memory layout for conv models and their inputs (same maths, other kernels)
+    # Numerics (part of the run key): fp32 | bf16 (autocast of forward passes; parameters and optimizer stay FP32)
+    precision: str = "fp32"
+    tf32: bool = False  # CUDA only: TF32 tensor-core matmuls/convolutions (~1e-3 relative error)
+    deterministic: bool = True  # CUDA only: bitwise-repeatable kernels (cuDNN autotuning off); false may be faster
 
 
 @dataclass
@@ -140,12 +146,13 @@ register_configs()
 # Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
 NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "dataset.root", "dataset.cache_dir", "dataset.download",
                    "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size",
-                   "train.compile")
+                   "train.compile", "train.compile_mode", "train.channels_last", "train.deterministic")
 
 
 # Keys added after the first release, with the value that reproduces the earlier behaviour: at that value a key is
 # left out of the run key, so runs recorded before it existed keep their keys (a rerun still skips them).
-NEUTRAL_VALUES = {"optim.batch_scaling": "none", "optim.ref_batch_size": 64, "dataset.normalize": "standardize"}
+NEUTRAL_VALUES = {"optim.batch_scaling": "none", "optim.ref_batch_size": 64, "dataset.normalize": "standardize",
+                  "train.precision": "fp32", "train.tf32": False}
 
 
 def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:

@@ -97,9 +97,10 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
 def _record(plain: Dict[str, Any], key: str, result: Dict[str, Any], error: Optional[str], started: str,
             wall: float) -> Dict[str, Any]:
     result = dict(result)
+    execution = result.pop("execution", {})  # precision, layout, compile...: how it ran, beside versions/hardware
     return {"run_key": key, "status": result.pop("status"), "error": error, "config": plain,
             "variant": variant_label(plain["variant"]), "started_at": started, "finished_at": now(),
-            "wall_time_s": wall, **result, "provenance": provenance(result["device"])}
+            "wall_time_s": wall, **result, "provenance": {**provenance(result["device"]), **execution}}
 
 
 def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) -> List[Dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -35,22 +35,35 @@ def batch_indices(n: int, batch_size: int, g: torch.Generator) -> List[Tensor]:
     return chunks
 
 
+def epoch_batches(n: int, batch_size: int, generators: Sequence[torch.Generator], device: torch.device,
+                  max_steps: Optional[int] = None) -> List[Tensor]:
+    """The epoch's index batches of K runs (one generator each) as (K, B) tensors on `device`, copied there in one
+    transfer per epoch: a host→device copy inside the step loop would wait for the GPU's queue every step. The order
+    is batch_indices' (drawn on the CPU), so results do not depend on the device."""
+    orders = [batch_indices(n, batch_size, g)[:max_steps] for g in generators]
+    sizes = [len(b) for b in orders[0]]
+    flat = torch.stack([torch.cat(o) for o in orders]).to(device, non_blocking=True)  # (K, steps·B)
+    return list(flat.split(sizes, dim=1))
+
+
 def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batch_size: int,
                     g_batches: torch.Generator, g_augment: Optional[torch.Generator] = None,
-                    max_steps: Optional[int] = None) -> Dict[str, float]:
+                    max_steps: Optional[int] = None, amp: Optional[torch.dtype] = None) -> Dict[str, float]:
     """Train over (x (N,C,H,W), y (N,)) once (or for max_steps batches, as benchmarks do). Losses are summed on the
-    device and read once at the end: no host/device synchronisation inside the step loop."""
+    device and read once at the end: no host/device synchronisation inside the step loop. amp: autocast dtype for
+    the forward pass (bf16), None for FP32."""
     model.train()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     steps, seen = 0, 0
-    for idx in batch_indices(len(x), batch_size, g_batches)[:max_steps]:
-        idx = idx.to(x.device, non_blocking=True)
+    for idx in epoch_batches(len(x), batch_size, [g_batches], x.device, max_steps):
+        idx = idx[0]
         xb, yb = x[idx], y[idx]
         if g_augment is not None:
             xb = augment_batch(xb, g_augment)
-        out = model(xb)
-        loss = F.cross_entropy(out, yb)
+        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+            out = model(xb)
+        loss = F.cross_entropy(out.float(), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -63,7 +76,8 @@ def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> Dict[str, float]:
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024,
+             amp: Optional[torch.dtype] = None) -> Dict[str, float]:
     """Mean cross-entropy and accuracy in eval mode (BN uses running statistics); restores the previous mode."""
     was_training = model.training
     model.eval()
@@ -71,8 +85,9 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> 
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        out = model(xb)
-        loss_sum += F.cross_entropy(out, yb, reduction="sum")
+        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+            out = model(xb)
+        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
         correct += (out.argmax(1) == yb).sum()
     model.train(was_training)
     n = max(len(x), 1)

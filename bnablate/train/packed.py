@@ -19,9 +19,10 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data import augment_batch, load_data
 from ..models import build_model, count_params
 from ..seeding import generator
-from .loop import batch_indices, timed
+from .execution import ConfigError, amp_dtype, configure_device, execution_info
+from .loop import epoch_batches, timed
 from .optim import build_optimizer, build_scheduler
-from .runner import ConfigError, check_data, configure_device, epoch_row, validate_config
+from .runner import check_data, epoch_row, validate_config
 
 
 def pack_key(cfg: DictConfig) -> str:
@@ -38,6 +39,10 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
         return "packed runs must differ only in their seed"
     if cfgs[0].variant.dropout != "none":
         return "dropout masks are drawn per run from separate streams, which vmap cannot reproduce"
+    if cfgs[0].train.compile or cfgs[0].train.channels_last:
+        return "train.compile and train.channels_last apply to unpacked runs only"
+    if cfgs[0].train.precision != "fp32":  # torch 2.x: vmap's batch_norm rule rejects bf16 inputs with FP32 weights
+        return "bf16 autocast is not supported under vmap's batch-norm rule; these runs train unpacked"
     return None
 
 
@@ -69,21 +74,21 @@ def _per_run_loss(out: Tensor, y: Tensor) -> Tensor:
 
 
 def train_packed_epoch(pm: PackedModel, opt, x: Tensor, y: Tensor, batch_size: int, g_batches: List[torch.Generator],
-                       g_augment: Optional[List[torch.Generator]] = None,
-                       max_steps: Optional[int] = None) -> Dict[str, Any]:
+                       g_augment: Optional[List[torch.Generator]] = None, max_steps: Optional[int] = None,
+                       amp: Optional[torch.dtype] = None) -> Dict[str, Any]:
     """One epoch of K runs; each run draws its own batches. Returns per-run train loss/acc lists and the step count."""
     pm.train(True)
-    orders = [batch_indices(len(x), batch_size, g)[:max_steps] for g in g_batches]
+    batches = epoch_batches(len(x), batch_size, g_batches, x.device, max_steps)  # (K, B) each, on x's device
     loss_sum = torch.zeros(pm.k, device=x.device)
     correct = torch.zeros(pm.k, device=x.device, dtype=torch.long)
     seen = 0
-    for step in range(len(orders[0])):
-        idx = torch.stack([o[step] for o in orders]).to(x.device)  # (K, B): same size for every run
+    for idx in batches:
         xb, yb = x[idx], y[idx]  # (K, B, C, H, W), (K, B)
         if g_augment is not None:
             xb = torch.stack([augment_batch(xb[i], g) for i, g in enumerate(g_augment)])
-        out = pm(xb)
-        losses = _per_run_loss(out, yb)
+        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+            out = pm(xb)
+        losses = _per_run_loss(out.float(), yb)
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()  # run i's term only reaches run i's parameter slice
         opt.step()
@@ -91,20 +96,22 @@ def train_packed_epoch(pm: PackedModel, opt, x: Tensor, y: Tensor, batch_size: i
         correct += (out.detach().argmax(-1) == yb).sum(1)
         seen += idx.shape[1]
     n = max(seen, 1)
-    return {"train_loss": (loss_sum / n).tolist(), "train_acc": (correct.float() / n).tolist(), "steps": len(orders[0])}
+    return {"train_loss": (loss_sum / n).tolist(), "train_acc": (correct.float() / n).tolist(), "steps": len(batches)}
 
 
 @torch.no_grad()
-def evaluate_packed(pm: PackedModel, x: Tensor, y: Tensor, batch_size: int = 1024) -> Dict[str, List[float]]:
+def evaluate_packed(pm: PackedModel, x: Tensor, y: Tensor, batch_size: int = 1024,
+                    amp: Optional[torch.dtype] = None) -> Dict[str, List[float]]:
     """Per-run mean cross-entropy and accuracy in eval mode (BN running statistics), on shared inputs."""
     pm.train(False)
     loss_sum = torch.zeros(pm.k, device=x.device)
     correct = torch.zeros(pm.k, device=x.device, dtype=torch.long)
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        out = pm(xb, shared_input=True)  # (K, b, classes)
+        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+            out = pm(xb, shared_input=True)  # (K, b, classes)
         yk = yb.expand(pm.k, -1)
-        loss_sum += _per_run_loss(out, yk) * len(yb)
+        loss_sum += _per_run_loss(out.float(), yk) * len(yb)
         correct += (out.argmax(-1) == yk).sum(1)
     n = max(len(x), 1)
     return {"loss": (loss_sum / n).tolist(), "acc": (correct.float() / n).tolist()}
@@ -132,17 +139,19 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     g_batches = [generator(s, "batches") for s in seeds]
     g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
+    amp = amp_dtype(cfg.train)
     metrics: List[List[Dict[str, Any]]] = [[] for _ in seeds]
     status = ["ok"] * len(seeds)
     steps = 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
         tr, pack_time = timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y,
-                                                         int(cfg.train.batch_size), g_batches, g_augment), device)
+                                                         int(cfg.train.batch_size), g_batches, g_augment, amp=amp),
+                              device)
         per_run_time = pack_time / len(seeds)  # each run is charged its share of the pack's time
         steps += tr["steps"]
-        val = evaluate_packed(pm, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
-        test = evaluate_packed(pm, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
+        val = evaluate_packed(pm, data.val_x, data.val_y, int(cfg.train.eval_batch_size), amp=amp)
+        test = evaluate_packed(pm, data.test_x, data.test_y, int(cfg.train.eval_batch_size), amp=amp)
         for i in range(len(seeds)):
             if status[i] != "ok":
                 continue  # a diverged run stopped (its slice keeps computing, touching nobody else's)
@@ -159,7 +168,7 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
             sched.step()
     return [{"status": status[i], "metrics": metrics[i], "n_params": n_params, "device": str(device),
              "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x),
-             "pack_size": len(seeds)} for i in range(len(seeds))]
+             "pack_size": len(seeds), "execution": execution_info(cfg, device)} for i in range(len(seeds))]
 
 
 def _optimizer(pm: PackedModel, cfg):

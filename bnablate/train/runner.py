@@ -11,39 +11,12 @@ from ..data import DataSplits, dataset_spec, load_data
 from ..layers import BATCH_STAT_NORMS, has_norm
 from ..models import build_model, count_params
 from ..seeding import derive_seed, generator
+from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
+                        resolve_device, validate_execution)
 from .loop import evaluate, timed, train_one_epoch
 from .optim import build_optimizer, build_scheduler, validate_optim
 
 EpochCallback = Callable[[Dict[str, Any]], None]
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the fix. Raised before any training."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} was asked for but CUDA is not available here; use device=auto or device=cpu.")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"Unknown device '{name}'; use auto, cpu, cuda or cuda:N.") from None
-
-
-def configure_device(cfg) -> torch.device:
-    """The run's device, with threads set and, on CUDA, full-FP32 deterministic kernels: cuDNN autotuning off and
-    TF32 off (cuDNN convolutions default to TF32, ~1e-3 relative error, which makes runs drift apart)."""
-    device = resolve_device(cfg.device)
-    if int(cfg.threads) > 0:
-        torch.set_num_threads(int(cfg.threads))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-    return device
 
 
 def validate_config(cfg) -> None:
@@ -51,6 +24,7 @@ def validate_config(cfg) -> None:
     try:
         spec = dataset_spec(cfg.dataset.name)
         validate_optim(cfg.optim)
+        validate_execution(cfg.train)
         build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=0)
     except ConfigError:
         raise
@@ -107,9 +81,11 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
         data = load_data(cfg.dataset)
     check_data(cfg, data)
     data = data.to(device)
+    train_x, val_x, test_x = (prepare_inputs(t, cfg.train) for t in (data.train_x, data.val_x, data.test_x))
     model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed).to(device)
     opt = build_optimizer(model.parameters(), cfg.optim, int(cfg.train.batch_size))
-    step_model = torch.compile(model) if cfg.train.compile else model  # shares parameters with `model`
+    step_model = prepare_model(model, cfg.train)  # channels_last / torch.compile; shares parameters with `model`
+    amp = amp_dtype(cfg.train)
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     g_batches = generator(seed, "batches")
     g_augment = generator(seed, "augment", device=device) if data.augment else None
@@ -118,11 +94,11 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
     status, steps = "ok", 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
-        tr, epoch_time = timed(lambda: train_one_epoch(step_model, opt, data.train_x, data.train_y,
-                                                       int(cfg.train.batch_size), g_batches, g_augment), device)
+        tr, epoch_time = timed(lambda: train_one_epoch(step_model, opt, train_x, data.train_y, int(cfg.train.batch_size),
+                                                       g_batches, g_augment, amp=amp), device)
         steps += tr["steps"]
-        val = evaluate(step_model, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
-        test = evaluate(step_model, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
+        val = evaluate(step_model, val_x, data.val_y, int(cfg.train.eval_batch_size), amp=amp)
+        test = evaluate(step_model, test_x, data.test_y, int(cfg.train.eval_batch_size), amp=amp)
         row = epoch_row(epoch, tr, val, test, lr, steps, epoch_time, len(data.train_x))
         metrics.append(row)
         if on_epoch is not None:
@@ -133,4 +109,5 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
         if sched is not None:
             sched.step()
     return {"status": status, "metrics": metrics, "n_params": count_params(model), "device": str(device),
-            "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x)}
+            "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x),
+            "execution": execution_info(cfg, device)}

@@ -1,0 +1,77 @@
+"""Execution options: precision, memory layout, per-epoch index transfer, provenance, run keys, CUDA determinism."""
+
+import pytest
+import torch
+
+from bnablate.config import compose_config, to_plain
+from bnablate.results.records import run_key
+from bnablate.seeding import generator
+from bnablate.train import ConfigError, batch_indices, epoch_batches, run_experiment
+from bnablate.train.packed import packable, run_packed
+
+FAST = ["dataset=synthetic", "model=lenet", "variant=bn_pre_act", "train.epochs=1", "train.batch_size=32"]
+
+
+def _losses(result):
+    return [(m["train_loss"], m["val_loss"], m["test_loss"]) for m in result["metrics"]]
+
+
+def test_epoch_batches_are_batch_indices_stacked_per_run():
+    gens = [generator(s, "batches") for s in (0, 1)]
+    ref = [batch_indices(101, 10, generator(s, "batches")) for s in (0, 1)]
+    got = epoch_batches(101, 10, gens, torch.device("cpu"))
+    assert len(got) == len(ref[0]) == 10 and got[-1].shape == (2, 11)  # the single trailing sample is folded in
+    for step, idx in enumerate(got):
+        assert torch.equal(idx[0], ref[0][step]) and torch.equal(idx[1], ref[1][step])
+
+
+def test_bf16_changes_numerics_trains_and_is_recorded():
+    fp32 = run_experiment(compose_config(FAST))
+    bf16 = run_experiment(compose_config(FAST + ["train.precision=bf16"]))
+    assert bf16["status"] == "ok" and bf16["execution"]["precision"] == "bf16"
+    assert fp32["execution"]["precision"] == "fp32"
+    a, b = _losses(fp32)[0], _losses(bf16)[0]
+    assert a != b and all(abs(x - y) < 0.05 * abs(x) for x, y in zip(a, b))  # bf16 rounding, same training
+
+
+def test_channels_last_is_the_same_maths():
+    ref = run_experiment(compose_config(FAST))
+    nhwc = run_experiment(compose_config(FAST + ["train.channels_last=true"]))
+    assert nhwc["execution"]["channels_last"] is True
+    for a, b in zip(_losses(ref)[0], _losses(nhwc)[0]):
+        assert a == pytest.approx(b, rel=1e-4)
+
+
+def test_numerics_options_enter_the_run_key_only_away_from_their_old_behaviour():
+    base = run_key(to_plain(compose_config(FAST)))
+    assert run_key(to_plain(compose_config(FAST + ["train.channels_last=true", "train.compile_mode=max-autotune",
+                                                   "train.deterministic=false"]))) == base  # execution only
+    assert run_key(to_plain(compose_config(FAST + ["train.precision=bf16"]))) != base
+    assert run_key(to_plain(compose_config(FAST + ["train.tf32=true"]))) != base
+
+
+@pytest.mark.parametrize("over,msg", [(["train.precision=fp16"], "train.precision must be one of fp32, bf16"),
+                                      (["train.compile_mode=fast"], "train.compile_mode must be one of")])
+def test_bad_execution_values_are_rejected(over, msg):
+    with pytest.raises(ConfigError, match=msg):
+        run_experiment(compose_config(FAST + over))
+
+
+def test_what_packing_leaves_to_unpacked_runs_says_why():
+    assert "unpacked runs only" in packable([compose_config(FAST + ["train.channels_last=true"])])
+    assert "bf16" in packable([compose_config(FAST + ["train.precision=bf16"])])
+    assert packable([compose_config(FAST + [f"seed={s}"]) for s in (0, 1)]) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("packed", [False, True])
+def test_cuda_runs_are_bitwise_repeatable(packed):
+    over = FAST + ["device=cuda", "dataset.augment=true", "train.epochs=2"]
+    if packed:
+        cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
+        a, b = run_packed(cfgs), run_packed(cfgs)
+        assert [_losses(r) for r in a] == [_losses(r) for r in b]
+    else:
+        cfg = compose_config(over)
+        a, b = run_experiment(cfg), run_experiment(cfg)
+        assert a["execution"]["deterministic"] is True and _losses(a) == _losses(b)
