@@ -125,7 +125,9 @@ class Config:
     # Sweeps train runs that differ only in seed as packs of up to pack_size in one vmapped pass. auto: on CUDA only
     # (on a 2-core CPU packing measured no faster; see README), true: always, false: never.
     pack: str = "auto"
-    pack_size: int = 8
+    # auto: as many runs as fit in 80 % of the GPU's free memory (a one-step probe measures one run's share; at most
+    # 64), 8 on a CPU; or an integer ≥ 1.
+    pack_size: str = "auto"
     out_dir: str = "runs/${sweep.name}"
 
 

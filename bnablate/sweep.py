@@ -20,8 +20,9 @@ from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
 from .results.records import OutputError
 from .results.records import now
-from .data import DataError, DataSplits
+from .data import DataError, DataSplits, load_data
 from .train import ConfigError, resolve_device, run_experiment
+from .train.pack_memory import auto_pack_size, parse_pack_size
 from .train.packed import pack_key, packable, run_packed
 from .variants import variant_label
 
@@ -139,9 +140,13 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) ->
 def use_packing(cfg: DictConfig) -> bool:
     """pack=auto packs on CUDA only; true/false force it. Raises ConfigError on other values."""
     mode = str(cfg.pack).lower()  # YAML/overrides give a bool for true/false, a str for auto
-    if mode not in ("auto", "true", "false") or int(cfg.pack_size) < 1:
-        raise ConfigError(f"pack must be auto, true or false and pack_size ≥ 1, got pack={cfg.pack}, "
-                          f"pack_size={cfg.pack_size}.")
+    try:
+        parse_pack_size(cfg.pack_size)
+    except ValueError:
+        mode = "bad"
+    if mode not in ("auto", "true", "false"):
+        raise ConfigError(f"pack must be auto, true or false and pack_size auto or an integer ≥ 1, got "
+                          f"pack={cfg.pack}, pack_size={cfg.pack_size}.")
     if mode == "auto":
         return resolve_device(cfg.device).type == "cuda"
     return mode == "true"
@@ -156,9 +161,22 @@ def pack_groups(configs: List[DictConfig], keys: List[str]) -> List[List[DictCon
             groups.setdefault(pack_key(cfg), []).append(cfg)
     packs = []
     for members in groups.values():
-        size = max(1, int(members[0].pack_size))
+        size = resolve_pack_size(members[0])
         packs += [members[i:i + size] for i in range(0, len(members), size)]
     return [p for p in packs if len(p) > 1]
+
+
+def resolve_pack_size(cfg: DictConfig) -> int:
+    """pack_size as an integer; for auto, what fits in the device's free memory (pack_memory.auto_pack_size)."""
+    size = parse_pack_size(cfg.pack_size)
+    if size is not None:
+        return size
+    device = resolve_device(cfg.device)
+    data_bytes = 0
+    if device.type == "cuda":  # the pack holds one copy of the dataset on the GPU beside its runs
+        data = load_data(cfg.dataset)
+        data_bytes = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x, data.test_x))
+    return auto_pack_size(cfg, device, data_bytes)
 
 
 def _failed(cfg: DictConfig) -> Dict[str, Any]:

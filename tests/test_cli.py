@@ -116,7 +116,7 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
     (["sweep", "variant=bn_dropout", "variant.dropout_p=1.5"], "variant.dropout_p must be in [0, 1), got 1.5"),
     (["sweep", "train.epochs=two"], "Invalid value for 'train.epochs'"),
     (["sweep", "hydra/launcher=slrum"], "Unknown hydra/launcher 'slrum'. Did you mean 'slurm'?"),
-    (["sweep", "pack_size=0"], "pack_size ≥ 1"),
+    (["sweep", "pack_size=0"], "pack_size auto or an integer ≥ 1"),
     (["run", "device=tpu"], "Unknown device 'tpu'"),
 ])
 def test_bad_inputs_are_usage_errors_without_traceback(args, msg):

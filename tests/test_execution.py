@@ -75,3 +75,40 @@ def test_cuda_runs_are_bitwise_repeatable(packed):
         cfg = compose_config(over)
         a, b = run_experiment(cfg), run_experiment(cfg)
         assert a["execution"]["deterministic"] is True and _losses(a) == _losses(b)
+
+
+def test_fit_pack_size_divides_free_memory_after_the_dataset():
+    from bnablate.train.pack_memory import MAX_PACK_SIZE, fit_pack_size
+
+    gib = 2 ** 30
+    assert fit_pack_size(10 * gib, 1 * gib, gib // 2) == 14  # (0.8·10 − 1) GiB / 0.5 GiB
+    assert fit_pack_size(80 * gib, 0, 1) == MAX_PACK_SIZE  # tiny runs: capped
+    assert fit_pack_size(gib, 2 * gib, gib) == 1  # nothing fits: still one run at a time
+
+
+def test_pack_size_auto_on_cuda_uses_the_probe_and_free_memory(monkeypatch):
+    from bnablate.train import pack_memory
+
+    gib = 2 ** 30
+    monkeypatch.setattr(pack_memory.torch.cuda, "mem_get_info", lambda device: (20 * gib, 80 * gib))
+    cfg = compose_config(FAST)
+    size = pack_memory.auto_pack_size(cfg, torch.device("cuda"), data_bytes=gib, probe=lambda c, d: gib)
+    assert size == 15  # (16 − 1) GiB / 1 GiB
+    assert pack_memory.auto_pack_size(cfg, torch.device("cpu"), data_bytes=gib) == pack_memory.CPU_PACK_SIZE
+
+
+def test_pack_size_values():
+    from bnablate.sweep import resolve_pack_size, use_packing
+
+    assert resolve_pack_size(compose_config(FAST + ["pack_size=3"])) == 3
+    assert resolve_pack_size(compose_config(FAST + ["device=cpu"])) == 8  # auto on a CPU
+    for bad in ("0", "many"):
+        with pytest.raises(ConfigError, match="pack_size auto or an integer ≥ 1"):
+            use_packing(compose_config(FAST + [f"pack_size={bad}"]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_probe_measures_a_positive_share_per_run():
+    from bnablate.train.pack_memory import probe_run_bytes
+
+    assert probe_run_bytes(compose_config(FAST + ["device=cuda"]), torch.device("cuda")) > 0

@@ -78,7 +78,7 @@ def prepare_inputs(x: Tensor, train) -> Tensor:
     return x
 
 
-def execution_info(cfg, device: torch.device, pack_size: Optional[int] = None) -> Dict[str, Any]:
+def execution_info(cfg, device: torch.device) -> Dict[str, Any]:
     """The execution options in effect, for the record's provenance."""
     info: Dict[str, Any] = {"precision": str(cfg.train.precision), "channels_last": bool(cfg.train.channels_last),
                             "compile": bool(cfg.train.compile),
@@ -86,6 +86,4 @@ def execution_info(cfg, device: torch.device, pack_size: Optional[int] = None) -
     if device.type == "cuda":
         info.update(tf32=bool(cfg.train.tf32), deterministic=bool(cfg.train.deterministic),
                     cublas_workspace_config=os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
-    if pack_size is not None:
-        info["pack_size"] = pack_size
     return info
