@@ -71,3 +71,24 @@ def test_sweep_bench_cli_times_whole_runs_both_ways():
     assert set(rows[rows["impl"] == "tutorial"]["train_samples"]) == {300}
     assert set(rows[rows["impl"] == "bnablate"]["train_samples"]) == {270}
     assert "scaled to the 40-run sweep" in " ".join(res.output.split())
+
+
+def test_whole_sweep_bench_on_synthetic_files_times_every_run_against_one_tutorial_run():
+    res = CliRunner().invoke(app, ["bench", "--sweep", "--whole", "--model", "mlp", "--dataset", "mnist",
+                                   "--synthetic", "300", "--epochs", "1", "--seeds", "2", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "synthetic data: 300 random training images" in res.output and "all 16 runs took" in res.output
+    rows = pd.read_csv("runs/bench/sweep_whole.csv")
+    tut, ours = rows[rows["impl"] == "tutorial"], rows[rows["impl"] == "bnablate"]
+    assert len(tut) == 1 and tut["train_samples"].iloc[0] == 300  # torchvision's whole (synthetic) training set
+    assert ours["runs"].sum() == 16 and ours["variant"].nunique() == 8 and (ours["seconds"] > 0).all()
+    assert not Path("data").exists()  # the synthetic files lived in a temp folder
+
+
+def test_bench_on_synthetic_files_and_bad_device():
+    res = CliRunner().invoke(app, ["bench", "--cases", "cnn-cifar10-b128", "--reps", "1", "--samples", "128",
+                                   "--warmup", "0", "--synthetic", "200", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "cnn-cifar10-b128" in res.output and len(pd.read_csv("runs/bench/bench.csv")) == 2
+    bad = CliRunner().invoke(app, ["bench", "--sweep", "--device", "tpu"])
+    assert bad.exit_code == 2 and "Unknown device 'tpu'" in bad.output

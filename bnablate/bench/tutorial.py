@@ -14,18 +14,18 @@ from torch.utils.data import DataLoader
 from ..data.sources import _cifar_class
 
 
-def tutorial_dataset(dataset_cfg):
-    """The torchvision dataset with per-sample ToTensor, as a tutorial builds it."""
+def tutorial_dataset(dataset_cfg, train: bool = True):
+    """The torchvision dataset (training or test split) with per-sample ToTensor, as a tutorial builds it."""
     from torchvision import datasets, transforms
 
     root = os.path.expanduser(str(dataset_cfg.root))
     tf = transforms.ToTensor()
     if dataset_cfg.name == "fashion_mnist":
-        return datasets.FashionMNIST(root, train=True, transform=tf)
+        return datasets.FashionMNIST(root, train=train, transform=tf)
     if dataset_cfg.name == "mnist":
-        return datasets.MNIST(root, train=True, transform=tf)
+        return datasets.MNIST(root, train=train, transform=tf)
     if dataset_cfg.name == "cifar10":  # torchvision's CIFAR10, with the md5 check made optional for re-packed copies
-        return _cifar_class(bool(dataset_cfg.verify))(root, train=True, transform=tf)
+        return _cifar_class(bool(dataset_cfg.verify))(root, train=train, transform=tf)
     raise ValueError(f"the tutorial loop has no torchvision dataset for '{dataset_cfg.name}'")
 
 

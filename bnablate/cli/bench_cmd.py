@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,10 +16,11 @@ import pandas as pd
 
 from ..bench import CASES, run_bench
 from ..bench.inference import inference_bench
-from ..bench.sweep_bench import sweep_bench
+from ..bench.sweep_bench import sweep_bench, whole_sweep_bench
+from ..data.fake_files import write_benchmark_files
 from ..data import DataError
 from ..results.records import atomic_write_text, provenance
-from ..train import ConfigError
+from ..train import ConfigError, resolve_device
 from .common import console, fail
 
 
@@ -32,19 +35,40 @@ def bench_cmd(
     inference: Annotated[bool, typer.Option("--inference", help="Instead: eval-time cost of BN per variant, unfused "
                                             "vs folded into the preceding conv/linear (random inputs, no data).")] = False,
     min_seconds: Annotated[float, typer.Option(help="--inference: seconds each timing loops for.")] = 0.25,
-    sweep: Annotated[bool, typer.Option("--sweep", help="Instead: whole runs of the LeNet/Fashion-MNIST placement "
-                                        "sweep (b128, 5 epochs) on a sample of its variants, both ways, scaled to 40 "
-                                        "runs.")] = False,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Instead: whole runs of the placement sweep (b128) on a "
+                                        "sample of its variants, both ways, scaled to 40 runs.")] = False,
+    whole: Annotated[bool, typer.Option("--whole", help="With --sweep: ALL runs (8 variants × --seeds, packed where "
+                                        "the sweep packs: on CUDA) against ONE tutorial-style run.")] = False,
+    model: Annotated[str, typer.Option(help="--sweep: model (lenet, cnn, mlp).")] = "lenet",
+    dataset: Annotated[str, typer.Option(help="--sweep: dataset (fashion_mnist, mnist, cifar10).")] = "fashion_mnist",
     epochs: Annotated[int, typer.Option(help="--sweep: epochs per run.")] = 5,
+    seeds: Annotated[int, typer.Option(help="--sweep --whole: seeds per variant.")] = 5,
+    synthetic: Annotated[int, typer.Option(help="Benchmark on random images written in torchvision's formats (this "
+                                           "many training images per dataset) in a temp folder instead of the real "
+                                           "files: throughput only, for machines without the data.")] = 0,
 ) -> None:
     """Train the same model, variant (bn_pre_act), batch size and step count with the tutorial loop (torchvision
     dataset + ToTensor + DataLoader, 2 workers) and with bnablate's trainer, interleaved; print samples/s and ratios.
     Needs the real datasets: set BNABLATE_DATA_ROOT (here ../shared/data; CIFAR-10 there needs dataset.verify=false,
-    which the bench sets)."""
+    which the bench sets), or --synthetic N for random images in the same formats. --device cuda runs both loops on
+    the GPU; --sweep --whole times a whole placement sweep against one tutorial-style run."""
     if inference:
         return _inference(reps, min_seconds, out)
-    if sweep:
-        return _sweep(epochs, device, out)
+    if synthetic < 0:
+        fail("--synthetic must be ≥ 0 (0: the real files).")
+    with contextlib.ExitStack() as stack:
+        overrides = ["dataset.verify=false"]
+        if synthetic:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bnablate-bench-")))
+            write_benchmark_files(tmp / "data", synthetic)
+            overrides += [f"dataset.root={tmp / 'data'}", f"dataset.cache_dir={tmp / 'cache'}"]
+            console.print(f"synthetic data: {synthetic} random training images per dataset in {tmp}", highlight=False)
+        if sweep:
+            return _sweep(model, dataset, epochs, seeds, whole, device, out, overrides)
+        return _cases(cases, reps, samples, warmup, device, out, overrides)
+
+
+def _cases(cases: Optional[str], reps: int, samples: int, warmup: int, device: str, out: Path, overrides) -> None:
     by_name = {c.name: c for c in CASES}
     chosen = [c.strip() for c in cases.split(",")] if cases else list(by_name)
     unknown = [c for c in chosen if c not in by_name]
@@ -57,7 +81,7 @@ def bench_cmd(
                   f"threads, torch {info['torch']}", highlight=False)
     try:
         summary = run_bench([by_name[c] for c in chosen], reps=reps, samples=samples, warmup=warmup, device=device,
-                            out=out, overrides=["dataset.verify=false"],
+                            out=out, overrides=overrides,
                             on_case=lambda c: console.print(f"measuring {c.name} …", highlight=False))
     except (ConfigError, DataError) as e:
         fail(str(e))
@@ -93,16 +117,26 @@ def _inference(reps: int, min_seconds: float, out: Path) -> None:
                   "not folded: it is not an affine map of the conv/linear output.", highlight=False)
 
 
-def _sweep(epochs: int, device: str, out: Path) -> None:
-    if epochs < 1:
-        fail("--epochs must be ≥ 1.")
+def _sweep(model: str, dataset: str, epochs: int, seeds: int, whole: bool, device: str, out: Path,
+           overrides) -> None:
+    if epochs < 1 or seeds < 1:
+        fail("--epochs and --seeds must be ≥ 1.")
     try:
-        rows = sweep_bench(epochs=epochs, device=device)
+        info = provenance(str(resolve_device(device)))
+    except ConfigError as e:
+        fail(str(e))
+    console.print(f"bnablate bench --sweep, {date.today()}: {info.get('gpu') or info['cpu']}, torch {info['torch']}",
+                  highlight=False)
+    try:
+        if whole:
+            return _whole(whole_sweep_bench(model, dataset, epochs, seeds=seeds, device=device, overrides=overrides),
+                          model, dataset, epochs, out)
+        rows = sweep_bench(epochs=epochs, device=device, model=model, dataset=dataset, overrides=overrides)
     except (ConfigError, DataError) as e:
         fail(str(e))
     df = pd.DataFrame(rows)
     atomic_write_text(out / "sweep.csv", df.to_csv(index=False))
-    t = Table(title=f"whole runs (LeNet, Fashion-MNIST, batch 128, {epochs} epochs): seconds and training samples/s",
+    t = Table(title=f"whole runs ({model}, {dataset}, batch 128, {epochs} epochs): seconds and training samples/s",
               title_justify="left")
     for col in ("variant", "tutorial s", "bnablate s", "tutorial samples/s", "bnablate samples/s", "ratio"):
         t.add_column(col, justify="left" if col == "variant" else "right")
@@ -116,3 +150,24 @@ def _sweep(epochs: int, device: str, out: Path) -> None:
     console.print(f"scaled to the 40-run sweep (mean run time × 40): tutorial {per_run['tutorial'] * 40 / 60:.1f} min, "
                   f"bnablate {per_run['bnablate'] * 40 / 60:.1f} min; throughput ratio (medians) "
                   f"{rate['bnablate'] / rate['tutorial']:.2f}×. Measurements: {out}/sweep.csv", highlight=False)
+
+
+def _whole(rows, model: str, dataset: str, epochs: int, out: Path) -> None:
+    df = pd.DataFrame(rows)
+    atomic_write_text(out / "sweep_whole.csv", df.to_csv(index=False))
+    tut, ours = df[df["impl"] == "tutorial"].iloc[0], df[df["impl"] == "bnablate"]
+    t = Table(title=f"the whole sweep ({model}, {dataset}, batch 128, {epochs} epochs) vs ONE tutorial-style run",
+              title_justify="left")
+    for col in ("", "runs", "wall s", "training samples/s"):
+        t.add_column(col, justify="left" if not col else "right")
+    t.add_row("tutorial loop, bn_pre_act", "1", f"{tut['seconds']:.1f}", f"{tut['samples_per_s']:,.0f}")
+    for _, r in ours.iterrows():
+        t.add_row(f"bnablate {r['variant']}" + (" (packed)" if r["runs"] > 1 else ""), str(r["runs"]),
+                  f"{r['seconds']:.1f}", f"{r['samples_per_s']:,.0f}")
+    total_s, total_runs = ours["seconds"].sum(), int(ours["runs"].sum())
+    rate = ours["train_samples"].sum() / total_s
+    t.add_row("bnablate, all runs", str(total_runs), f"{total_s:.1f}", f"{rate:,.0f}")
+    console.print(t)
+    console.print(f"all {total_runs} runs took {total_s / tut['seconds']:.2f}× the wall time of one tutorial run "
+                  f"(summed throughput {rate / tut['samples_per_s']:.1f}× the tutorial loop's). Measurements: "
+                  f"{out}/sweep_whole.csv", highlight=False)

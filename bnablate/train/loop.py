@@ -41,6 +41,8 @@ def epoch_batches(n: int, batch_size: int, generators: Sequence[torch.Generator]
     transfer per epoch: a host→device copy inside the step loop would wait for the GPU's queue every step. The order
     is batch_indices' (drawn on the CPU), so results do not depend on the device."""
     orders = [batch_indices(n, batch_size, g)[:max_steps] for g in generators]
+    if not orders[0]:  # max_steps=0 (a benchmark without warm-up)
+        return []
     sizes = [len(b) for b in orders[0]]
     flat = torch.stack([torch.cat(o) for o in orders]).to(device, non_blocking=True)  # (K, steps·B)
     return list(flat.split(sizes, dim=1))
