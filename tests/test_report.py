@@ -83,6 +83,16 @@ def _write_study(folder: Path):
     return base
 
 
+def test_report_names_mixed_precisions(tmp_path):
+    from bnablate.results import write_record
+
+    write_record(tmp_path, make_record(["seed=0"]))
+    write_record(tmp_path, make_record(["seed=0", "train.precision=bf16"]))
+    results, runs, ident = collect([tmp_path])
+    rep = build_report(results, runs, ident)
+    assert rep.notes[0].startswith("Numerics: bf16, fp32 (mixed") and "train.precision" in rep.by
+
+
 def test_report_groups_counts_and_compares(tmp_path):
     base = _write_study(tmp_path)
     results, runs, ident = collect([tmp_path])
@@ -93,6 +103,7 @@ def test_report_groups_counts_and_compares(tmp_path):
     assert s.at["bn_post_act", "final_test_acc_mean"] == pytest.approx(np.mean([b + (0.01 if i % 2 else -0.01)
                                                                                for i, b in enumerate(base[:3])]))
     assert any("1 diverged run(s) excluded" in n for n in rep.notes)
+    assert rep.notes[0] == "Numerics: fp32."  # the report says which precision its runs trained in
     assert s.at["ln_pre_act", "n_failed"] == 1 and s.at["ln_pre_act", "n_seeds"] == 0
     assert math.isnan(s.at["gn_pre_act", "final_test_acc_ci_low"]) and s.at["gn_pre_act", "verdict"] == "too few seeds to test"
     # bn_pre_act vs no_bn: all four seeds on both sides → paired

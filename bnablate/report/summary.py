@@ -118,7 +118,7 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
         values = values if isinstance(values, tuple) else (values,)
         rows.append({**dict(zip(by, values)), **_group_row(g, metric), "_seeds": _by_seed(g, metric)})
     summary = pd.DataFrame(rows)
-    notes = _notes(summary)
+    notes = [_numerics_note(runs)] + _notes(summary)
     _rank_and_compare(summary, by, metric, baseline, alpha, notes)
     summary = summary.drop(columns="_seeds")
     return Report(summary, by, metric, baseline, alpha, notes)
@@ -127,6 +127,15 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
 def _by_seed(g: pd.DataFrame, metric: str) -> Dict[int, float]:
     ok = g[g["status"] == "ok"]
     return {int(s): float(v) for s, v in zip(ok["seed"], ok[metric]) if v is not None and not pd.isna(v)}
+
+
+def _numerics_note(runs: pd.DataFrame) -> str:
+    """Which precision the table's runs trained in (records from before these options existed were FP32)."""
+    precision = runs.get("train.precision", pd.Series("fp32", index=runs.index)).fillna("fp32").astype(str)
+    tf32 = runs.get("train.tf32", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
+    kinds = sorted(set(precision + tf32.map({True: " + TF32", False: ""})))
+    mixed = " (mixed: compare within one precision; see the train.precision column)" if len(kinds) > 1 else ""
+    return f"Numerics: {', '.join(kinds)}{mixed}."
 
 
 def _notes(summary: pd.DataFrame) -> List[str]:
