@@ -11,7 +11,7 @@ import pandas as pd
 from ..results import load_records
 from ..results.tables import build_tables, run_columns
 from . import plots
-from .pivot import write_per_epoch, write_pivot
+from .pivot import per_epoch_table, write_per_epoch, write_pivot
 from .render import FILES, WRITERS, rich_table
 from .summary import Report, build_report
 
@@ -92,16 +92,10 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
         written += paths
     if per_epoch:
         frame, paths = write_per_epoch(results, report.by, per_epoch, out)
-        report.views["per epoch (see per_epoch.md for CIs)"] = _per_epoch_means(frame, report.by, per_epoch)
+        report.views["per epoch (see per_epoch.md for CIs)"] = per_epoch_table(frame, report.by, per_epoch,
+                                                                                with_ci=False)
         written += paths
     return report, written
-
-
-def _per_epoch_means(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
-    shown = frame[list(by) + ["epoch", "n_seeds"]].astype(str)
-    for m in metrics:
-        shown[m] = [f"{100 * v:.2f}" if "acc" in m else f"{v:.4f}" for v in frame[f"{m}_mean"]]
-    return shown
 
 
 __all__ = ["FORMATS", "Report", "build_report", "collect", "make_report", "preset_options", "rich_table"]

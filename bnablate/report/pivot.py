@@ -91,11 +91,20 @@ def per_epoch_frame(results: pd.DataFrame, by: Sequence[str], metrics: Sequence[
     return pd.DataFrame(rows)
 
 
-def per_epoch_markdown(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> str:
+def per_epoch_table(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], with_ci: bool = True
+                    ) -> pd.DataFrame:
+    """per_epoch_frame as display strings: 'mean ± CI' cells (accuracies in %), or the means alone (the console)."""
     shown = frame[list(by) + ["epoch", "n_seeds"]].astype(str)
     for mt in metrics:
-        shown[f"{mt} ± 95% CI" + (" (%)" if "acc" in mt else "")] = [mean_pm(r, mt) for _, r in frame.iterrows()]
-    return shown.to_markdown(index=False, disable_numparse=True) + "\n"
+        if with_ci:
+            shown[f"{mt} ± 95% CI" + (" (%)" if "acc" in mt else "")] = [mean_pm(r, mt) for _, r in frame.iterrows()]
+        else:
+            shown[mt] = [f"{100 * v:.2f}" if "acc" in mt else f"{v:.4f}" for v in frame[f"{mt}_mean"]]
+    return shown
+
+
+def per_epoch_markdown(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> str:
+    return per_epoch_table(frame, by, metrics).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def write_pivot(report: Report, column: str, out_dir: Path, trained_above: Optional[float]) -> tuple:
