@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..config import CONF_DIR, DatasetConfig, to_plain
-from ..data import DataSplits, class_count, dataset_spec, load_data
+from ..data import DataSplits, class_count, dataset_spec, load_data, selected_classes
 from ..layers import BATCH_STAT_NORMS, batch_norm_layers, has_norm
 from ..models import build_model
 from ..registry import unknown_name_message
@@ -82,6 +82,7 @@ def validate_finetune(cfg) -> None:
                          f"{cfg.bn.eval_stats} would overwrite at every evaluation; use bn.eval_stats=running, or "
                          f"finetune.bn=freeze_affine / reset.")
     source, target = dataset_spec(src.name), dataset_spec(cfg.dataset.name)
+    selected_classes(ft.source_classes, source.num_classes, key="finetune.source_classes")
     if source.input_shape[0] != target.input_shape[0]:
         raise ValueError(f"finetune.source={ft.source} has {source.input_shape[0]} input channel(s) but dataset="
                          f"{cfg.dataset.name} has {target.input_shape[0]}: the first layer's weights cannot carry over. "
