@@ -45,8 +45,15 @@ def default_by(runs: pd.DataFrame, identifying: Sequence[str]) -> List[str]:
     """dataset, model, variant, plus every other identifying column whose value differs between runs of one dataset
     and model (a key that differs only between models, like model.channels, or between datasets is not a factor)."""
     candidates = [c for c in identifying if c not in NOT_FACTORS and c not in AXIS_COLUMNS and c not in ALWAYS]
-    within = as_labels(runs, ["dataset", "model"] + candidates).groupby(["dataset", "model"], sort=False)
-    return ALWAYS + [c for c in candidates if (within[c].nunique() > 1).any()]
+    labels = as_labels(runs, ALWAYS + candidates)
+    within = labels.groupby(["dataset", "model"], sort=False)
+    by = list(ALWAYS)
+    for c in candidates:
+        # a column that varies but splits no group further (it changes only together with a factor already chosen,
+        # like finetune.source_epochs with finetune.source) names the same groups twice: not a factor of its own
+        if (within[c].nunique() > 1).any() and labels.groupby(by + [c]).ngroups > labels.groupby(by).ngroups:
+            by.append(c)
+    return by
 
 
 def time_to_target(results: pd.DataFrame, targets: pd.Series) -> pd.DataFrame:
