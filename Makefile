@@ -79,6 +79,9 @@ repro-finetune: setup ## BN while fine-tuning (trained/γβ frozen/frozen in eva
 	$(call repro,repro_finetune_fashion_scratch,repro-finetune)
 	$(call repro,repro_finetune_cifar,repro-finetune,$(FT_SMOKE))
 	$(call repro,repro_finetune_cifar_scratch,repro-finetune)
+	$(BIN)/bnablate report $(call out,repro-finetune) --pivot batch_size
+	$(BIN)/bnablate report $(call out,repro-finetune) --baseline 'finetune.source=—' \
+	  --out $(call out,repro-finetune)/report-vs-scratch
 
 repro-all: $(REPROS) ## every reproduction above, in turn (full forms: several hours on 2 cores)
 
