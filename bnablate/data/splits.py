@@ -57,7 +57,7 @@ def selected_classes(classes, num_classes: int, key: str = "dataset.classes") ->
 def class_count(cfg) -> int:
     """Classes the model predicts for a dataset config: len(dataset.classes), else the dataset's own count."""
     spec = dataset_spec(cfg.name)
-    ids = selected_classes(cfg.get("classes"), spec.num_classes)
+    ids = selected_classes(getattr(cfg, "classes", None), spec.num_classes)
     return len(ids) if ids else spec.num_classes
 
 
@@ -127,7 +127,7 @@ def load_data(cfg) -> DataSplits:
     g = torch.Generator().manual_seed(int(cfg.split_seed))
     train_x, train_y, test_x, test_y = raw.train_x, raw.train_y, raw.test_x, raw.test_y
     try:
-        ids = selected_classes(cfg.get("classes"), spec.num_classes)
+        ids = selected_classes(getattr(cfg, "classes", None), spec.num_classes)
     except ValueError as e:
         raise DataError(str(e)) from None
     if ids:  # before any split, so validation and test hold only the kept classes
