@@ -125,7 +125,7 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
     if compared not in runs:
         raise ValueError(f"--baseline {baseline}: unknown column '{compared}'. Give a variant name, or COLUMN=VALUE "
                          f"with a column of runs.csv (e.g. finetune.bn=train, bn.eval_stats=running).")
-    if compared not in by:
+    if compared != "variant" and compared not in by:  # the compared factor must be a grouping column
         by.insert(len(ALWAYS) if set(ALWAYS) <= set(by) else len(by), compared)
     missing = [c for c in by if c not in runs]
     if missing:
