@@ -14,6 +14,7 @@ SCALE  ?= full
 RUNS   ?= runs
 VERIFY ?= $(if $(wildcard ../shared/data),false,true)
 SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500
+FT_SMOKE := finetune.source_epochs=1 finetune.source_subset=500
 comma  := ,
 ifeq ($(filter full smoke,$(SCALE)),)
 $(error SCALE must be full or smoke, got '$(SCALE)')
@@ -24,7 +25,7 @@ out     = $(RUNS)/$(1)$(if $(smoke),-smoke)
 repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) dataset.verify=$(VERIFY) \
           out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-placement repro-high-lr repro-dropout-order repro-bias \
-           repro-batch-size
+           repro-batch-size repro-finetune
 
 .PHONY: help setup demo test test-full bench clean repro-all $(REPROS)
 
@@ -72,6 +73,15 @@ repro-bias: setup ## bias before BN on vs off, paired (expected: no difference, 
 
 repro-batch-size: setup ## BN vs GroupNorm vs LayerNorm at batch 2…256 (lr scaled): where BN degrades
 	$(call repro,repro_batch_size,repro-batch-size,train.batch_size=2$(comma)64)
+
+repro-finetune: setup ## BN while fine-tuning (trained/γβ frozen/frozen in eval/stats reset): MNIST→F-MNIST, CIFAR 0–4→5–9
+	$(call repro,repro_finetune_fashion,repro-finetune,$(FT_SMOKE))
+	$(call repro,repro_finetune_fashion_scratch,repro-finetune)
+	$(call repro,repro_finetune_cifar,repro-finetune,$(FT_SMOKE))
+	$(call repro,repro_finetune_cifar_scratch,repro-finetune)
+	$(BIN)/bnablate report $(call out,repro-finetune) --pivot batch_size
+	$(BIN)/bnablate report $(call out,repro-finetune) --baseline 'finetune.source=—' \
+	  --out $(call out,repro-finetune)/report-vs-scratch
 
 repro-all: $(REPROS) ## every reproduction above, in turn (full forms: several hours on 2 cores)
 

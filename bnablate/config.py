@@ -33,6 +33,8 @@ class DatasetConfig:
     # standardize: per channel with the training split's mean/std; unit: pixel values scaled to [0, 1] only (what
     # torchvision's ToTensor gives, as many tutorials feed their models)
     normalize: str = "standardize"
+    # Keep only these classes (e.g. [5,6,7,8,9]), relabelled 0..k-1 in this order; null keeps every class.
+    classes: Optional[List[int]] = None
 
 
 @dataclass
@@ -71,6 +73,34 @@ class VariantConfig:
 
 
 @dataclass
+class BNConfig:
+    """How every batch-norm layer is built (momentum, eps, affine reach GroupNorm/LayerNorm as eps and affine) and
+    which statistics evaluation normalizes with."""
+    eval_stats: str = "running"  # running (eval()) | batch (train() under no_grad: the mistake) | precise (PreciseBN)
+    precise_batches: int = 200  # training batches PreciseBN averages over (fvcore's default); also finetune.bn=reset
+    # PyTorch convention: running = (1 - momentum) · running + momentum · batch; null = cumulative average.
+    # Keras/TF's momentum is the other weight: Keras 0.99 (its default) = PyTorch 0.01; PyTorch's default is 0.1.
+    momentum: Optional[float] = 0.1
+    eps: float = 1e-5
+    affine: bool = True  # learned per-channel scale γ and shift β
+
+
+@dataclass
+class FinetuneConfig:
+    """Pretrain on `source`, then fine-tune on `dataset` with the run's train/optim settings (train.epochs,
+    train.batch_size are the fine-tuning ones) and BN handled as `bn` says."""
+    source: Optional[str] = None  # a conf/dataset name (mnist, cifar10, ...); null = no fine-tuning
+    source_classes: Optional[List[int]] = None  # like dataset.classes, for the source
+    source_subset: Optional[int] = None  # like dataset.train_subset, for the source
+    source_epochs: int = 3
+    source_batch_size: int = 64
+    bn: str = "train"  # train | freeze_affine | freeze | reset
+    # Pretrained weights are saved here, keyed by a hash of the pretraining config, and reused by every run that
+    # needs the same pretraining (fine-tune modes, batch sizes, eval modes of one seed).
+    checkpoint_dir: str = "${out_dir}/checkpoints"
+
+
+@dataclass
 class OptimConfig:
     name: str = "adam"  # adam | sgd
     lr: float = 1e-3
@@ -105,7 +135,7 @@ class SweepConfig:
     name: str = "placement"
     description: str = ""
     # Defaults of the sweep's report (also of `bnablate report` on its folder; its options override them):
-    baseline: str = "no_bn"  # the variant every other variant is compared with
+    baseline: str = "no_bn"  # the variant every other variant is compared with, or COLUMN=VALUE (finetune.bn=train)
     pivot: Optional[str] = None  # a factor to tabulate and plot the metric against (lr, batch_size, ...)
     trained_above: Optional[float] = None  # with pivot: the largest value whose mean metric reaches this
     per_epoch: List[str] = field(default_factory=list)  # per-epoch metrics to tabulate (train_loss, test_acc, ...)
@@ -119,6 +149,8 @@ class Config:
     optim: OptimConfig = MISSING
     sweep: SweepConfig = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+    bn: BNConfig = field(default_factory=BNConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = 0
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
@@ -148,13 +180,18 @@ register_configs()
 # Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
 NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "dataset.root", "dataset.cache_dir", "dataset.download",
                    "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size",
-                   "train.compile", "train.compile_mode", "train.channels_last", "train.deterministic")
+                   "train.compile", "train.compile_mode", "train.channels_last", "train.deterministic",
+                   "finetune.checkpoint_dir")
 
 
 # Keys added after the first release, with the value that reproduces the earlier behaviour: at that value a key is
 # left out of the run key, so runs recorded before it existed keep their keys (a rerun still skips them).
 NEUTRAL_VALUES = {"optim.batch_scaling": "none", "optim.ref_batch_size": 64, "dataset.normalize": "standardize",
-                  "train.precision": "fp32", "train.tf32": False}
+                  "train.precision": "fp32", "train.tf32": False,
+                  "dataset.classes": None, "bn.eval_stats": "running", "bn.precise_batches": 200, "bn.momentum": 0.1,
+                  "bn.eps": 1e-5, "bn.affine": True, "finetune.source": None, "finetune.source_classes": None,
+                  "finetune.source_subset": None, "finetune.source_epochs": 3, "finetune.source_batch_size": 64,
+                  "finetune.bn": "train"}
 
 
 def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:

@@ -28,10 +28,12 @@ class Mismatch:
 
 def recorded_config(plain: Dict[str, Any], out_dir: Path):
     """A record's resolved config as a DictConfig on today's schema (keys added since then take their defaults, which
-    reproduce the earlier behaviour), writing nowhere but `out_dir`."""
+    reproduce the earlier behaviour), writing nowhere but `out_dir` — a fine-tuned run pretrains again there too, so
+    the pretraining is verified as well and the recorded folder's checkpoints are not touched."""
     base = compose_config([f"dataset={plain['dataset']['name']}", f"model={plain['model']['name']}"])
     cfg = OmegaConf.merge(base, plain)
     cfg.out_dir = str(out_dir)
+    cfg.finetune.checkpoint_dir = str(Path(out_dir) / "checkpoints")
     return cfg
 
 

@@ -210,3 +210,17 @@ def test_failed_cache_write_leaves_no_temp_file(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="could not cache"):
         assert len(load_data(cfg(tmp_path, "mnist")).train_x) > 0
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_classes_keep_only_those_relabelled_in_order(tmp_path):
+    full = load_data(cfg(tmp_path, "digits"))
+    part = load_data(cfg(tmp_path, "digits", classes=[7, 2, 9]))
+    assert part.num_classes == 3 and set(part.train_y.tolist()) == set(part.test_y.tolist()) == {0, 1, 2}
+    total = sum(int((y == c).sum()) for y in (full.train_y, full.val_y, full.test_y) for c in (7, 2, 9))
+    assert len(part.train_x) + len(part.val_x) + len(part.test_x) == total  # every image of those classes, no other
+    with pytest.raises(DataError, match="dataset.classes must list at least two distinct class ids"):
+        load_data(cfg(tmp_path, "digits", classes=[4]))
+    from bnablate.data.splits import _keep_classes
+
+    x, y = _keep_classes(torch.arange(6.0), torch.tensor([2, 7, 3, 9, 7, 2]), [7, 2, 9], 10)
+    assert x.tolist() == [0.0, 1.0, 3.0, 4.0, 5.0] and y.tolist() == [1, 0, 2, 0, 1]  # 7 → 0, 2 → 1, 9 → 2

@@ -57,3 +57,23 @@ def test_a_diverging_run_does_not_disturb_its_pack():
     for cfg, res in zip(cfgs, run_packed(cfgs)):
         sep = run_experiment(cfg)
         assert res["status"] == sep["status"] == "diverged" and len(res["metrics"]) == len(sep["metrics"])
+
+
+def test_bn_momentum_eps_affine_pack_like_separate_runs():
+    over = BASE + ["variant=bn_pre_act", "bn.momentum=0.3", "bn.eps=1e-3", "bn.affine=false"]
+    cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
+    for cfg, res in zip(cfgs, run_packed(cfgs)):
+        _assert_same(res, run_experiment(cfg))
+
+
+@pytest.mark.parametrize("over,reason", [(["bn.eval_stats=batch"], "bn.eval_stats=batch"),
+                                         (["bn.eval_stats=precise"], "bn.eval_stats=precise"),
+                                         (["bn.momentum=null"], "cumulative average"),
+                                         (["finetune.source=synthetic"], "fine-tuning")])
+def test_eval_modes_cumulative_momentum_and_finetuning_are_trained_unpacked(over, reason):
+    from bnablate.sweep import pack_groups
+
+    cfgs = [compose_config(BASE + over + ["pack=true", f"seed={s}"]) for s in (0, 1)]
+    assert reason in packable(cfgs)
+    assert pack_groups(cfgs, ["a", "b"]) == []  # the sweep leaves them to the launcher, one run each
+    assert pack_groups([compose_config(BASE + ["pack=true", f"seed={s}"]) for s in (0, 1)], ["a", "b"]) != []

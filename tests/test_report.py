@@ -184,3 +184,21 @@ def test_report_cli_errors(args, msg):
     res = runner.invoke(app, args, terminal_width=200)
     assert res.exit_code == 2 and msg in " ".join(res.output.split()), res.output
     assert not Path("runs/study/report").exists()
+
+
+def test_baseline_can_be_a_value_of_another_factor(tmp_path):
+    """--baseline finetune.bn=train compares the fine-tuning modes of each variant, paired by seed."""
+    accs = {"train": [0.80, 0.82, 0.81], "freeze": [0.85, 0.88, 0.86], "reset": [0.80, 0.83, 0.80]}
+    for mode, per_seed in accs.items():
+        for seed, acc in enumerate(per_seed):
+            write_record(tmp_path, make_record(["finetune.source=digits", f"finetune.bn={mode}", f"seed={seed}"],
+                                               val_accs=(0.5, acc), test_acc=acc))
+    report, _ = make_report([tmp_path], baseline="finetune.bn=train", formats=["csv", "md", "tex", "png"])
+    assert report.compared == "finetune.bn" and "finetune.bn" in report.by
+    s = report.summary.set_index("finetune.bn")
+    assert s.at["train", "verdict"] == "baseline" and s.at["freeze", "test"] == "paired t"
+    ref = stats.ttest_rel(accs["freeze"], accs["train"])
+    assert s.at["freeze", "p"] == pytest.approx(ref.pvalue) and s.at["freeze", "diff"] == pytest.approx(0.0533333, 1e-4)
+    assert "Δ vs finetune.bn=train" in (tmp_path / "report" / "summary.md").read_text()
+    bad = CliRunner().invoke(app, ["report", str(tmp_path), "--baseline", "finetune.bm=train", "--format", "csv"])
+    assert bad.exit_code == 2 and "unknown column 'finetune.bm'" in bad.output

@@ -27,6 +27,10 @@ GRID = {  # preset → (runs in the full grid, a key that must take the preset's
     "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
     "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
     "repro_bias": (20, ("model.name", "lenet")), "repro_batch_size": (120, ("optim.batch_scaling", "linear")),
+    "repro_finetune_fashion": (40, ("finetune.source", "mnist")),
+    "repro_finetune_fashion_scratch": (10, ("finetune.source", None)),
+    "repro_finetune_cifar": (40, ("dataset.classes", [5, 6, 7, 8, 9])),
+    "repro_finetune_cifar_scratch": (10, ("dataset.classes", [5, 6, 7, 8, 9])),
 }
 
 
@@ -51,6 +55,18 @@ def test_every_repro_preset_expands_and_validates(preset):
 def test_the_two_placement_presets_write_one_folder():
     lenet, cnn = (compose_config([f"sweep=repro_placement_{m}"]) for m in ("lenet", "cnn"))
     assert lenet.out_dir == cnn.out_dir == "runs/repro-placement"
+
+
+def test_finetune_presets_share_a_folder_and_one_checkpoint_per_seed():
+    from bnablate.train.finetune import checkpoint_path
+
+    names = ("fashion", "fashion_scratch", "cifar", "cifar_scratch")
+    cfgs = {n: compose_config([f"sweep=repro_finetune_{n}"]) for n in names}
+    assert {c.out_dir for c in cfgs.values()} == {"runs/repro-finetune"}
+    assert {c.sweep.baseline for c in cfgs.values()} == {"finetune.bn=train"}
+    for pair in ("fashion", "cifar"):  # 4 modes × 2 batch sizes per seed share one pretraining: 5 for 40 runs
+        plan = plan_sweep([f"sweep=repro_finetune_{pair}"], validate_config)
+        assert len({checkpoint_path(c) for c in plan.configs}) == 5
 
 
 def test_batch_scaling_sets_the_optimizers_lr():
@@ -135,12 +151,12 @@ def _write_fixture_data(root: Path) -> None:
     """Enough images for the smoke forms' 500-image training subset after the 10 % validation split."""
     write_mnist_like(root, "MNIST", n_train=600, n_test=30)
     write_mnist_like(root, "FashionMNIST", n_train=600, n_test=30, seed=1)
-    write_cifar10(root, per_batch=120, n_test=30)
+    write_cifar10(root, per_batch=240, n_test=30)  # 1,200 images: 540 of classes 5–9 left after the validation split
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-placement", "repro-high-lr",
-                                    "repro-dropout-order", "repro-bias", "repro-batch-size"])
+                                    "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     _write_fixture_data(tmp_path / "data")
     runs = tmp_path / "runs"

@@ -44,3 +44,35 @@ def test_record_written_atomically_leaves_no_temp_files(tmp_path):
     path = write_record(tmp_path, rec)
     assert json.loads(path.read_text())["run_key"] == rec["run_key"]
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_new_keys_at_their_defaults_keep_earlier_run_keys():
+    """Records written before bn, finetune and dataset.classes existed keep their keys (reruns still skip them)."""
+    for over in ([], ["model=cnn", "variant=gn_pre_act", "seed=3"]):
+        plain = to_plain(compose_config(over))
+        old = {k: v for k, v in plain.items() if k not in ("bn", "finetune")}
+        old["dataset"] = {k: v for k, v in plain["dataset"].items() if k != "classes"}
+        assert run_key(plain) == run_key(old)
+    base = run_key(to_plain(compose_config([])))
+    for changed in ("bn.eval_stats=batch", "bn.precise_batches=50", "bn.momentum=null", "bn.momentum=0.01",
+                    "bn.eps=1e-3", "bn.affine=false", "dataset.classes=[0,1]", "finetune.source=digits"):
+        assert run_key(to_plain(compose_config([changed]))) != base, changed
+    assert run_key(to_plain(compose_config(["finetune.checkpoint_dir=/elsewhere"]))) == base  # a path, not a result
+
+
+def test_bn_and_finetune_keys_are_columns_and_old_records_show_their_neutral_values(tmp_path):
+    old = make_record(["seed=0"])
+    for section in ("bn", "finetune"):
+        del old["config"][section]  # as written before these keys existed
+    write_record(tmp_path, old)
+    write_record(tmp_path, make_record(["seed=1"]))
+    write_record(tmp_path, make_record(["seed=0", "bn.eval_stats=precise", "finetune.source=digits",
+                                        "finetune.bn=freeze", "dataset.classes=[5,6,7,8,9]"]))
+    rebuild_tables(tmp_path)
+    on_disk = pd.read_csv(tmp_path / "runs.csv")
+    for col in ("bn.eval_stats", "bn.precise_batches", "bn.momentum", "bn.eps", "bn.affine", "finetune.source",
+                "finetune.bn", "finetune.source_epochs", "dataset.classes", "source_test_acc"):
+        assert col in on_disk.columns, col
+    assert "finetune.checkpoint_dir" not in on_disk.columns
+    assert on_disk["bn.eval_stats"].tolist().count("running") == 2 and set(on_disk["finetune.bn"]) == {"train", "freeze"}
+    assert {"bn.eval_stats", "finetune.bn"} <= set(pd.read_csv(tmp_path / "results.csv").columns)

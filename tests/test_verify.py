@@ -41,3 +41,14 @@ def test_verify_samples_runs_and_rejects_bad_input():
     assert missing.exit_code == 2 and "holds no run records" in missing.output
     negative = CliRunner().invoke(app, ["verify", "runs/v", "--sample", "-1"])
     assert negative.exit_code == 2 and "--sample must be ≥ 0" in negative.output
+
+
+def test_verify_reruns_a_finetuned_run_with_its_own_pretraining():
+    run = ["run", "dataset=digits", "model=mlp", "dataset.classes=[5,6,7,8,9]", "finetune.source=digits",
+           "finetune.source_classes=[0,1,2,3,4]", "finetune.source_epochs=1", "finetune.bn=freeze", "train.epochs=1",
+           "out_dir=runs/f"]
+    assert CliRunner().invoke(app, run).exit_code == 0
+    before = _files(Path("runs/f"))
+    ok = CliRunner().invoke(app, ["verify", "runs/f"])
+    assert ok.exit_code == 0 and "all 1 re-run(s) reproduced" in ok.output, ok.output
+    assert _files(Path("runs/f")) == before  # its record and checkpoint are left as they were

@@ -8,7 +8,7 @@ import torch
 import typer
 from rich.table import Table
 
-from ..data import dataset_spec
+from ..data import class_count, dataset_spec
 from ..models import build_model, count_params
 from ..variants import variant_label
 from .common import OVERRIDES_HELP, compose_or_fail, console
@@ -18,7 +18,7 @@ def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OV
     """Print the layer stack of the model the overrides resolve to, with output shapes and parameter counts."""
     cfg = compose_or_fail(overrides or [])
     spec = dataset_spec(cfg.dataset.name)
-    model = build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, int(cfg.seed))
+    model = build_model(cfg.model, cfg.variant, spec.input_shape, class_count(cfg.dataset), int(cfg.seed), bn=cfg.bn)
     shapes = {}
     hooks = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
              for n, m in model.named_modules() if n and not list(m.children())]

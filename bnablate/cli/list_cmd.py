@@ -12,10 +12,12 @@ from ..config import CONF_DIR
 from ..data import DATASETS
 from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
 from ..models import MODELS
+from ..train.bn_stats import EVAL_STATS
+from ..train.finetune import FINETUNE_BN
 from ..variants import variant_presets
 from .common import CONFIG_ERRORS, console, explain, fail
 
-WHAT = ("variants", "models", "datasets", "sweeps", "axes")
+WHAT = ("variants", "models", "datasets", "sweeps", "axes", "bn")
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -72,8 +74,33 @@ def axes_table() -> Table:
     return t
 
 
+BN_KEYS = {  # key → (values, meaning) for the rows that are not a list of choices
+    "bn.momentum": ("0.1 (default), [0, 1], null",
+                    "PyTorch convention: running = (1 − m)·running + m·batch; null = cumulative average over all batches "
+                    "so far. Keras/TF write it the other way round, moving = m·moving + (1 − m)·batch, so Keras' "
+                    "default momentum=0.99 is bn.momentum=0.01 here, and PyTorch's default 0.1 is Keras' 0.9"),
+    "bn.eps": ("1e-5 (default), > 0", "added to the variance before the square root (Keras' default is 1e-3)"),
+    "bn.affine": ("true (default), false", "learned per-channel scale γ and shift β (also GroupNorm/LayerNorm's)"),
+    "bn.precise_batches": ("200 (default), ≥ 1", "training batches averaged by PreciseBN (eval_stats=precise, "
+                                                  "finetune.bn=reset)"),
+}
+
+
+def bn_table() -> Table:
+    t = _table("batch norm and fine-tuning (bn.KEY=VALUE, finetune.KEY=VALUE)", "key", "value", "meaning")
+    for value, meaning in EVAL_STATS.items():
+        t.add_row("bn.eval_stats", value, meaning)
+    for key, (values, meaning) in BN_KEYS.items():
+        t.add_row(key, values, meaning)
+    for value, meaning in FINETUNE_BN.items():
+        t.add_row("finetune.bn", value, meaning)
+    t.add_row("finetune.source", "null (default), a dataset", "pretrain on this dataset (checkpoint reused per "
+              "pretraining config and seed), re-initialise the head, fine-tune on `dataset`")
+    return t
+
+
 TABLES = {"variants": variants_table, "models": models_table, "datasets": datasets_table, "sweeps": sweeps_table,
-          "axes": axes_table}
+          "axes": axes_table, "bn": bn_table}
 
 
 def list_cmd(

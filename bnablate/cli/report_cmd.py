@@ -33,7 +33,8 @@ def report_cmd(
     runs_dirs: Annotated[List[Path], typer.Argument(help="Run folders (e.g. runs/placement); several are merged.")],
     metric: Annotated[str, typer.Option(help="Metric to rank, test and plot (a runs.csv column).")] = "final_test_acc",
     baseline: Annotated[Optional[str], typer.Option(
-        help="Variant every other variant is compared with (default: the sweep preset's sweep.baseline, else no_bn).")] = None,
+        help="Variant every other variant is compared with, or COLUMN=VALUE to compare another factor's values within "
+             "each variant (e.g. finetune.bn=train) (default: the sweep preset's sweep.baseline, else no_bn).")] = None,
     target: Annotated[Optional[float], typer.Option(
         help="Validation accuracy for time-to-target (default: each dataset's dataset.target_acc).")] = None,
     by: Annotated[Optional[str], typer.Option(

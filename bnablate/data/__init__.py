@@ -3,7 +3,7 @@
 from . import sources  # noqa: F401  (registers the datasets)
 from .augment import augment_batch
 from .registry import DATASETS, DataError, DatasetSpec, RawData, dataset_spec, register_dataset
-from .splits import DataSplits, load_data, load_raw
+from .splits import DataSplits, class_count, load_data, load_raw, selected_classes
 
-__all__ = ["DATASETS", "DataError", "DataSplits", "DatasetSpec", "RawData", "augment_batch", "dataset_spec",
-           "load_data", "load_raw", "register_dataset"]
+__all__ = ["DATASETS", "DataError", "DataSplits", "DatasetSpec", "RawData", "augment_batch", "class_count",
+           "dataset_spec", "load_data", "load_raw", "register_dataset", "selected_classes"]

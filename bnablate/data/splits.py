@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -41,6 +41,33 @@ def _check_fractions(cfg) -> None:
         raise DataError(f"dataset.test_fraction must be in (0, 1), got {cfg.test_fraction}.")
     if cfg.normalize not in NORMALIZE:
         raise DataError(f"Unknown dataset.normalize '{cfg.normalize}'. Valid values: {', '.join(NORMALIZE)}.")
+
+
+def selected_classes(classes, num_classes: int, key: str = "dataset.classes") -> Optional[List[int]]:
+    """The class ids a `classes` setting keeps (None: all), checked: distinct ids in [0, num_classes), at least two."""
+    if classes is None:
+        return None
+    ids = [int(c) for c in classes]
+    if len(ids) < 2 or len(set(ids)) != len(ids) or not all(0 <= c < num_classes for c in ids):
+        raise ValueError(f"{key} must list at least two distinct class ids in 0..{num_classes - 1}, got {list(classes)} "
+                         f"(e.g. {key}=[0,1,2,3,4]; null keeps every class).")
+    return ids
+
+
+def class_count(cfg) -> int:
+    """Classes the model predicts for a dataset config: len(dataset.classes), else the dataset's own count."""
+    spec = dataset_spec(cfg.name)
+    ids = selected_classes(getattr(cfg, "classes", None), spec.num_classes)
+    return len(ids) if ids else spec.num_classes
+
+
+def _keep_classes(x: Tensor, y: Tensor, ids: List[int], num_classes: int):
+    """Rows whose label is in `ids`, relabelled by position in `ids` (ids [5, 6, 7] → labels 0, 1, 2)."""
+    lookup = torch.full((num_classes,), -1, dtype=torch.long)
+    lookup[torch.tensor(ids)] = torch.arange(len(ids))
+    new = lookup[y.long()]
+    keep = (new >= 0).nonzero().squeeze(1)
+    return x.index_select(0, keep), new.index_select(0, keep)
 
 
 def _split(x: Tensor, y: Tensor, fraction: float, g: torch.Generator):
@@ -98,11 +125,17 @@ def load_data(cfg) -> DataSplits:
     spec = dataset_spec(cfg.name)
     raw = load_raw(cfg)
     g = torch.Generator().manual_seed(int(cfg.split_seed))
-    train_x, train_y = raw.train_x, raw.train_y
-    if raw.test_x is None:
+    train_x, train_y, test_x, test_y = raw.train_x, raw.train_y, raw.test_x, raw.test_y
+    try:
+        ids = selected_classes(getattr(cfg, "classes", None), spec.num_classes)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    if ids:  # before any split, so validation and test hold only the kept classes
+        train_x, train_y = _keep_classes(train_x, train_y, ids, spec.num_classes)
+        if test_x is not None:
+            test_x, test_y = _keep_classes(test_x, test_y, ids, spec.num_classes)
+    if test_x is None:
         train_x, train_y, test_x, test_y = _split(train_x, train_y, float(cfg.test_fraction), g)
-    else:
-        test_x, test_y = raw.test_x, raw.test_y
     train_x, train_y, val_x, val_y = _split(train_x, train_y, float(cfg.val_fraction), g)
     if len(train_x) == 0:
         raise DataError(f"{cfg.name}: no training images left after the test and validation splits "
@@ -116,5 +149,5 @@ def load_data(cfg) -> DataSplits:
         train_x, train_y = train_x.index_select(0, keep), train_y.index_select(0, keep)
     (train_x, val_x, test_x), mean, std = _normalize(train_x, val_x, test_x, mode=str(cfg.normalize))
     return DataSplits(cfg.name, train_x, train_y.long(), val_x, val_y.long(), test_x, test_y.long(),
-                      spec.num_classes, tuple(spec.input_shape), tuple(mean.tolist()), tuple(std.tolist()),
+                      len(ids) if ids else spec.num_classes, tuple(spec.input_shape), tuple(mean.tolist()), tuple(std.tolist()),
                       bool(cfg.augment))

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..registry import unknown_name_message
 from .activations import ACTIVATIONS, create_act_layer
-from .norm import NORMS, create_norm_layer
+from .norm import NORMS, create_norm_layer, norm_options
 
 PLACEMENTS = {
     "pre_act": "affine → norm → act (→ pool): Ioffe & Szegedy's placement",
@@ -81,10 +81,11 @@ def use_bias(v, order: List[str]) -> bool:
 
 
 def make_block(kind: str, in_features: int, out_features: int, v, pool: Optional[nn.Module] = None,
-               kernel_size: int = 3, padding: int = 0) -> nn.Sequential:
+               kernel_size: int = 3, padding: int = 0, bn=None) -> nn.Sequential:
     """One hidden block: a conv ('conv', inputs (N,C,H,W)) or linear ('linear', inputs (N,C)) layer plus its
     norm / activation / dropout / pooling in the order the variant asks for. Sub-layer names are fixed
-    ('conv'|'linear', 'norm', 'act', 'drop', 'pool') so parameter names do not depend on the variant."""
+    ('conv'|'linear', 'norm', 'act', 'drop', 'pool') so parameter names do not depend on the variant. `bn` (the
+    config's bn section, None = defaults) gives the norm's momentum, eps and affine."""
     order = block_order(v, pools=pool is not None)
     bias = use_bias(v, order)
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
@@ -95,7 +96,7 @@ def make_block(kind: str, in_features: int, out_features: int, v, pool: Optional
             else:
                 layers["linear"] = nn.Linear(in_features, out_features, bias=bias)
         elif part == "norm":
-            layers["norm"] = create_norm_layer(v.norm, out_features, kind, groups=int(v.groups))
+            layers["norm"] = create_norm_layer(v.norm, out_features, kind, groups=int(v.groups), **norm_options(bn))
         elif part == "act":
             layers["act"] = create_act_layer(v.activation)
         elif part == "drop":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from torch import nn
 
@@ -14,23 +14,25 @@ NORMS: Registry[Dict[str, Callable[..., nn.Module]]] = Registry("norm")
 
 # Norms that use batch statistics in training (so a training batch of one sample is meaningless).
 BATCH_STAT_NORMS = ("batch", "scratch")
+# Their module classes: what PreciseBN re-estimates and the fine-tuning modes freeze.
+BATCH_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, ScratchBatchNorm)
 
 
 class LayerNorm2d(nn.GroupNorm):
     """LayerNorm over (C, H, W) of each sample with a per-channel affine: GroupNorm with a single group."""
 
-    def __init__(self, num_channels: int, eps: float = 1e-5) -> None:
-        super().__init__(1, num_channels, eps=eps)
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
+        super().__init__(1, num_channels, eps=eps, affine=affine)
 
 
 class GroupNormC(nn.GroupNorm):
     """GroupNorm taking the channel count first, so every norm class is built as cls(num_features, ...)."""
 
-    def __init__(self, num_channels: int, groups: int = 8, eps: float = 1e-5) -> None:
+    def __init__(self, num_channels: int, groups: int = 8, eps: float = 1e-5, affine: bool = True) -> None:
         if num_channels % groups:
             raise ValueError(f"group norm needs channels divisible by groups: {num_channels} channels, {groups} groups "
                              f"(set variant.groups to a divisor of {num_channels})")
-        super().__init__(groups, num_channels, eps=eps)
+        super().__init__(groups, num_channels, eps=eps, affine=affine)
 
 
 NORMS.register("batch", "torch BatchNorm1d/2d: batch statistics in training, running statistics in eval")(
@@ -52,14 +54,34 @@ def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
     return classes[kind]
 
 
-def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8) -> nn.Module | None:
-    """An instance of the named norm for `num_features` channels/features, or None for 'none'."""
+def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, momentum: Optional[float] = 0.1,
+                      eps: float = 1e-5, affine: bool = True) -> nn.Module | None:
+    """An instance of the named norm for `num_features` channels/features, or None for 'none'. momentum (PyTorch
+    convention; None = cumulative average) only concerns the batch-statistics norms; eps and affine reach every norm
+    (LayerNorm's affine = its elementwise weight and bias)."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
+    if name in BATCH_STAT_NORMS:
+        return cls(num_features, eps=eps, momentum=momentum, affine=affine)
     if cls is GroupNormC:
-        return cls(num_features, groups=groups)
-    return cls(num_features)
+        return cls(num_features, groups=groups, eps=eps, affine=affine)
+    if cls is nn.LayerNorm:
+        return cls(num_features, eps=eps, elementwise_affine=affine, bias=affine)
+    return cls(num_features, eps=eps, affine=affine)
+
+
+def norm_options(bn) -> Dict[str, Any]:
+    """create_norm_layer's momentum/eps/affine from a `bn` config section; {} (the defaults) for None."""
+    if bn is None:
+        return {}
+    return {"momentum": None if bn.momentum is None else float(bn.momentum), "eps": float(bn.eps),
+            "affine": bool(bn.affine)}
+
+
+def batch_norm_layers(model: nn.Module) -> List[nn.Module]:
+    """Every batch-statistics norm in the model (torch's BatchNorm*d and the from-scratch BN), in module order."""
+    return [m for m in model.modules() if isinstance(m, BATCH_NORM_TYPES)]
 
 
 def norm_names() -> Tuple[str, ...]:

@@ -31,6 +31,12 @@ class ScratchBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
+    def reset_running_stats(self) -> None:
+        """Running mean 0, variance 1, no batches counted: the state after construction (as torch's BN)."""
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+        self.num_batches_tracked.zero_()
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() not in (2, 4) or x.shape[1] != self.num_features:
             raise ValueError(f"expected (N, {self.num_features}) or (N, {self.num_features}, H, W), got {tuple(x.shape)}")

@@ -10,10 +10,11 @@ from .init import paired_init_
 from .registry import MODELS, ModelShapeError, register_model
 
 
-def build_model(model_cfg, variant, input_shape, num_classes: int, seed: int) -> nn.Module:
-    """The named model for this input shape and class count, with its variant's blocks and paired init."""
+def build_model(model_cfg, variant, input_shape, num_classes: int, seed: int, bn=None) -> nn.Module:
+    """The named model for this input shape and class count, with its variant's blocks (norms built with the `bn`
+    section's momentum/eps/affine; None = defaults) and paired init."""
     validate_variant(variant)
-    model = MODELS.get(model_cfg.name)(model_cfg, variant, tuple(input_shape), int(num_classes))
+    model = MODELS.get(model_cfg.name)(model_cfg, variant, tuple(input_shape), int(num_classes), bn=bn)
     return paired_init_(model, seed)
 
 

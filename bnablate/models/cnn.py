@@ -11,7 +11,7 @@ from .registry import ModelShapeError, register_model, spatial
 
 
 @register_model("cnn", "VGG-style: stages of 3×3 convs (model.channels, default 32/64/128 × 2) + max-pool → classifier")
-def cnn(model_cfg, variant, input_shape, num_classes: int) -> nn.Module:
+def cnn(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module:
     c, h, w = spatial(input_shape)
     stages = len(model_cfg.channels)
     if h >> stages < 1 or w >> stages < 1:
@@ -25,13 +25,14 @@ def cnn(model_cfg, variant, input_shape, num_classes: int) -> nn.Module:
         for j in range(1, int(model_cfg.convs_per_stage) + 1):
             last = j == int(model_cfg.convs_per_stage)  # only the stage's last conv pools (halves H and W)
             pool = nn.MaxPool2d(2) if last else None
-            layers[f"conv{s}_{j}"] = make_block("conv", c, int(out), variant, pool=pool, kernel_size=3, padding=1)
+            layers[f"conv{s}_{j}"] = make_block("conv", c, int(out), variant, pool=pool, kernel_size=3, padding=1,
+                                                bn=bn)
             c = int(out)
         h, w = h // 2, w // 2
     layers["flatten"] = nn.Flatten()
     width = c * h * w  # 128 × 4 × 4 = 2048 for CIFAR-10
     for i, out in enumerate(model_cfg.fc, start=1):
-        layers[f"fc{i}"] = make_block("linear", width, int(out), variant)
+        layers[f"fc{i}"] = make_block("linear", width, int(out), variant, bn=bn)
         width = int(out)
     layers["head"] = nn.Linear(width, num_classes)
     return nn.Sequential(layers)

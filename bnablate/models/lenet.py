@@ -13,7 +13,7 @@ MIN_SIZE = 28  # smaller inputs (digits' 8×8) are upsampled to 28×28 by a 'res
 
 
 @register_model("lenet", "LeNet-5: conv 5×5 (6, 16 ch) + avg-pool, FC 120 → 84; <28 px inputs upsampled to 28")
-def lenet(model_cfg, variant, input_shape, num_classes: int) -> nn.Module:
+def lenet(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module:
     c, h, w = spatial(input_shape)
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     if h < MIN_SIZE or w < MIN_SIZE:
@@ -22,16 +22,16 @@ def lenet(model_cfg, variant, input_shape, num_classes: int) -> nn.Module:
     # 28×28 inputs (MNIST) get padding 2, as in LeCun's 32×32 setting; 32×32 (CIFAR) gets none: both reach 5×5.
     pad = 2 if min(h, w) < 32 else 0
     c1, c2 = (int(x) for x in model_cfg.conv_channels)
-    layers["conv1"] = make_block("conv", c, c1, variant, pool=nn.AvgPool2d(2), kernel_size=5, padding=pad)
+    layers["conv1"] = make_block("conv", c, c1, variant, pool=nn.AvgPool2d(2), kernel_size=5, padding=pad, bn=bn)
     h, w = conv_out(h, 5, pad) // 2, conv_out(w, 5, pad) // 2
-    layers["conv2"] = make_block("conv", c1, c2, variant, pool=nn.AvgPool2d(2), kernel_size=5)
+    layers["conv2"] = make_block("conv", c1, c2, variant, pool=nn.AvgPool2d(2), kernel_size=5, bn=bn)
     h, w = conv_out(h, 5) // 2, conv_out(w, 5) // 2
     if h < 1 or w < 1:
         raise ModelShapeError(f"lenet cannot take input shape {tuple(input_shape)}")
     layers["flatten"] = nn.Flatten()
     width = c2 * h * w  # 16 × 5 × 5 = 400 for 28×28 and 32×32 inputs
     for i, out in enumerate(model_cfg.fc, start=1):
-        layers[f"fc{i}"] = make_block("linear", width, int(out), variant)
+        layers[f"fc{i}"] = make_block("linear", width, int(out), variant, bn=bn)
         width = int(out)
     layers["head"] = nn.Linear(width, num_classes)
     return nn.Sequential(layers)

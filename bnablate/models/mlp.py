@@ -11,12 +11,12 @@ from .registry import register_model, spatial
 
 
 @register_model("mlp", "flatten → Linear blocks (model.hidden, default 64, 32) → Linear classifier")
-def mlp(model_cfg, variant, input_shape, num_classes: int) -> nn.Module:
+def mlp(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module:
     c, h, w = spatial(input_shape)
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
     width = c * h * w
     for i, out in enumerate(model_cfg.hidden, start=1):
-        layers[f"fc{i}"] = make_block("linear", width, int(out), variant)
+        layers[f"fc{i}"] = make_block("linear", width, int(out), variant, bn=bn)
         width = int(out)
     layers["head"] = nn.Linear(width, num_classes)
     return nn.Sequential(layers)

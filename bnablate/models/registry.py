@@ -1,4 +1,4 @@
-"""Model registry: `@register_model(name)` on a builder `(model_cfg, variant, input_shape, num_classes) -> nn.Module`."""
+"""Model registry: `@register_model(name)` on a builder `(model_cfg, variant, input_shape, num_classes, bn)` → module."""
 
 from __future__ import annotations
 

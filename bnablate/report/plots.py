@@ -20,8 +20,9 @@ from .summary import Report, as_labels  # noqa: E402
 FIGURES = ("learning_curves", "final_metric", "time_to_target")
 
 
-def _contexts(frame: pd.DataFrame, by: List[str]) -> List[Tuple[str, pd.DataFrame]]:
-    cols = [c for c in by if c != "variant"]
+def _contexts(frame: pd.DataFrame, by: List[str], compared: str) -> List[Tuple[str, pd.DataFrame]]:
+    """One panel per context: the grouping columns other than the compared one (variant, or --baseline's column)."""
+    cols = [c for c in by if c != compared]
     if not cols:
         return [("all runs", frame)]
     keys = as_labels(frame, cols).agg(" · ".join, axis=1)
@@ -60,13 +61,15 @@ def save_figure(fig, out_dir: Path, name: str) -> List[Path]:
 
 
 def learning_curves(results: pd.DataFrame, report: Report, out_dir: Path) -> List[Path]:
-    ok = results[results["status"] == "ok"]
-    contexts = _contexts(ok, report.by)
-    colors = _colors(ok["variant"].unique())
+    ok = results[results["status"] == "ok"].copy()
+    line = report.compared
+    ok[line] = as_labels(ok, [line])[line]
+    contexts = _contexts(ok, report.by, line)
+    colors = _colors(ok[line].unique())
     panels = [("epoch", "val_acc"), ("epoch", "train_loss"), ("steps", "val_acc"), ("steps", "train_loss")]
     fig, axes = plt.subplots(len(contexts), 4, figsize=(18, 3.6 * len(contexts)), squeeze=False)
     for row, (name, frame) in zip(axes, contexts):
-        for variant, g in frame.groupby("variant", sort=True):
+        for variant, g in frame.groupby(line, sort=True):
             per_epoch = g.groupby("epoch")
             epochs = sorted(per_epoch.groups)
             steps = [float(per_epoch.get_group(e)["steps"].mean()) for e in epochs]
@@ -93,8 +96,9 @@ def learning_curves(results: pd.DataFrame, report: Report, out_dir: Path) -> Lis
 
 def final_metric(report: Report, out_dir: Path) -> List[Path]:
     m, k = report.metric, (100.0 if "acc" in report.metric else 1.0)
-    contexts = _contexts(report.summary, report.by)
-    colors = _colors(report.summary["variant"].astype(str).unique())
+    line = report.compared
+    contexts = _contexts(report.summary, report.by, line)
+    colors = _colors(report.summary[line].astype(str).unique())
     fig, axes = _row_of_panels(contexts)
     for ax, (name, s) in zip(axes[0], contexts):
         s = s.sort_values(f"{m}_mean", kind="stable")
@@ -103,8 +107,8 @@ def final_metric(report: Report, out_dir: Path) -> List[Path]:
         lo, hi = k * s[f"{m}_ci_low"].to_numpy(float), k * s[f"{m}_ci_high"].to_numpy(float)
         err = np.where(np.isfinite(lo), np.vstack([mean - lo, hi - mean]), 0.0)
         ax.errorbar(mean, y, xerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
-        ax.scatter(mean, y, c=[colors[str(v)] for v in s["variant"]], zorder=3, s=40)
-        ax.set_yticks(y, [f"{v} (n={n})" for v, n in zip(s["variant"], s["n_seeds"])], fontsize=8)
+        ax.scatter(mean, y, c=[colors[str(v)] for v in s[line]], zorder=3, s=40)
+        ax.set_yticks(y, [f"{v} (n={n})" for v, n in zip(s[line], s["n_seeds"])], fontsize=8)
         ax.set_xlabel(m.replace("_", " ") + (" (%)" if k == 100 else "") + ", mean ± 95% CI")
         ax.set_title(name, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
@@ -113,10 +117,11 @@ def final_metric(report: Report, out_dir: Path) -> List[Path]:
 
 
 def time_to_target(report: Report, out_dir: Path) -> List[Path]:
-    contexts = _contexts(report.summary, report.by)
+    line = report.compared
+    contexts = _contexts(report.summary, report.by, line)
     fig, axes = _row_of_panels(contexts)
     for ax, (name, s) in zip(axes[0], contexts):
-        s = s.sort_values("variant", kind="stable")
+        s = s.sort_values(line, kind="stable")
         y = np.arange(len(s))
         steps = s["steps_to_target_mean"].to_numpy(float)
         ax.barh(y, np.nan_to_num(steps), color="tab:blue", alpha=0.7)
@@ -124,7 +129,7 @@ def time_to_target(report: Report, out_dir: Path) -> List[Path]:
         for yi, st, reached in zip(y, steps, s["reached"]):
             ax.text((st if math.isfinite(st) else 0) + 0.01 * top, yi, "not reached" if not math.isfinite(st)
                     else f"{st:,.0f} ({reached})", va="center", fontsize=7)
-        ax.set_yticks(y, s["variant"].astype(str).tolist(), fontsize=8)
+        ax.set_yticks(y, s[line].astype(str).tolist(), fontsize=8)
         target = s["target"].iloc[0] if len(s) else math.nan
         ax.set_xlabel(f"optimizer steps until val acc ≥ {target:.3g} (mean over runs that reached it)")
         ax.set_title(name, fontsize=9)

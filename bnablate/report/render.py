@@ -52,7 +52,8 @@ def natural_key(col: pd.Series) -> pd.Series:
 
 def sorted_summary(report: Report) -> pd.DataFrame:
     """The summary in context order (numeric factors ascending), then by rank within each context."""
-    return report.summary.sort_values([c for c in report.by if c != "variant"] + ["rank"], kind="stable", key=natural_key)
+    return report.summary.sort_values([c for c in report.by if c != report.compared] + ["rank"], kind="stable",
+                                      key=natural_key)
 
 
 def display_frame(report: Report) -> pd.DataFrame:
@@ -101,9 +102,9 @@ def _tex_escape(s: str) -> str:
 
 def write_latex(report: Report, path: Path) -> None:
     """A booktabs tabular, mean ± CI half-width, the best value of each numeric column in bold within each context
-    (the group columns other than variant)."""
+    (the group columns other than the compared one, normally variant)."""
     s = sorted_summary(report)
-    ctx_cols = [c for c in report.by if c != "variant"]
+    ctx_cols = [c for c in report.by if c != report.compared]
     ctx = s[ctx_cols].astype(str).agg("|".join, axis=1) if ctx_cols else pd.Series("", index=s.index)
     columns: Dict[str, tuple] = {  # header → (value column for "best", formatter, lower is better)
         f"{report.metric.replace('_', ' ')}": (f"{report.metric}_mean", lambda r: mean_pm(r, report.metric),

@@ -24,6 +24,13 @@ CI_METRICS = ("final_test_acc", "test_acc_at_best_val", "best_val_acc")
 MEAN_METRICS = ("final_train_loss", "mean_epoch_time_s", "mean_samples_per_s", "n_params")
 
 
+def split_baseline(baseline: str) -> tuple[str, str]:
+    """(compared column, baseline value): 'no_bn' → ('variant', 'no_bn'); 'finetune.bn=train' → ('finetune.bn',
+    'train'), for comparing the values of any factor (fine-tuning modes, eval statistics) within each variant."""
+    column, sep, value = baseline.partition("=")
+    return (column.strip(), value.strip()) if sep else ("variant", baseline)
+
+
 def lower_is_better(metric: str) -> bool:
     return any(tag in metric for tag in LOWER_IS_BETTER)
 
@@ -38,8 +45,15 @@ def default_by(runs: pd.DataFrame, identifying: Sequence[str]) -> List[str]:
     """dataset, model, variant, plus every other identifying column whose value differs between runs of one dataset
     and model (a key that differs only between models, like model.channels, or between datasets is not a factor)."""
     candidates = [c for c in identifying if c not in NOT_FACTORS and c not in AXIS_COLUMNS and c not in ALWAYS]
-    within = as_labels(runs, ["dataset", "model"] + candidates).groupby(["dataset", "model"], sort=False)
-    return ALWAYS + [c for c in candidates if (within[c].nunique() > 1).any()]
+    labels = as_labels(runs, ALWAYS + candidates)
+    within = labels.groupby(["dataset", "model"], sort=False)
+    by = list(ALWAYS)
+    for c in candidates:
+        # a column that varies but splits no group further (it changes only together with a factor already chosen,
+        # like finetune.source_epochs with finetune.source) names the same groups twice: not a factor of its own
+        if (within[c].nunique() > 1).any() and labels.groupby(by + [c]).ngroups > labels.groupby(by).ngroups:
+            by.append(c)
+    return by
 
 
 def time_to_target(results: pd.DataFrame, targets: pd.Series) -> pd.DataFrame:
@@ -71,6 +85,12 @@ class Report:
     notes: List[str] = field(default_factory=list)
     views: Dict[str, pd.DataFrame] = field(default_factory=dict)  # extra tables (pivot, per-epoch) by title
 
+    @property
+    def compared(self) -> str:
+        """The column whose values are compared with the baseline's (variant, or COLUMN of --baseline COLUMN=VALUE);
+        the other grouping columns form the contexts."""
+        return split_baseline(self.baseline)[0]
+
 
 def _group_row(g: pd.DataFrame, metric: str) -> Dict[str, object]:
     ok = g[g["status"] == "ok"]
@@ -101,6 +121,12 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
         raise ValueError(f"Unknown metric '{metric}'. Choose one of: "
                          f"{', '.join(c for c in runs.columns if c.startswith(('final_', 'best_', 'test_acc')))}.")
     by = list(by) if by else default_by(runs, identifying)
+    compared = split_baseline(baseline)[0]
+    if compared not in runs:
+        raise ValueError(f"--baseline {baseline}: unknown column '{compared}'. Give a variant name, or COLUMN=VALUE "
+                         f"with a column of runs.csv (e.g. finetune.bn=train, bn.eval_stats=running).")
+    if compared != "variant" and compared not in by:  # the compared factor must be a grouping column
+        by.insert(len(ALWAYS) if set(ALWAYS) <= set(by) else len(by), compared)
     missing = [c for c in by if c not in runs]
     if missing:
         raise ValueError(f"Unknown --by column(s) {', '.join(missing)}. Columns: {', '.join(identifying)}.")
@@ -153,9 +179,11 @@ def _notes(summary: pd.DataFrame) -> List[str]:
 
 def _rank_and_compare(summary: pd.DataFrame, by: List[str], metric: str, baseline: str, alpha: float,
                       notes: List[str]) -> None:
-    """Within each context (the group columns other than `variant`), rank by the metric and compare every group
-    with the baseline variant's group; Holm-correct all comparisons of the report together."""
-    context_cols = [c for c in by if c != "variant"]
+    """Within each context (the group columns other than the compared one, `variant` unless the baseline is
+    COLUMN=VALUE), rank by the metric and compare every group with the baseline's group; Holm-correct all
+    comparisons of the report together."""
+    compared, value = split_baseline(baseline)
+    context_cols = [c for c in by if c != compared]
     contexts = summary.groupby(context_cols, sort=False).groups if context_cols else {(): summary.index}
     ascending = lower_is_better(metric)
     summary["rank"] = np.nan
@@ -163,17 +191,19 @@ def _rank_and_compare(summary: pd.DataFrame, by: List[str], metric: str, baselin
         summary[col] = ""
     for col in ("diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "effect_size"):
         summary[col] = np.nan
+    is_base = as_labels(summary, [compared])[compared] == value
     for ctx, index in contexts.items():
         part = summary.loc[index]
         summary.loc[index, "rank"] = part[f"{metric}_mean"].rank(ascending=ascending, method="min")
-        base = part[part["variant"] == baseline] if "variant" in part else part.iloc[0:0]
+        base = part[is_base.loc[index]]
         if base.empty:
             notes.append(f"{ctx if ctx != () else 'all runs'}: no '{baseline}' runs, so no comparisons "
-                         f"(choose --baseline from: {', '.join(sorted(part['variant'].astype(str).unique()))}).")
+                         f"(choose --baseline from: {', '.join(sorted(as_labels(part, [compared])[compared].unique()))}).")
             continue
         base_seeds = base.iloc[0]["_seeds"]
         for i in index:
-            if summary.at[i, "variant"] == baseline:
+            if is_base.at[i]:
+                summary.at[i, "verdict"] = "baseline"
                 continue
             c = compare(summary.at[i, "_seeds"], base_seeds)
             summary.loc[i, ["baseline", "test"]] = [baseline, c.test]
@@ -181,13 +211,14 @@ def _rank_and_compare(summary: pd.DataFrame, by: List[str], metric: str, baselin
                 c.diff, c.ci_low, c.ci_high, c.p, c.effect_size]
     summary["p_holm"] = holm(summary["p"].tolist())
     for i in summary.index:
-        summary.at[i, "verdict"] = verdict(summary.loc[i], metric, baseline, alpha)
+        if summary.at[i, "verdict"] != "baseline":
+            summary.at[i, "verdict"] = verdict(summary.loc[i], metric, baseline, alpha)
 
 
 def verdict(row: pd.Series, metric: str, baseline: str, alpha: float) -> str:
     """'better' / 'worse' than the baseline when the Holm-corrected p is below alpha, else no detectable difference."""
     if not row["baseline"]:
-        return "baseline" if row.get("variant") == baseline else ""
+        return ""
     if not math.isfinite(row["p_holm"]):
         return "too few seeds to test"
     if row["p_holm"] >= alpha:

@@ -21,11 +21,15 @@ RECORDS_DIR = "records"
 
 
 def _drop(cfg: Dict[str, Any], dotted: str) -> None:
+    """Remove a dotted key; a section left empty by the removal goes too (a section whose every key is at its
+    neutral value, like `bn` at its defaults, then hashes as if it did not exist)."""
     head, _, rest = dotted.partition(".")
     if head in cfg:
         if rest:
             if isinstance(cfg[head], dict):
                 _drop(cfg[head], rest)
+                if not cfg[head]:
+                    del cfg[head]
         else:
             del cfg[head]
 
@@ -98,11 +102,17 @@ def provenance(device: str) -> Dict[str, Any]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and os.replace, so readers never see a half-written file."""
+    atomic_write(path, text.encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """atomic_write_text for bytes (checkpoints): temp file in the same folder, fsync, os.replace."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

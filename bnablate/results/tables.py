@@ -9,6 +9,7 @@ from typing import Any, Dict, List
 
 import pandas as pd
 
+from ..config import NEUTRAL_VALUES
 from ..variants import variant_label
 from .records import atomic_write_text, load_records
 
@@ -22,7 +23,7 @@ FACTOR_COLUMNS = {
 }
 # Paths and free text: in the record, not in the tables.
 SKIP_KEYS = {"variant.description", "sweep.description", "dataset.root", "dataset.cache_dir", "out_dir", "pack",
-             "pack_size"}
+             "pack_size", "finetune.checkpoint_dir"}
 
 
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -39,7 +40,10 @@ def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 def run_columns(rec: Dict[str, Any]) -> Dict[str, Any]:
     """The identifying columns of a run: key, status, sweep, variant label, factors, then the rest of the config."""
     cfg = rec["config"]
+    # A record written before a key existed ran at that key's neutral value: show it, so old and new runs group alike.
     flat = _flatten(cfg)
+    for key, neutral in NEUTRAL_VALUES.items():
+        flat.setdefault(key, neutral)
     row: Dict[str, Any] = {"run_key": rec["run_key"], "status": rec["status"], "sweep": cfg["sweep"]["name"],
                            "variant": variant_label(cfg["variant"])}
     for short, dotted in FACTOR_COLUMNS.items():
@@ -69,6 +73,8 @@ def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
         out["steps"] = last["steps"]
         out["train_time_s"] = sum(r["epoch_time_s"] for r in m)
         out["mean_samples_per_s"] = sum(r["samples_per_s"] for r in m) / len(m)
+    pretrain = rec.get("pretrain") or {}  # fine-tuned runs: the source model's accuracy before fine-tuning
+    out["source_test_acc"] = pretrain.get("source_test_acc")
     out["wall_time_s"] = rec.get("wall_time_s")
     out["pack_size"] = rec.get("pack_size", 1)  # >1: trained in a pack; timings are the pack's time / pack_size
     out["device_used"] = (rec.get("provenance") or {}).get("device")

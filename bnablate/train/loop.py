@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import augment_batch
+from ..layers import batch_norm_layers
 
 T = TypeVar("T")
 
@@ -50,11 +51,16 @@ def epoch_batches(n: int, batch_size: int, generators: Sequence[torch.Generator]
 
 def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batch_size: int,
                     g_batches: torch.Generator, g_augment: Optional[torch.Generator] = None,
-                    max_steps: Optional[int] = None, amp: Optional[torch.dtype] = None) -> Dict[str, float]:
+                    max_steps: Optional[int] = None, amp: Optional[torch.dtype] = None,
+                    bn_eval: bool = False) -> Dict[str, float]:
     """Train over (x (N,C,H,W), y (N,)) once (or for max_steps batches, as benchmarks do). Losses are summed on the
     device and read once at the end: no host/device synchronisation inside the step loop. amp: autocast dtype for
-    the forward pass (bf16), None for FP32."""
+    the forward pass (bf16), None for FP32. bn_eval: the batch-norm layers stay in eval mode (they normalize with,
+    and leave untouched, their running statistics), the rest trains."""
     model.train()
+    if bn_eval:
+        for m in batch_norm_layers(model):
+            m.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     steps, seen = 0, 0
@@ -77,20 +83,36 @@ def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: 
     return {"train_loss": float(loss_sum) / n, "train_acc": float(correct) / n, "steps": steps}
 
 
+def eval_slices(n: int, batch_size: int, fold_single: bool = False) -> List[slice]:
+    """Consecutive evaluation batches. fold_single: a trailing batch of one sample joins the previous one (as in
+    training), so evaluating with batch statistics never meets a single-sample batch (eval mode keeps the plain split,
+    whose numbers earlier records hold)."""
+    starts = list(range(0, n, batch_size))
+    if fold_single and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [slice(s, e) for s, e in zip(starts, starts[1:] + [n])]
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024,
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, bn_stats: str = "running",
              amp: Optional[torch.dtype] = None) -> Dict[str, float]:
-    """Mean cross-entropy and accuracy in eval mode (BN uses running statistics); restores the previous mode."""
+    """Mean cross-entropy and accuracy under no_grad; restores the previous mode. bn_stats='running': eval mode (BN
+    uses its running statistics, which stay untouched). 'batch' reproduces the common mistake of evaluating in train
+    mode: BN normalizes each batch with that batch's statistics and, as in PyTorch, updates its running statistics
+    with every batch; dropout is on too (its masks from a forked global RNG, so training's stream is unchanged).
+    amp: autocast dtype (bf16), None for FP32."""
     was_training = model.training
-    model.eval()
+    model.train(bn_stats == "batch")
+    fork = [x.device] if x.device.type == "cuda" else []
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
-            out = model(xb)
-        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
-        correct += (out.argmax(1) == yb).sum()
+    with torch.random.fork_rng(devices=fork, enabled=bn_stats == "batch"):
+        for part in eval_slices(len(x), batch_size, fold_single=bn_stats == "batch"):
+            xb, yb = x[part], y[part]
+            with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+                out = model(xb)
+            loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
+            correct += (out.argmax(1) == yb).sum()
     model.train(was_training)
     n = max(len(x), 1)
     return {"loss": float(loss_sum) / n, "acc": float(correct) / n}

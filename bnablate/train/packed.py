@@ -37,12 +37,21 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
     """None if these configs can train as one pack, else the reason they cannot."""
     if len({pack_key(c) for c in cfgs}) > 1:
         return "packed runs must differ only in their seed"
-    if cfgs[0].variant.dropout != "none":
+    cfg = cfgs[0]
+    if cfg.variant.dropout != "none":
         return "dropout masks are drawn per run from separate streams, which vmap cannot reproduce"
-    if cfgs[0].train.compile or cfgs[0].train.channels_last:
+    if cfg.train.compile or cfg.train.channels_last:
         return "train.compile and train.channels_last apply to unpacked runs only"
-    if cfgs[0].train.precision != "fp32":  # torch 2.x: vmap's batch_norm rule rejects bf16 inputs with FP32 weights
+    if cfg.train.precision != "fp32":  # torch 2.x: vmap's batch_norm rule rejects bf16 inputs with FP32 weights
         return "bf16 autocast is not supported under vmap's batch-norm rule; these runs train unpacked"
+    if cfg.bn.eval_stats != "running":
+        return f"bn.eval_stats={cfg.bn.eval_stats} evaluates in train mode (batch statistics or PreciseBN), which " \
+               "the packed evaluation does not implement"
+    if cfg.bn.momentum is None:
+        return "bn.momentum=null (cumulative average) reads each run's batch count as a Python number, which vmap " \
+               "cannot do"
+    if cfg.finetune.source is not None:
+        return "fine-tuning starts each run from its own pretraining checkpoint and BN mode, which packs do not load"
     return None
 
 
@@ -132,7 +141,8 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     data = load_data(cfg.dataset)
     check_data(cfg, data)
     data = data.to(device)
-    models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s).to(device) for s in seeds]
+    models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s, bn=cfg.bn).to(device)
+              for s in seeds]
     n_params = count_params(models[0])
     pm = PackedModel(models)
     opt = _optimizer(pm, cfg)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..data import DataSplits, dataset_spec, load_data
+from ..data import DataSplits, class_count, dataset_spec, load_data
 from ..layers import BATCH_STAT_NORMS, has_norm
 from ..models import build_model, count_params
 from ..seeding import derive_seed, generator
+from .bn_stats import precise_bn, validate_bn
 from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
                         resolve_device, validate_execution)
+from .finetune import prepare_finetune, trainable_parameters, validate_finetune
 from .loop import evaluate, timed, train_one_epoch
 from .optim import build_optimizer, build_scheduler, validate_optim
 
@@ -25,7 +28,9 @@ def validate_config(cfg) -> None:
         spec = dataset_spec(cfg.dataset.name)
         validate_optim(cfg.optim)
         validate_execution(cfg.train)
-        build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=0)
+        validate_bn(cfg.bn)
+        build_model(cfg.model, cfg.variant, spec.input_shape, class_count(cfg.dataset), seed=0, bn=cfg.bn)
+        validate_finetune(cfg)
     except ConfigError:
         raise
     except (KeyError, ValueError) as e:
@@ -81,24 +86,31 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
         data = load_data(cfg.dataset)
     check_data(cfg, data)
     data = data.to(device)
-    train_x, val_x, test_x = (prepare_inputs(t, cfg.train) for t in (data.train_x, data.val_x, data.test_x))
-    model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed).to(device)
-    opt = build_optimizer(model.parameters(), cfg.optim, int(cfg.train.batch_size))
+    # channels_last only changes the memory layout of the images (same values, same shapes)
+    data = replace(data, **{k: prepare_inputs(getattr(data, k), cfg.train) for k in ("train_x", "val_x", "test_x")})
+    model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed, bn=cfg.bn).to(device)
+    pretrained = None
+    if cfg.finetune.source is not None:
+        pretrained = prepare_finetune(cfg, model, data, device)  # may pretrain (its own streams), or load
+        torch.manual_seed(derive_seed(seed, "torch"))  # so dropout masks do not depend on whether it pretrained now
+    opt = build_optimizer(trainable_parameters(model), cfg.optim, int(cfg.train.batch_size))
     step_model = prepare_model(model, cfg.train)  # channels_last / torch.compile; shares parameters with `model`
     amp = amp_dtype(cfg.train)
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     g_batches = generator(seed, "batches")
     g_augment = generator(seed, "augment", device=device) if data.augment else None
+    g_precise = generator(seed, "precise_bn")
+    bn_eval = cfg.finetune.source is not None and cfg.finetune.bn == "freeze"
 
     metrics: List[Dict[str, Any]] = []
     status, steps = "ok", 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
-        tr, epoch_time = timed(lambda: train_one_epoch(step_model, opt, train_x, data.train_y, int(cfg.train.batch_size),
-                                                       g_batches, g_augment, amp=amp), device)
+        tr, epoch_time = timed(lambda: train_one_epoch(step_model, opt, data.train_x, data.train_y,
+                                                       int(cfg.train.batch_size), g_batches, g_augment,
+                                                       amp=amp, bn_eval=bn_eval), device)
         steps += tr["steps"]
-        val = evaluate(step_model, val_x, data.val_y, int(cfg.train.eval_batch_size), amp=amp)
-        test = evaluate(step_model, test_x, data.test_y, int(cfg.train.eval_batch_size), amp=amp)
+        val, test = evaluate_epoch(step_model, data, cfg, g_precise, amp)
         row = epoch_row(epoch, tr, val, test, lr, steps, epoch_time, len(data.train_x))
         metrics.append(row)
         if on_epoch is not None:
@@ -108,6 +120,22 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
             break
         if sched is not None:
             sched.step()
-    return {"status": status, "metrics": metrics, "n_params": count_params(model), "device": str(device),
-            "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x),
-            "execution": execution_info(cfg, device)}
+    result = {"status": status, "metrics": metrics, "n_params": count_params(model), "device": str(device),
+              "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x),
+              "execution": execution_info(cfg, device)}
+    if pretrained is not None:
+        result["pretrain"] = pretrained
+    return result
+
+
+def evaluate_epoch(model, data: DataSplits, cfg, g_precise, amp: Optional[torch.dtype] = None) -> tuple:
+    """Validation and test metrics with the statistics bn.eval_stats names: running (eval mode); batch (train mode
+    under no_grad, in batches of train.batch_size as a loader built like the training one would give, moving the
+    running statistics); precise (PreciseBN over bn.precise_batches training batches first, then eval mode)."""
+    mode = cfg.bn.eval_stats
+    if mode == "precise":
+        precise_bn(model, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise)
+    size = int(cfg.train.batch_size) if mode == "batch" else int(cfg.train.eval_batch_size)
+    stats = "batch" if mode == "batch" else "running"
+    return (evaluate(model, data.val_x, data.val_y, size, bn_stats=stats, amp=amp),
+            evaluate(model, data.test_x, data.test_y, size, bn_stats=stats, amp=amp))

@@ -1,0 +1,75 @@
+"""Which statistics BN normalizes with at evaluation (bn.eval_stats), PreciseBN, and the checks of the `bn` section."""
+
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torch import Tensor, nn
+
+from ..layers import batch_norm_layers
+from ..registry import unknown_name_message
+from .loop import batch_indices
+
+EVAL_STATS = {
+    "running": "eval(): BN normalizes with its running statistics, which evaluation leaves untouched (the correct "
+               "default)",
+    "batch": "the common mistake — train() under no_grad: each evaluation batch (of train.batch_size) is normalized "
+             "with its own statistics, dropout stays on, and every evaluation batch moves the running statistics",
+    "precise": "PreciseBN (Wu & Johnson 2021): before each evaluation, the running statistics are recomputed as an "
+               "equal-weight average over bn.precise_batches training batches with the weights frozen, then eval()",
+}
+
+
+def validate_bn(bn) -> None:
+    """Reject a `bn` section that cannot run, naming the fix (ValueError; the runner turns it into ConfigError)."""
+    if bn.eval_stats not in EVAL_STATS:
+        raise ValueError(unknown_name_message("bn.eval_stats", str(bn.eval_stats), list(EVAL_STATS)))
+    if int(bn.precise_batches) < 1:
+        raise ValueError(f"bn.precise_batches must be ≥ 1, got {bn.precise_batches} (fvcore's PreciseBN uses 200).")
+    if bn.momentum is not None and not 0.0 <= float(bn.momentum) <= 1.0:
+        raise ValueError(f"bn.momentum must be in [0, 1] (PyTorch convention: the weight of the new batch; Keras' "
+                         f"momentum m is PyTorch's 1 - m) or null for a cumulative average, got {bn.momentum}.")
+    if not float(bn.eps) > 0:
+        raise ValueError(f"bn.eps must be > 0 (it keeps the division finite for a constant channel), got {bn.eps}; "
+                         f"PyTorch's default is 1e-5, Keras' 1e-3.")
+
+
+def sample_batches(n: int, batch_size: int, n_batches: int, g: torch.Generator) -> List[Tensor]:
+    """n_batches index batches drawn like training batches (shuffled passes over n rows, as many passes as needed)."""
+    out: List[Tensor] = []
+    while len(out) < n_batches:
+        out += batch_indices(n, batch_size, g)
+    return out[:n_batches]
+
+
+@torch.no_grad()
+def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, generator: torch.Generator) -> int:
+    """PreciseBN: replace every BN layer's running statistics by their equal-weight average over `n_batches`
+    training batches of `x` (N, C, H, W), the weights frozen. Returns the number of BN layers updated.
+
+    The algorithm of fvcore's `update_bn_stats` and `torch.optim.swa_utils.update_bn` (which only knows torch's
+    BN classes, so the from-scratch BN would be skipped): reset the statistics, set momentum None so each layer keeps
+    a cumulative average, forward the batches in train mode, restore momentum and mode. The running mean is then the
+    mean of the batch means (the population mean when the batches cover the data equally) and the running variance
+    the mean of the unbiased batch variances. Train mode also turns dropout on, as in those references; its masks
+    come from a forked global RNG so the training run's own stream is left where it was."""
+    layers = batch_norm_layers(model)
+    if not layers:
+        return 0
+    momenta = {m: m.momentum for m in layers}
+    was_training = model.training
+    fork = [x.device] if x.device.type == "cuda" else []
+    try:
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        with torch.random.fork_rng(devices=fork):
+            for idx in sample_batches(len(x), batch_size, n_batches, generator):
+                model(x[idx.to(x.device)])
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        model.train(was_training)
+    return len(layers)
