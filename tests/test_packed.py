@@ -45,7 +45,8 @@ def test_packed_sgd_with_schedule_and_augmentation_matches():
 
 
 def test_what_cannot_be_packed_says_why():
-    assert "differ only in their seed" in packable([compose_config(BASE), compose_config(BASE + ["optim.lr=0.01"])])
+    other = compose_config(BASE + ["optim.momentum=0.5"])
+    assert "differ only in their seed and optim.lr" in packable([compose_config(BASE), other])
     assert "dropout" in packable([compose_config(BASE + ["variant=bn_dropout"])])
     with pytest.raises(ConfigError, match="cannot pack"):
         run_packed([compose_config(BASE + ["variant=dropout_bn", f"seed={s}"]) for s in (0, 1)])
@@ -77,3 +78,18 @@ def test_eval_modes_cumulative_momentum_and_finetuning_are_trained_unpacked(over
     assert reason in packable(cfgs)
     assert pack_groups(cfgs, ["a", "b"]) == []  # the sweep leaves them to the launcher, one run each
     assert pack_groups([compose_config(BASE + ["pack=true", f"seed={s}"]) for s in (0, 1)], ["a", "b"]) != []
+
+
+@pytest.mark.parametrize("optim", [["optim=adam"], ["optim=sgd", "optim.nesterov=true"]])
+def test_runs_that_differ_in_learning_rate_pack_like_separate_runs(optim):
+    """One pack, three learning rates (and two seeds): each run steps at its own lr, as if trained alone; SGD with
+    Nesterov momentum, L2 weight decay and a cosine schedule as well as Adam."""
+    over = BASE + ["variant=bn_pre_act"] + optim
+    lrs = (0.003, 0.001, 0.02) if optim == ["optim=adam"] else (0.05, 0.01, 0.2)
+    cfgs = [compose_config(over + [f"optim.lr={lr}", f"seed={s}"]) for lr, s in zip(lrs, (0, 0, 1))]
+    assert packable(cfgs) is None
+    packed = run_packed(cfgs)
+    for cfg, res in zip(cfgs, packed):
+        _assert_same(res, run_experiment(cfg))
+    assert packed[0]["metrics"][0]["lr"] == lrs[0] and packed[2]["metrics"][0]["lr"] == lrs[2]
+    assert packed[0]["metrics"][-1]["train_loss"] != packed[1]["metrics"][-1]["train_loss"]  # same seed, other lr

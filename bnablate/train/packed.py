@@ -1,8 +1,8 @@
-"""Packed training: K runs that share an architecture (the seeds of one variant) in one vmapped forward/backward.
+"""Packed training: K runs that share an architecture (seeds, and learning rates) in one vmapped forward/backward.
 
 Each run keeps its own paired init, batch order, augmentation stream, BN running statistics (stacked buffers updated in
-place under vmap), optimizer state and metrics. One Adam/SGD over the stacked (K, ...) parameters equals K separate
-optimizers, because their updates are elementwise and each run's loss term only reaches its own slice."""
+place under vmap), optimizer state, learning rate and metrics. One Adam/SGD over the stacked (K, ...) parameters equals
+K separate optimizers, because their updates are elementwise and each run's loss term only reaches its own slice."""
 
 from __future__ import annotations
 
@@ -21,22 +21,24 @@ from ..models import build_model, count_params
 from ..seeding import generator
 from .execution import ConfigError, amp_dtype, configure_device, execution_info
 from .loop import epoch_batches, timed
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, effective_lr
 from .runner import check_data, epoch_row, validate_config
 
 
 def pack_key(cfg: DictConfig) -> str:
-    """Runs with equal keys can share a pack: everything but the seed (and where results go) is the same."""
+    """Runs with equal keys can share a pack: everything but the seed and the learning rate (and where results go)
+    is the same."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     for k in ("seed", "out_dir", "sweep"):
         plain.pop(k, None)
+    plain["optim"].pop("lr")
     return repr(plain)
 
 
 def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
     """None if these configs can train as one pack, else the reason they cannot."""
     if len({pack_key(c) for c in cfgs}) > 1:
-        return "packed runs must differ only in their seed"
+        return "packed runs must differ only in their seed and optim.lr"
     cfg = cfgs[0]
     if cfg.variant.dropout != "none":
         return "dropout masks are drawn per run from separate streams, which vmap cannot reproduce"
@@ -84,8 +86,9 @@ def _per_run_loss(out: Tensor, y: Tensor) -> Tensor:
 
 def train_packed_epoch(pm: PackedModel, opt, x: Tensor, y: Tensor, batch_size: int, g_batches: List[torch.Generator],
                        g_augment: Optional[List[torch.Generator]] = None, max_steps: Optional[int] = None,
-                       amp: Optional[torch.dtype] = None) -> Dict[str, Any]:
-    """One epoch of K runs; each run draws its own batches. Returns per-run train loss/acc lists and the step count."""
+                       amp: Optional[torch.dtype] = None, lr_scale: Optional["PerRunLR"] = None) -> Dict[str, Any]:
+    """One epoch of K runs; each run draws its own batches (and steps at its own learning rate when lr_scale is
+    given). Returns per-run train loss/acc lists and the step count."""
     pm.train(True)
     batches = epoch_batches(len(x), batch_size, g_batches, x.device, max_steps)  # (K, B) each, on x's device
     loss_sum = torch.zeros(pm.k, device=x.device)
@@ -100,7 +103,10 @@ def train_packed_epoch(pm: PackedModel, opt, x: Tensor, y: Tensor, batch_size: i
         losses = _per_run_loss(out.float(), yb)
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()  # run i's term only reaches run i's parameter slice
-        opt.step()
+        if lr_scale is None:
+            opt.step()
+        else:
+            lr_scale.step(opt)
         loss_sum += losses.detach() * idx.shape[1]
         correct += (out.detach().argmax(-1) == yb).sum(1)
         seen += idx.shape[1]
@@ -147,6 +153,7 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     pm = PackedModel(models)
     opt = _optimizer(pm, cfg)
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
+    lr_scale = PerRunLR(pm, [effective_lr(c.optim, int(c.train.batch_size)) for c in cfgs])
     g_batches = [generator(s, "batches") for s in seeds]
     g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
     amp = amp_dtype(cfg.train)
@@ -156,8 +163,8 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
         tr, pack_time = timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y,
-                                                         int(cfg.train.batch_size), g_batches, g_augment, amp=amp),
-                              device)
+                                                         int(cfg.train.batch_size), g_batches, g_augment, amp=amp,
+                                                         lr_scale=lr_scale), device)
         per_run_time = pack_time / len(seeds)  # each run is charged its share of the pack's time
         steps += tr["steps"]
         val = evaluate_packed(pm, data.val_x, data.val_y, int(cfg.train.eval_batch_size), amp=amp)
@@ -167,7 +174,8 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
                 continue  # a diverged run stopped (its slice keeps computing, touching nobody else's)
             run_i = {key: values[i] for key, values in tr.items() if key != "steps"}
             metrics[i].append(epoch_row(epoch, run_i, {k: v[i] for k, v in val.items()},
-                                        {k: v[i] for k, v in test.items()}, lr, steps, per_run_time, len(data.train_x)))
+                                        {k: v[i] for k, v in test.items()}, lr_scale.lr(i, lr), steps, per_run_time,
+                                        len(data.train_x)))
             if not math.isfinite(tr["train_loss"][i]):
                 status[i] = "diverged"
         if on_epoch is not None:
@@ -181,9 +189,43 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
              "pack_size": len(seeds), "execution": execution_info(cfg, device)} for i in range(len(seeds))]
 
 
+class PerRunLR:
+    """Per-run learning rates in one optimizer: step at run 0's lr, then scale each run's update by lr_i / lr_0.
+
+    Exact for SGD (momentum, Nesterov, L2 weight decay) and Adam: their update is lr × a term that does not depend on
+    lr (the state — momentum buffer, moments — is updated from gradients alone), and the schedules (cosine, step)
+    multiply every run's lr by the same factor, so the ratio holds at every step."""
+
+    def __init__(self, pm: PackedModel, lrs: Sequence[float]) -> None:
+        self.lrs = list(lrs)
+        self.ratios = [lr / lrs[0] for lr in lrs]
+        params = pm.parameters()
+        # (K, 1, ..., 1) per parameter, broadcasting over its slice
+        self.scales = [torch.tensor(self.ratios, dtype=p.dtype, device=p.device).view(-1, *[1] * (p.dim() - 1))
+                       for p in params]
+        self.params = params
+        self.uniform = all(r == 1.0 for r in self.ratios)
+
+    def lr(self, i: int, lr_0: float) -> float:
+        """Run i's current lr, given run 0's (exactly its configured lr while no schedule has moved it)."""
+        return self.lrs[i] * (lr_0 / self.lrs[0])
+
+    @torch.no_grad()
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        if self.uniform:
+            opt.step()
+            return
+        before = torch._foreach_mul(self.params, 1.0)  # copies, (K, ...) each
+        opt.step()
+        # p ← before + ratio · (p − before)
+        torch._foreach_sub_(self.params, before)
+        torch._foreach_mul_(self.params, self.scales)
+        torch._foreach_add_(self.params, before)
+
+
 def _optimizer(pm: PackedModel, cfg):
     """The run's optimizer over the stacked parameters (elementwise updates: equal to one optimizer per run)."""
     return build_optimizer(pm.parameters(), cfg.optim, int(cfg.train.batch_size))
 
 
-__all__ = ["PackedModel", "evaluate_packed", "packable", "run_packed", "train_packed_epoch"]
+__all__ = ["PackedModel", "PerRunLR", "evaluate_packed", "packable", "run_packed", "train_packed_epoch"]
