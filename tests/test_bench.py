@@ -92,3 +92,15 @@ def test_bench_on_synthetic_files_and_bad_device():
     assert "cnn-cifar10-b128" in res.output and len(pd.read_csv("runs/bench/bench.csv")) == 2
     bad = CliRunner().invoke(app, ["bench", "--sweep", "--device", "tpu"])
     assert bad.exit_code == 2 and "Unknown device 'tpu'" in bad.output
+
+
+def test_process_bench_runs_the_same_sweep_in_one_process_and_through_joblib():
+    res = CliRunner().invoke(app, ["bench", "--processes", "--model", "mlp", "--dataset", "mnist", "--synthetic", "300",
+                                   "--epochs", "1", "--seeds", "1", "--jobs", "2", "--reps", "1"])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv("runs/bench/processes.csv")
+    assert list(rows["mode"]) == ["one process", "joblib"] and list(rows["processes"]) == [1, 2]
+    assert (rows["runs"] == 2).all() and (rows["seconds"] > 0).all()  # no_bn and bn_pre_act, each side
+    assert "joblib / one process throughput" in " ".join(res.output.split())
+    bad = CliRunner().invoke(app, ["bench", "--processes", "--jobs", "-1"])
+    assert bad.exit_code == 2 and "--jobs ≥ 0" in bad.output

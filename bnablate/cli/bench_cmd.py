@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..bench import CASES, run_bench
 from ..bench.inference import inference_bench
+from ..bench.process_bench import process_bench
 from ..bench.sweep_bench import sweep_bench, whole_sweep_bench
 from ..data.fake_files import write_benchmark_files
 from ..data import DataError
@@ -43,6 +44,10 @@ def bench_cmd(
     dataset: Annotated[str, typer.Option(help="--sweep: dataset (fashion_mnist, mnist, cifar10).")] = "fashion_mnist",
     epochs: Annotated[int, typer.Option(help="--sweep: epochs per run.")] = 5,
     seeds: Annotated[int, typer.Option(help="--sweep --whole: seeds per variant.")] = 5,
+    processes: Annotated[bool, typer.Option("--processes", help="Instead: the same sweep (no_bn and bn_pre_act × "
+                                            "--seeds, --epochs, batch 128) as one process using every core vs "
+                                            "Hydra's joblib launcher with --jobs single-thread processes.")] = False,
+    jobs: Annotated[int, typer.Option(help="--processes: joblib worker processes (0: one per core).")] = 0,
     synthetic: Annotated[int, typer.Option(help="Benchmark on random images written in torchvision's formats (this "
                                            "many training images per dataset) in a temp folder instead of the real "
                                            "files: throughput only, for machines without the data.")] = 0,
@@ -63,6 +68,8 @@ def bench_cmd(
             write_benchmark_files(tmp / "data", synthetic)
             overrides += [f"dataset.root={tmp / 'data'}", f"dataset.cache_dir={tmp / 'cache'}"]
             console.print(f"synthetic data: {synthetic} random training images per dataset in {tmp}", highlight=False)
+        if processes:
+            return _processes(model, dataset, epochs, seeds, jobs, reps, out, overrides)
         if sweep:
             return _sweep(model, dataset, epochs, seeds, whole, device, out, overrides)
         return _cases(cases, reps, samples, warmup, device, out, overrides)
@@ -150,6 +157,31 @@ def _sweep(model: str, dataset: str, epochs: int, seeds: int, whole: bool, devic
     console.print(f"scaled to the 40-run sweep (mean run time × 40): tutorial {per_run['tutorial'] * 40 / 60:.1f} min, "
                   f"bnablate {per_run['bnablate'] * 40 / 60:.1f} min; throughput ratio (medians) "
                   f"{rate['bnablate'] / rate['tutorial']:.2f}×. Measurements: {out}/sweep.csv", highlight=False)
+
+
+def _processes(model: str, dataset: str, epochs: int, seeds: int, jobs: int, reps: int, out: Path, overrides) -> None:
+    if epochs < 1 or seeds < 1 or jobs < 0 or reps < 1:
+        fail("--epochs, --seeds and --reps must be ≥ 1 and --jobs ≥ 0 (0: one per core).")
+    info = provenance("cpu")
+    console.print(f"bnablate bench --processes, {date.today()}: {info['cpu']}, torch {info['torch']}", highlight=False)
+    try:
+        rows = process_bench(model, dataset, seeds=seeds, epochs=epochs, jobs=jobs, reps=reps, overrides=overrides)
+    except RuntimeError as e:
+        fail(str(e))
+    df = pd.DataFrame(rows)
+    atomic_write_text(out / "processes.csv", df.to_csv(index=False))
+    t = Table(title=f"one sweep ({model}, {dataset}, no_bn + bn_pre_act × {seeds} seeds, {epochs} epoch(s), batch "
+                    f"128), wall time of the whole command", title_justify="left")
+    for col in ("mode", "processes", "rep", "runs", "wall s", "runs/min", "mean test acc"):
+        t.add_column(col, justify="left" if col == "mode" else "right")
+    for _, r in df.iterrows():
+        t.add_row(r["mode"], str(r["processes"]), str(r["rep"]), str(r["runs"]), f"{r['seconds']:.1f}",
+                  f"{r['runs_per_min']:.2f}", f"{100 * r['test_acc']:.2f}")
+    console.print(t)
+    med = df.groupby("mode")["seconds"].median()
+    console.print(f"joblib / one process throughput: {med['one process'] / med['joblib']:.2f}× (median wall times "
+                  f"{med['one process']:.1f} s vs {med['joblib']:.1f} s). Measurements: {out}/processes.csv",
+                  highlight=False)
 
 
 def _whole(rows, model: str, dataset: str, epochs: int, out: Path) -> None:
