@@ -25,7 +25,7 @@ out     = $(RUNS)/$(1)$(if $(smoke),-smoke)
 repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) dataset.verify=$(VERIFY) \
           out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-placement repro-high-lr repro-dropout-order repro-bias \
-           repro-batch-size repro-finetune
+           repro-batch-size repro-finetune repro-eval-stats
 
 .PHONY: help setup demo test test-full bench clean repro-all $(REPROS)
 
@@ -82,6 +82,9 @@ repro-finetune: setup ## BN while fine-tuning (trained/γβ frozen/frozen in eva
 	$(BIN)/bnablate report $(call out,repro-finetune) --pivot batch_size
 	$(BIN)/bnablate report $(call out,repro-finetune) --baseline 'finetune.source=—' \
 	  --out $(call out,repro-finetune)/report-vs-scratch
+
+repro-eval-stats: setup ## BN at evaluation: eval() running stats vs no_grad batch stats vs PreciseBN, batch 8 and 128
+	$(call repro,repro_eval_stats,repro-eval-stats)
 
 repro-all: $(REPROS) ## every reproduction above, in turn (full forms: several hours on 2 cores)
 

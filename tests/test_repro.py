@@ -31,6 +31,7 @@ GRID = {  # preset → (runs in the full grid, a key that must take the preset's
     "repro_finetune_fashion_scratch": (10, ("finetune.source", None)),
     "repro_finetune_cifar": (40, ("dataset.classes", [5, 6, 7, 8, 9])),
     "repro_finetune_cifar_scratch": (10, ("dataset.classes", [5, 6, 7, 8, 9])),
+    "repro_eval_stats": (30, ("dataset.train_subset", 10000)),
 }
 
 
@@ -156,7 +157,8 @@ def _write_fixture_data(root: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-placement", "repro-high-lr",
-                                    "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune"])
+                                    "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune",
+                                    "repro-eval-stats"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     _write_fixture_data(tmp_path / "data")
     runs = tmp_path / "runs"

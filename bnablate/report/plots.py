@@ -10,7 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -82,12 +82,16 @@ def learning_curves(results: pd.DataFrame, report: Report, out_dir: Path) -> Lis
                 ax.fill_between(x, band[:, 1], band[:, 2], color=colors[variant], alpha=0.18, lw=0)
         for ax, (xkey, ykey) in zip(row, panels):
             ax.set_xlabel("epoch" if xkey == "epoch" else "optimizer steps")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))  # 5-digit step counts must not overlap
             ax.set_ylabel(ykey.replace("_", " "))
             ax.set_title(name, fontsize=9)
             ax.grid(alpha=0.3)
             if ykey == "train_loss":
                 ax.set_yscale("log")
+                lo, hi = ax.get_ylim()
+                if hi < 10 * lo:  # under a decade log ticks read "1.9×10⁰" (minor ticks only): plain numbers instead
+                    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+                    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
         row[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("learning curves: mean over seeds with 95% CI band", y=1.0)
     fig.tight_layout()
