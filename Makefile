@@ -67,6 +67,9 @@ repro-high-lr: setup ## SGD lr grid 0.01…2.0 × {no_bn, bn_pre_act, bn_post_ac
 
 repro-dropout-order: setup ## BN→Dropout vs Dropout→BN at p 0.1/0.3/0.5 on the CIFAR-10 cnn (variance shift)
 	$(call repro,repro_dropout_order,repro-dropout-order,variant.dropout_p=0.1$(comma)0.5)
+	$(call repro,repro_dropout_order_restats,repro-dropout-order,variant.dropout_p=0.5)
+	$(BIN)/bnablate report $(call out,repro-dropout-order) --baseline bn.eval_stats=running \
+	  --out $(call out,repro-dropout-order)/report-vs-running
 
 repro-bias: setup ## bias before BN on vs off, paired (expected: no difference, fewer parameters)
 	$(call repro,repro_bias,repro-bias)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Dict, Mapping
+from types import SimpleNamespace
+from typing import Any, Dict, Mapping, Optional
 
 from omegaconf import OmegaConf
 
 from .config import CONF_DIR
+from .layers.blocks import block_order, use_bias
 from .registry import Registry
 
 AXES = ("norm", "placement", "dropout", "dropout_p", "bias", "activation", "groups")
@@ -39,12 +41,38 @@ def variant_presets() -> Registry[Dict[str, Any]]:
     return reg
 
 
+def _effective_bias(v: Mapping[str, Any]) -> str:
+    """'on'/'off' as the block factory builds it: bias 'auto' resolved for this placement and dropout order."""
+    return "on" if use_bias(SimpleNamespace(**v), block_order(SimpleNamespace(**v), pools=False)) else "off"
+
+
+def _structure(v: Mapping[str, Any]) -> tuple:
+    """The canonical axes without the dropout rate and the literal bias setting: which layers, in which order."""
+    norm, placement, dropout, _p, _bias, act, groups = _canonical(v)
+    return norm, placement, dropout, act, groups
+
+
+def _structural_preset(v: Mapping[str, Any]) -> Optional[str]:
+    """The preset with v's layers in v's order (dropout rate and bias aside), preferring one whose built bias is v's."""
+    matches = [name for name, entry in variant_presets().items()
+               if all(a in entry.obj for a in AXES) and _structure(entry.obj) == _structure(v)]
+    same_bias = [name for name in matches if _effective_bias(variant_presets().get(name)) == _effective_bias(v)]
+    return (same_bias or matches or [None])[0]
+
+
 def variant_label(v: Mapping[str, Any]) -> str:
-    """The preset name whose axes equal v's, else a compact description of the axes (e.g. 'batch/post_act/tanh')."""
+    """The preset name whose axes equal v's; else the preset with v's layer structure, with '/bias_on|off' added when
+    v's built bias differs from it — the dropout rate is a column of its own (dropout_p), so a sweep over it stays
+    one variant per order with dropout_p as a factor; else a compact description of the axes
+    (e.g. 'batch/post_act/tanh')."""
     key = _canonical(v)
     for name, entry in variant_presets().items():
         if all(a in entry.obj for a in AXES) and _canonical(entry.obj) == key:
             return name
+    name = _structural_preset(v)
+    if name is not None:
+        bias = _effective_bias(v)
+        return name if _effective_bias(variant_presets().get(name)) == bias else f"{name}/bias_{bias}"
     norm, placement, dropout, p, bias, act, groups = key
     label = f"{norm}{groups or ''}/{placement}/{act}"
     if dropout != "none":

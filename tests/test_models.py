@@ -120,8 +120,20 @@ def test_variant_label_names_presets_and_custom_axes():
     custom.activation = "tanh"
     assert variant_label(custom) == "batch/post_act/tanh"
     equivalent = preset("bn_pre_act")
-    equivalent.placement = "none"  # no norm at all, bias auto → same network as no_bn? (bias differs: auto vs on)
-    assert variant_label(equivalent) == "none/none/relu"
+    equivalent.placement = "none"  # no norm at all and bias auto (built: on) → the network no_bn builds
+    assert variant_label(equivalent) == "no_bn"
+
+
+def test_variant_label_keeps_the_dropout_rate_and_bias_out_of_a_presets_name():
+    """A sweep over variant.dropout_p (repro-dropout-order) labels its runs by order, with dropout_p a factor of
+    its own; a bias setting that changes the built network is added to the name, one that does not is not."""
+    at = lambda name, **axes: OmegaConf.merge(preset(name), axes)  # noqa: E731
+    assert variant_label(at("bn_dropout", dropout_p=0.1)) == "bn_dropout"
+    assert variant_label(at("bn_dropout", dropout_p=0.3, bias="off")) == "bn_dropout"  # auto builds no bias here
+    assert variant_label(at("dropout_bn", dropout_p=0.3, bias="off")) == "dropout_bn/bias_off"  # auto: on
+    assert variant_label(at("bn_post_act", bias="off")) == "bn_post_act/bias_off"
+    assert variant_label(at("bn_pre_act", bias="on")) == "bn_pre_act_bias"  # an exact preset wins
+    assert variant_label(at("gn8_pre_act", groups=4)) == "group4/pre_act/relu"  # groups change the structure
 
 
 def test_unknown_model_suggests_closest():

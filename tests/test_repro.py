@@ -32,6 +32,7 @@ GRID = {  # preset → (runs in the full grid, a key that must take the preset's
     "repro_finetune_cifar": (40, ("dataset.classes", [5, 6, 7, 8, 9])),
     "repro_finetune_cifar_scratch": (10, ("dataset.classes", [5, 6, 7, 8, 9])),
     "repro_eval_stats": (30, ("dataset.train_subset", 10000)),
+    "repro_dropout_order_restats": (20, ("bn.eval_stats", "precise_nodrop")),
 }
 
 
@@ -165,12 +166,17 @@ def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     proc = subprocess.run(["make", "-C", str(REPO), target, "SCALE=smoke", f"DATA_ROOT={tmp_path / 'data'}",
                            f"RUNS={runs}", "VERIFY=false"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "report skipped" not in proc.stdout + proc.stderr, proc.stdout[-3000:]  # the sweep's report must succeed
     out = runs / f"{target}-smoke"
     table = pd.read_csv(out / "runs.csv")
     assert (table["status"] == "ok").all() and table["seed"].nunique() == 2 and (table["epochs_done"] == 1).all()
     report = out / "report"
     assert {"summary.csv", "summary.md", "summary.tex", "learning_curves.png"} <= {p.name for p in report.iterdir()}
     assert math.isfinite(pd.read_csv(report / "summary.csv")["final_test_acc_mean"].iloc[0])
+    pivots = {"repro-high-lr": "lr", "repro-dropout-order": "dropout_p", "repro-batch-size": "batch_size",
+              "repro-eval-stats": "batch_size", "repro-finetune": "batch_size"}
+    if target in pivots:  # the preset's pivot table: one row per variant (or compared value), one column per level
+        assert (report / f"pivot_{pivots[target]}.csv").exists()
 
 
 def test_normalize_unit_gives_tutorial_pixels_and_keeps_old_run_keys(tmp_path):

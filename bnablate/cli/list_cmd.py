@@ -81,8 +81,8 @@ BN_KEYS = {  # key → (values, meaning) for the rows that are not a list of cho
                     "default momentum=0.99 is bn.momentum=0.01 here, and PyTorch's default 0.1 is Keras' 0.9"),
     "bn.eps": ("1e-5 (default), > 0", "added to the variance before the square root (Keras' default is 1e-3)"),
     "bn.affine": ("true (default), false", "learned per-channel scale γ and shift β (also GroupNorm/LayerNorm's)"),
-    "bn.precise_batches": ("200 (default), ≥ 1", "training batches averaged by PreciseBN (eval_stats=precise, "
-                                                  "finetune.bn=reset)"),
+    "bn.precise_batches": ("200 (default), ≥ 1", "training batches averaged by PreciseBN (eval_stats=precise or "
+                                                  "precise_nodrop, finetune.bn=reset)"),
 }
 
 

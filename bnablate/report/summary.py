@@ -15,8 +15,9 @@ from .stats import compare, holm, mean_ci
 # Columns that identify a run but are not factors to group by.
 NOT_FACTORS = {"run_key", "status", "sweep", "seed", "error", "device", "threads", "dataset.download",
                "dataset.verify", "train.eval_batch_size", "dataset.target_acc", "pack", "pack_size"}
-# Variant axes are summarized by the `variant` label (a preset name or a label built from the axes).
-AXIS_COLUMNS = {"norm", "placement", "dropout", "dropout_p", "bias", "activation", "groups"}
+# Variant axes are summarized by the `variant` label (a preset name or a label built from the axes) — except the
+# dropout rate, which a preset's name leaves out (variant_label), so a sweep over it keeps dropout_p as a factor.
+AXIS_COLUMNS = {"norm", "placement", "dropout", "bias", "activation", "groups"}
 ALWAYS = ["dataset", "model", "variant"]
 # Metrics where smaller is better; everything else (accuracies) is better when larger.
 LOWER_IS_BETTER = ("loss", "time", "steps", "epochs_to", "seconds")

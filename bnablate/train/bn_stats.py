@@ -18,7 +18,12 @@ EVAL_STATS = {
              "with its own statistics, dropout stays on, and every evaluation batch moves the running statistics",
     "precise": "PreciseBN (Wu & Johnson 2021): before each evaluation, the running statistics are recomputed as an "
                "equal-weight average over bn.precise_batches training batches with the weights frozen, then eval()",
+    "precise_nodrop": "PreciseBN with dropout off during the recomputation: the statistics of the activations BN sees "
+                      "at test time, which removes Dropout's variance shift (Li et al. 2019) from BN layers after "
+                      "a Dropout",
 }
+
+DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def validate_bn(bn) -> None:
@@ -44,7 +49,8 @@ def sample_batches(n: int, batch_size: int, n_batches: int, g: torch.Generator) 
 
 
 @torch.no_grad()
-def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, generator: torch.Generator) -> int:
+def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, generator: torch.Generator,
+               dropout: bool = True) -> int:
     """PreciseBN: replace every BN layer's running statistics by their equal-weight average over `n_batches`
     training batches of `x` (N, C, H, W), the weights frozen. Returns the number of BN layers updated.
 
@@ -53,7 +59,9 @@ def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, gen
     a cumulative average, forward the batches in train mode, restore momentum and mode. The running mean is then the
     mean of the batch means (the population mean when the batches cover the data equally) and the running variance
     the mean of the unbiased batch variances. Train mode also turns dropout on, as in those references; its masks
-    come from a forked global RNG so the training run's own stream is left where it was."""
+    come from a forked global RNG so the training run's own stream is left where it was. dropout=False keeps every
+    Dropout layer in eval mode (identity) for the pass, so a BN after a Dropout gets the statistics of the
+    dropout-free activations it normalizes at test time: the variance-shift remedy (bn.eval_stats=precise_nodrop)."""
     layers = batch_norm_layers(model)
     if not layers:
         return 0
@@ -65,6 +73,10 @@ def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, gen
             m.reset_running_stats()
             m.momentum = None
         model.train()
+        if not dropout:
+            for m in model.modules():
+                if isinstance(m, DROPOUT_LAYERS):
+                    m.eval()
         with torch.random.fork_rng(devices=fork):
             for idx in sample_batches(len(x), batch_size, n_batches, generator):
                 model(x[idx.to(x.device)])

@@ -131,10 +131,12 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
 def evaluate_epoch(model, data: DataSplits, cfg, g_precise, amp: Optional[torch.dtype] = None) -> tuple:
     """Validation and test metrics with the statistics bn.eval_stats names: running (eval mode); batch (train mode
     under no_grad, in batches of train.batch_size as a loader built like the training one would give, moving the
-    running statistics); precise (PreciseBN over bn.precise_batches training batches first, then eval mode)."""
+    running statistics); precise (PreciseBN over bn.precise_batches training batches first, then eval mode);
+    precise_nodrop (the same with dropout off during the recomputation)."""
     mode = cfg.bn.eval_stats
-    if mode == "precise":
-        precise_bn(model, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise)
+    if mode in ("precise", "precise_nodrop"):
+        precise_bn(model, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise,
+                   dropout=mode == "precise")
     size = int(cfg.train.batch_size) if mode == "batch" else int(cfg.train.eval_batch_size)
     stats = "batch" if mode == "batch" else "running"
     return (evaluate(model, data.val_x, data.val_y, size, bn_stats=stats, amp=amp),
