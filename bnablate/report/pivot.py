@@ -41,7 +41,9 @@ def pivot_frame(report: Report, column: str, trained_above: Optional[float] = No
             row[f"largest {column} with mean ≥ {trained_above:g}"] = str(trained[-1]) if trained else "none"
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame[rows_by + [v for v in values if v in frame] + [c for c in frame if c.startswith("largest ")]]
+    cells = [v for v in values if v in frame]
+    frame[cells] = frame[cells].fillna("—")  # a group not run at that value (a grid that covers only some levels)
+    return frame[rows_by + cells + [c for c in frame if c.startswith("largest ")]]
 
 
 def pivot_figure(report: Report, column: str, out_dir: Path, stem: str) -> List[Path]:
