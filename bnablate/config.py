@@ -76,7 +76,9 @@ class VariantConfig:
 class BNConfig:
     """How every batch-norm layer is built (momentum, eps, affine reach GroupNorm/LayerNorm as eps and affine) and
     which statistics evaluation normalizes with."""
-    eval_stats: str = "running"  # running (eval()) | batch (train() under no_grad: the mistake) | precise (PreciseBN) | precise_nodrop
+    # running (eval()) | batch (train() under no_grad: the mistake) | precise (PreciseBN) | precise_nodrop (PreciseBN
+    # with dropout off: the variance-shift remedy)
+    eval_stats: str = "running"
     precise_batches: int = 200  # training batches PreciseBN averages over (fvcore's default); also finetune.bn=reset
     # PyTorch convention: running = (1 - momentum) · running + momentum · batch; null = cumulative average.
     # Keras/TF's momentum is the other weight: Keras 0.99 (its default) = PyTorch 0.01; PyTorch's default is 0.1.
