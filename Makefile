@@ -65,7 +65,7 @@ repro-placement: setup ## the main study: 6 placements, LeNet on MNIST/Fashion-M
 repro-high-lr: setup ## SGD lr grid 0.01…2.0 × {no_bn, bn_pre_act, bn_post_act}: the largest lr that trains
 	$(call repro,repro_high_lr,repro-high-lr,optim.lr=0.03$(comma)1.0)
 
-repro-dropout-order: setup ## BN→Dropout vs Dropout→BN at p 0.1/0.3/0.5 on the CIFAR-10 cnn (variance shift)
+repro-dropout-order: setup ## BN→Dropout vs Dropout→BN at p 0.1/0.3/0.5 on the CIFAR-10 cnn, + BN stats re-estimated dropout-off
 	$(call repro,repro_dropout_order,repro-dropout-order,variant.dropout_p=0.1$(comma)0.5)
 	$(call repro,repro_dropout_order_restats,repro-dropout-order,variant.dropout_p=0.5)
 	$(BIN)/bnablate report $(call out,repro-dropout-order) --baseline bn.eval_stats=running \
