@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 from omegaconf import OmegaConf
 
@@ -43,7 +43,8 @@ def variant_presets() -> Registry[Dict[str, Any]]:
 
 def _effective_bias(v: Mapping[str, Any]) -> str:
     """'on'/'off' as the block factory builds it: bias 'auto' resolved for this placement and dropout order."""
-    return "on" if use_bias(SimpleNamespace(**v), block_order(SimpleNamespace(**v), pools=False)) else "off"
+    ns = SimpleNamespace(**v)
+    return "on" if use_bias(ns, block_order(ns, pools=False)) else "off"
 
 
 def _structure(v: Mapping[str, Any]) -> tuple:
@@ -52,27 +53,21 @@ def _structure(v: Mapping[str, Any]) -> tuple:
     return norm, placement, dropout, act, groups
 
 
-def _structural_preset(v: Mapping[str, Any]) -> Optional[str]:
-    """The preset with v's layers in v's order (dropout rate and bias aside), preferring one whose built bias is v's."""
-    matches = [name for name, entry in variant_presets().items()
-               if all(a in entry.obj for a in AXES) and _structure(entry.obj) == _structure(v)]
-    same_bias = [name for name in matches if _effective_bias(variant_presets().get(name)) == _effective_bias(v)]
-    return (same_bias or matches or [None])[0]
-
-
 def variant_label(v: Mapping[str, Any]) -> str:
     """The preset name whose axes equal v's; else the preset with v's layer structure, with '/bias_on|off' added when
     v's built bias differs from it — the dropout rate is a column of its own (dropout_p), so a sweep over it stays
     one variant per order with dropout_p as a factor; else a compact description of the axes
     (e.g. 'batch/post_act/tanh')."""
     key = _canonical(v)
-    for name, entry in variant_presets().items():
-        if all(a in entry.obj for a in AXES) and _canonical(entry.obj) == key:
+    presets = [(name, entry.obj) for name, entry in variant_presets().items() if all(a in entry.obj for a in AXES)]
+    for name, axes in presets:
+        if _canonical(axes) == key:
             return name
-    name = _structural_preset(v)
-    if name is not None:
+    same_layers = [(name, axes) for name, axes in presets if _structure(axes) == _structure(v)]
+    if same_layers:  # prefer the preset whose built bias is v's; else name the bias v builds
         bias = _effective_bias(v)
-        return name if _effective_bias(variant_presets().get(name)) == bias else f"{name}/bias_{bias}"
+        return next((name for name, axes in same_layers if _effective_bias(axes) == bias),
+                    f"{same_layers[0][0]}/bias_{bias}")
     norm, placement, dropout, p, bias, act, groups = key
     label = f"{norm}{groups or ''}/{placement}/{act}"
     if dropout != "none":
