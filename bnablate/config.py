@@ -156,9 +156,12 @@ class Config:
     seed: int = 0
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    # Sweeps train runs that differ only in seed as packs of up to pack_size in one vmapped pass. auto: on CUDA only
-    # (on a 2-core CPU packing measured no faster; see README), true: always, false: never.
+    # Sweeps train runs that differ only in seed (and lr) as packs of up to pack_size in one pass. auto: on CUDA only
+    # (on a 2-core CPU packing pays only at batch ≤ 16; see README), true: always, false: never.
     pack: str = "auto"
+    # How a pack computes: grouped (grouped convs, batched matmuls, wide norms), vmap (torch.func), auto (grouped
+    # where every layer has a grouped form, else vmap). Same numbers to float tolerance; grouped measured faster.
+    pack_impl: str = "auto"
     # auto: as many runs as fit in 80 % of the GPU's free memory (a one-step probe measures one run's share; at most
     # 64), 8 on a CPU; or an integer ≥ 1.
     pack_size: str = "auto"
@@ -180,7 +183,8 @@ def register_configs() -> None:
 register_configs()
 
 # Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
-NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "dataset.root", "dataset.cache_dir", "dataset.download",
+NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "pack_impl", "dataset.root",
+                   "dataset.cache_dir", "dataset.download",
                    "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size",
                    "train.compile", "train.compile_mode", "train.channels_last", "train.deterministic",
                    "finetune.checkpoint_dir")

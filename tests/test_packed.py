@@ -1,4 +1,4 @@
-"""Packed training: K seeds in one vmapped pass give the same numbers as K separate runs, for every norm and placement."""
+"""Packed training: K seeds in one pass (grouped kernels or vmap) equal K separate runs, every norm and placement."""
 
 import pytest
 import torch
@@ -93,3 +93,13 @@ def test_runs_that_differ_in_learning_rate_pack_like_separate_runs(optim):
         _assert_same(res, run_experiment(cfg))
     assert packed[0]["metrics"][0]["lr"] == lrs[0] and packed[2]["metrics"][0]["lr"] == lrs[2]
     assert packed[0]["metrics"][-1]["train_loss"] != packed[1]["metrics"][-1]["train_loss"]  # same seed, other lr
+
+
+@pytest.mark.parametrize("impl", ["grouped", "vmap"])
+def test_both_pack_implementations_match_separate_runs(impl):
+    over = BASE + ["variant=bn_post_pool", f"pack_impl={impl}"]
+    cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
+    packed = run_packed(cfgs)
+    assert {r["execution"]["pack_impl"] for r in packed} == {impl}  # recorded in each run's provenance
+    for cfg, res in zip(cfgs, packed):
+        _assert_same(res, run_experiment(cfg))

@@ -29,7 +29,8 @@ class Case:
     dataset: str
     batch_size: int
     variant: str = "bn_pre_act"
-    pack: int = 0  # 0: one ordinary run; K ≥ 1: K seeds packed into one vmapped pass (samples/s summed over runs)
+    pack: int = 0  # 0: one ordinary run; K ≥ 1: K seeds packed into one pass (samples/s summed over runs)
+    pack_impl: str = "auto"  # how the pack computes: auto (grouped kernels here) or vmap
 
 
 CASES: List[Case] = [
@@ -41,6 +42,7 @@ CASES: List[Case] = [
     Case("lenet-fmnist-b16-packed1", "lenet", "fashion_mnist", 16, pack=1),
     Case("lenet-fmnist-b16-packed4", "lenet", "fashion_mnist", 16, pack=4),
     Case("lenet-fmnist-b16-packed8", "lenet", "fashion_mnist", 16, pack=8),
+    Case("lenet-fmnist-b16-packed8-vmap", "lenet", "fashion_mnist", 16, pack=8, pack_impl="vmap"),
 ]
 
 
@@ -69,7 +71,7 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
 
     def packed():
         pm = PackedModel([build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=s).to(device)
-                          for s in range(case.pack)])
+                          for s in range(case.pack)], impl=case.pack_impl)
         opt = torch.optim.Adam(pm.parameters(), lr=1e-3)
         gs = [generator(s, "bench") for s in range(case.pack)]
         train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup)

@@ -19,6 +19,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data import augment_batch, load_data
 from ..models import build_model, count_params
 from ..seeding import generator
+from .grouped import GroupedForward, unsupported
 from .execution import ConfigError, amp_dtype, configure_device, execution_info
 from .loop import epoch_batches, timed
 from .optim import build_optimizer, build_scheduler, effective_lr
@@ -57,15 +58,30 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
     return None
 
 
-class PackedModel:
-    """K copies of one architecture as stacked parameters/buffers, called with vmap (inputs (K, B, ...))."""
+PACK_IMPLS = ("auto", "grouped", "vmap")
 
-    def __init__(self, models: List[nn.Module]) -> None:
+
+class PackedModel:
+    """K copies of one architecture as stacked (K, ...) parameters/buffers, called on inputs (K, B, ...). impl:
+    "grouped" (grouped convs / batched matmuls / wide norms, `grouped.py`), "vmap" (torch.func over the lone model),
+    or "auto" (grouped where every layer has a grouped form, else vmap). Both compute the same K runs."""
+
+    def __init__(self, models: List[nn.Module], impl: str = "auto") -> None:
         self.k = len(models)
         self.params, self.buffers = stack_module_state(models)  # name → (K, ...) leaf tensors
         self.base = copy.deepcopy(models[0]).to("meta")  # structure only; every tensor comes from params/buffers
+        if impl not in PACK_IMPLS:
+            raise ConfigError(f"pack_impl must be one of {', '.join(PACK_IMPLS)}, got '{impl}'.")
+        missing = unsupported(self.base)
+        if impl == "grouped" and missing:
+            raise ConfigError(f"pack_impl=grouped: layer {missing} has no grouped form; use pack_impl=auto or vmap.")
+        self.impl = "vmap" if impl == "vmap" or missing else "grouped"
+        self._grouped = GroupedForward(self.base, self.params, self.buffers, self.k) if self.impl == "grouped" else None
 
     def __call__(self, x: Tensor, shared_input: bool = False) -> Tensor:
+        if self._grouped is not None:
+            return self._grouped(x, shared_input)
+
         def one(p, b, xb):
             return functional_call(self.base, (p, b), (xb,))
         return vmap(one, in_dims=(0, 0, None if shared_input else 0))(self.params, self.buffers, x)
@@ -150,7 +166,7 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
     models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s, bn=cfg.bn).to(device)
               for s in seeds]
     n_params = count_params(models[0])
-    pm = PackedModel(models)
+    pm = PackedModel(models, impl=str(cfg.pack_impl))
     opt = _optimizer(pm, cfg)
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     lr_scale = PerRunLR(pm, [effective_lr(c.optim, int(c.train.batch_size)) for c in cfgs])
@@ -186,7 +202,8 @@ def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[Callable[[Dict[str
             sched.step()
     return [{"status": status[i], "metrics": metrics[i], "n_params": n_params, "device": str(device),
              "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x),
-             "pack_size": len(seeds), "execution": execution_info(cfg, device)} for i in range(len(seeds))]
+             "pack_size": len(seeds), "execution": {**execution_info(cfg, device), "pack_impl": pm.impl}}
+            for i in range(len(seeds))]
 
 
 class PerRunLR:
