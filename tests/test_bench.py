@@ -13,16 +13,17 @@ from .fixtures import write_cifar10, write_mnist_like
 def test_bench_cli_writes_every_measurement(tmp_path):
     write_mnist_like(Path("data"), "FashionMNIST", n_train=80, n_test=10)
     write_cifar10(Path("data"), per_batch=16, n_test=10)
-    cases = "lenet-fmnist-b16,lenet-fmnist-b16-packed4,mlp-cifar10-b10"
+    cases = "lenet-fmnist-b16,lenet-fmnist-b16-packed4,mlp-cifar10-b10,lenet-fmnist-b16-packed8-vs-vmap"
     res = CliRunner().invoke(app, ["bench", "--cases", cases, "--reps", "2", "--samples", "32", "--warmup", "1",
                                    "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "ratio median" in res.output and "lenet-fmnist-b16-packed4" in res.output
     rows = pd.read_csv("runs/bench/bench.csv")
-    assert len(rows) == 3 * 2 * 2  # cases × implementations × repetitions
-    assert set(rows["impl"]) == {"tutorial", "bnablate"} and (rows["samples_per_s"] > 0).all()
+    assert len(rows) == 4 * 2 * 2  # cases × implementations × repetitions
+    assert set(rows["impl"]) == {"tutorial", "vmap", "bnablate"} and (rows["samples_per_s"] > 0).all()
     summary = pd.read_csv("runs/bench/summary.csv")
     assert list(summary["case"]) == cases.split(",")
+    assert list(summary["reference"]) == ["tutorial"] * 3 + ["vmap"]  # the grouped pack against the vmap pack
     assert (summary["ratio_min"] <= summary["ratio_median"]).all() and (summary["ratio_median"] <= summary["ratio_max"]).all()
 
 

@@ -1,5 +1,6 @@
-"""`bnablate bench`: the tutorial loop and bnablate's trainer on the same model, batch size and step count,
-interleaved in one process; samples/s per repetition and the ratio's median, min and max."""
+"""`bnablate bench`: the tutorial loop (or, for one packed case, a vmap pack) and bnablate's trainer on the same
+model, batch size and step count, interleaved in one process; samples/s per repetition and the ratio's median, min
+and max."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class Case:
     batch_size: int
     variant: str = "bn_pre_act"
     pack: int = 0  # 0: one ordinary run; K ≥ 1: K seeds packed into one pass (samples/s summed over runs)
-    pack_impl: str = "auto"  # how the pack computes: auto (grouped kernels here) or vmap
+    # What bnablate is compared with: the tutorial loop, or (packed cases) the same pack computed with vmap
+    reference: str = "tutorial"
 
 
 CASES: List[Case] = [
@@ -42,7 +44,7 @@ CASES: List[Case] = [
     Case("lenet-fmnist-b16-packed1", "lenet", "fashion_mnist", 16, pack=1),
     Case("lenet-fmnist-b16-packed4", "lenet", "fashion_mnist", 16, pack=4),
     Case("lenet-fmnist-b16-packed8", "lenet", "fashion_mnist", 16, pack=8),
-    Case("lenet-fmnist-b16-packed8-vmap", "lenet", "fashion_mnist", 16, pack=8, pack_impl="vmap"),
+    Case("lenet-fmnist-b16-packed8-vs-vmap", "lenet", "fashion_mnist", 16, pack=8, reference="vmap"),
 ]
 
 
@@ -69,9 +71,9 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
         tutorial_steps(model, opt, tut_batches, warmup, device)
         return timed(lambda: tutorial_steps(model, opt, tut_batches, steps, device), device)[1]
 
-    def packed():
+    def packed(impl: str = "auto"):
         pm = PackedModel([build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=s).to(device)
-                          for s in range(case.pack)], impl=case.pack_impl)
+                          for s in range(case.pack)], impl=impl)
         opt = torch.optim.Adam(pm.parameters(), lr=1e-3)
         gs = [generator(s, "bench") for s in range(case.pack)]
         train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup)
@@ -87,26 +89,29 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
         return timed(lambda: train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g,
                                              max_steps=steps), device)[1]
 
+    reference = tutorial if case.reference == "tutorial" else lambda: packed("vmap")
     rows = []
     for rep in range(reps):
-        order = [("tutorial", tutorial), ("bnablate", bnablate)]
+        order = [(case.reference, reference), ("bnablate", bnablate)]
         for impl, fn in (order if rep % 2 == 0 else order[::-1]):
             seconds = fn()
-            runs = case.pack if (impl == "bnablate" and case.pack) else 1  # packed: samples summed over its runs
+            runs = case.pack if (impl != "tutorial" and case.pack) else 1  # packed: samples summed over its runs
             rows.append({**asdict(case), "impl": impl, "rep": rep, "steps": steps, "seconds": seconds,
                          "samples_per_s": runs * steps * case.batch_size / seconds, "device": str(device)})
     return rows
 
 
 def summarize(rows: List[Dict]) -> pd.DataFrame:
-    """Per case: median samples/s of each implementation and the per-repetition ratio's median, min and max."""
+    """Per case: median samples/s of the reference and of bnablate, and the per-repetition ratio's median, min and
+    max."""
     df = pd.DataFrame(rows)
     out = []
     for name, g in df.groupby("name", sort=False):
-        tut = g[g["impl"] == "tutorial"].set_index("rep")["samples_per_s"]
+        ref = g[g["impl"] != "bnablate"].set_index("rep")["samples_per_s"]
         ours = g[g["impl"] == "bnablate"].set_index("rep")["samples_per_s"]
-        ratios = (ours / tut).dropna().tolist()
-        out.append({"case": name, "tutorial_samples_per_s": statistics.median(tut),
+        ratios = (ours / ref).dropna().tolist()
+        out.append({"case": name, "reference": g["reference"].iloc[0],
+                    "reference_samples_per_s": statistics.median(ref),
                     "bnablate_samples_per_s": statistics.median(ours), "ratio_median": statistics.median(ratios),
                     "ratio_min": min(ratios), "ratio_max": max(ratios), "reps": len(ratios)})
     return pd.DataFrame(out)
