@@ -116,6 +116,7 @@ class OptimConfig:
     # `linear` (Goyal et al. 2017), lr × sqrt(batch_size / ref_batch_size) for `sqrt`, lr unchanged for `none`.
     batch_scaling: str = "none"
     ref_batch_size: int = 64
+    fused: bool = False  # torch's fused optimizer kernels instead of foreach: faster, last-digit different numbers
 
 
 @dataclass
@@ -192,8 +193,8 @@ NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size",
 
 # Keys added after the first release, with the value that reproduces the earlier behaviour: at that value a key is
 # left out of the run key, so runs recorded before it existed keep their keys (a rerun still skips them).
-NEUTRAL_VALUES = {"optim.batch_scaling": "none", "optim.ref_batch_size": 64, "dataset.normalize": "standardize",
-                  "train.precision": "fp32", "train.tf32": False,
+NEUTRAL_VALUES = {"optim.batch_scaling": "none", "optim.ref_batch_size": 64, "optim.fused": False,
+                  "dataset.normalize": "standardize", "train.precision": "fp32", "train.tf32": False,
                   "dataset.classes": None, "bn.eval_stats": "running", "bn.precise_batches": 200, "bn.momentum": 0.1,
                   "bn.eps": 1e-5, "bn.affine": True, "finetune.source": None, "finetune.source_classes": None,
                   "finetune.source_subset": None, "finetune.source_epochs": 3, "finetune.source_batch_size": 64,

@@ -14,8 +14,8 @@ def test_bench_cli_writes_every_measurement(tmp_path):
     write_mnist_like(Path("data"), "FashionMNIST", n_train=80, n_test=10)
     write_cifar10(Path("data"), per_batch=16, n_test=10)
     cases = "lenet-fmnist-b16,lenet-fmnist-b16-packed4,mlp-cifar10-b10,lenet-fmnist-b16-packed8-vs-vmap"
-    res = CliRunner().invoke(app, ["bench", "--cases", cases, "--reps", "2", "--samples", "32", "--warmup", "1",
-                                   "--device", "cpu"])
+    res = CliRunner().invoke(app, ["bench", "optim.fused=true", "--cases", cases, "--reps", "2", "--samples", "32",
+                                   "--warmup", "1", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "ratio median" in res.output and "lenet-fmnist-b16-packed4" in res.output
     rows = pd.read_csv("runs/bench/bench.csv")

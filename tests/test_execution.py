@@ -48,6 +48,20 @@ def test_numerics_options_enter_the_run_key_only_away_from_their_old_behaviour()
                                                    "train.deterministic=false"]))) == base  # execution only
     assert run_key(to_plain(compose_config(FAST + ["train.precision=bf16"]))) != base
     assert run_key(to_plain(compose_config(FAST + ["train.tf32=true"]))) != base
+    assert run_key(to_plain(compose_config(FAST + ["optim.fused=true"]))) != base
+    assert run_key(to_plain(compose_config(FAST + ["optim.fused=false", "pack_impl=vmap"]))) == base
+
+
+@pytest.mark.parametrize("optim", ["adam", "sgd"])
+def test_fused_optimizer_kernels_train_like_foreach_to_float_tolerance(optim):
+    from bnablate.train import build_optimizer
+
+    over = FAST + [f"optim={optim}", "train.epochs=2"]
+    assert build_optimizer([torch.zeros(2, requires_grad=True)], compose_config(over + ["optim.fused=true"]).optim,
+                           32).defaults["fused"] is True
+    ref, fused = (run_experiment(compose_config(over + [f"optim.fused={f}"])) for f in ("false", "true"))
+    for a, b in zip(_losses(ref), _losses(fused)):
+        assert a == pytest.approx(b, rel=1e-4)
 
 
 @pytest.mark.parametrize("over,msg", [(["train.precision=fp16"], "train.precision must be one of fp32, bf16"),

@@ -19,6 +19,7 @@ from ..results.records import atomic_write_text
 from ..seeding import generator
 from ..train import resolve_device, train_one_epoch
 from ..train.loop import timed
+from ..train.optim import build_optimizer
 from ..train.packed import PackedModel, train_packed_epoch
 from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
 
@@ -62,19 +63,23 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
     data = load_data(cfg.dataset).to(device)
     tut_batches = tutorial_batches(tutorial_dataset(cfg.dataset), case.batch_size)
 
-    def fresh():
+    def fresh(ours: bool):
+        """The model, and the optimizer its side uses: the tutorial's plain Adam(lr=1e-3), or the trainer's own
+        (the case config's Adam at 1e-3: foreach kernels, or fused with optim.fused=true)."""
         model = build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=0).to(device)
+        if ours:
+            return model, build_optimizer(model.parameters(), cfg.optim, case.batch_size)
         return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def tutorial():
-        model, opt = fresh()
+        model, opt = fresh(ours=False)
         tutorial_steps(model, opt, tut_batches, warmup, device)
         return timed(lambda: tutorial_steps(model, opt, tut_batches, steps, device), device)[1]
 
     def packed(impl: str = "auto"):
         pm = PackedModel([build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=s).to(device)
                           for s in range(case.pack)], impl=impl)
-        opt = torch.optim.Adam(pm.parameters(), lr=1e-3)
+        opt = build_optimizer(pm.parameters(), cfg.optim, case.batch_size)
         gs = [generator(s, "bench") for s in range(case.pack)]
         train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup)
         return timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
@@ -83,7 +88,7 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
     def bnablate():
         if case.pack:
             return packed()
-        model, opt = fresh()
+        model, opt = fresh(ours=True)
         g = generator(0, "bench")
         train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g, max_steps=warmup)
         return timed(lambda: train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g,

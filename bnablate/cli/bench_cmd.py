@@ -6,7 +6,7 @@ import contextlib
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import torch
 import typer
@@ -26,6 +26,9 @@ from .common import console, fail
 
 
 def bench_cmd(
+    overrides: Annotated[Optional[List[str]], typer.Argument(
+        help="Config overrides for bnablate's trainer (the tutorial loop keeps its plain Adam), e.g. "
+             "optim.fused=true.")] = None,
     cases: Annotated[Optional[str], typer.Option(help=f"Comma-separated cases (default all): "
                                                       f"{', '.join(c.name for c in CASES)}.")] = None,
     reps: Annotated[int, typer.Option(help="Repetitions per case (each times both implementations).")] = 3,
@@ -56,13 +59,14 @@ def bench_cmd(
     dataset + ToTensor + DataLoader, 2 workers) and with bnablate's trainer, interleaved; print samples/s and ratios.
     Needs the real datasets: set BNABLATE_DATA_ROOT (here ../shared/data; CIFAR-10 there needs dataset.verify=false,
     which the bench sets), or --synthetic N for random images in the same formats. --device cuda runs both loops on
-    the GPU; --sweep --whole times a whole placement sweep against one tutorial-style run."""
+    the GPU; --sweep --whole times a whole placement sweep against one tutorial-style run. KEY=VALUE config
+    overrides (e.g. optim.fused=true) reach bnablate's trainer; the tutorial loop keeps its plain Adam."""
     if inference:
         return _inference(reps, min_seconds, out)
     if synthetic < 0:
         fail("--synthetic must be ≥ 0 (0: the real files).")
     with contextlib.ExitStack() as stack:
-        overrides = ["dataset.verify=false"]
+        overrides = ["dataset.verify=false", *(overrides or [])]
         if synthetic:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bnablate-bench-")))
             write_benchmark_files(tmp / "data", synthetic)
