@@ -158,7 +158,7 @@ class Config:
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     # Sweeps train runs that differ only in seed (and lr) as packs of up to pack_size in one pass. auto: on CUDA only
-    # (on a 2-core CPU packing pays only at batch ≤ 16; see README), true: always, false: never.
+    # (on a 2-core CPU whole sweeps gain only at batch ≤ 8; see README), true: always, false: never.
     pack: str = "auto"
     # How a pack computes: grouped (grouped convs, batched matmuls, wide norms), vmap (torch.func), auto (grouped
     # where every layer has a grouped form, else vmap). Same numbers to float tolerance; grouped measured faster.

@@ -125,7 +125,8 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) ->
             reporter.epoch_done(row)
         results = run_packed(cfgs, on_epoch=on_epoch)
         wall = (time.perf_counter() - t0) / len(cfgs)  # each run is charged its share of the pack's wall time
-        records = [_record(p, k, r, None, started, wall) for p, k, r in zip(plains, keys, results)]
+        records = [{**_record(p, k, r, None, started, wall), "pack_members": keys}  # `verify` re-runs the pack
+                   for p, k, r in zip(plains, keys, results)]
         for rec in records:
             write_record(out_dir, rec)
     finally:

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from .config import compose_config
 from .results import load_records
 from .train import run_experiment
+from .train.packed import run_packed
 
 # Wall-clock measurements differ on every run; everything else a record holds per epoch must repeat bit for bit.
 TIMING_KEYS = ("epoch_time_s", "samples_per_s")
@@ -57,9 +58,35 @@ def compare_metrics(key: str, recorded: List[Dict[str, Any]], rerun: List[Dict[s
     return out
 
 
-def verify_record(rec: Dict[str, Any], scratch: Path) -> List[Mismatch]:
-    """Train the record's config again (nothing written under the record's folder) and compare every epoch."""
-    result = run_experiment(recorded_config(rec["config"], scratch))
+def pack_of(rec: Dict[str, Any], by_key: Dict[str, Dict[str, Any]]) -> Optional[List[Dict[str, Any]]]:
+    """The records of the pack `rec` trained in, in pack order; None for a run trained alone, or a pack recorded
+    before members were (or one whose member records are gone): those are re-run alone."""
+    members = rec.get("pack_members")
+    if rec.get("pack_size", 1) < 2 or not members or any(k not in by_key for k in members):
+        return None
+    return [by_key[k] for k in members]
+
+
+def rerun(rec: Dict[str, Any], scratch: Path, by_key: Dict[str, Dict[str, Any]],
+          packs: Dict[tuple, List[Dict[str, Any]]]) -> Dict[str, Any]:
+    """The record's run trained again: in its pack, with the pack's implementation, if it was trained in one (a
+    lone re-run of a packed run matches it only to float tolerance), else alone. Packs are trained once and shared."""
+    pack = pack_of(rec, by_key)
+    if pack is None:
+        return run_experiment(recorded_config(rec["config"], scratch))
+    members = tuple(rec["pack_members"])
+    if members not in packs:
+        cfgs = [recorded_config(r["config"], scratch) for r in pack]
+        for c in cfgs:
+            c.pack_impl = (rec.get("provenance") or {}).get("pack_impl", "vmap")  # packs before grouped were vmap
+        packs[members] = run_packed(cfgs)
+    return packs[members][members.index(rec["run_key"])]
+
+
+def verify_record(rec: Dict[str, Any], scratch: Path, by_key: Optional[Dict[str, Dict[str, Any]]] = None,
+                  packs: Optional[Dict[tuple, List[Dict[str, Any]]]] = None) -> List[Mismatch]:
+    """Train the record's run again (nothing written under the record's folder) and compare every epoch."""
+    result = rerun(rec, scratch, by_key or {}, {} if packs is None else packs)
     found = compare_metrics(rec["run_key"], rec["metrics"], result["metrics"])
     if result["status"] != rec["status"]:
         found.insert(0, Mismatch(rec["run_key"], None, "status", rec["status"], result["status"]))
@@ -68,9 +95,12 @@ def verify_record(rec: Dict[str, Any], scratch: Path) -> List[Mismatch]:
 
 def verify_runs(runs_dir: Path, sample: int, seed: int, scratch: Path, on_run=None) -> Dict[str, List[Mismatch]]:
     """Mismatches per re-run record of runs_dir (an empty list: that run reproduced exactly)."""
+    records = load_records(runs_dir)
+    by_key = {r["run_key"]: r for r in records}
+    packs: Dict[tuple, List[Dict[str, Any]]] = {}
     results = {}
-    for rec in choose(load_records(runs_dir), sample, seed):
-        results[rec["run_key"]] = verify_record(rec, scratch)
+    for rec in choose(records, sample, seed):
+        results[rec["run_key"]] = verify_record(rec, scratch, by_key, packs)
         if on_run is not None:
             on_run(rec, results[rec["run_key"]])
     return results

@@ -52,3 +52,21 @@ def test_verify_reruns_a_finetuned_run_with_its_own_pretraining():
     ok = CliRunner().invoke(app, ["verify", "runs/f"])
     assert ok.exit_code == 0 and "all 1 re-run(s) reproduced" in ok.output, ok.output
     assert _files(Path("runs/f")) == before  # its record and checkpoint are left as they were
+
+
+def test_a_packed_run_is_verified_by_retraining_its_pack():
+    sweep = ["sweep", "dataset=synthetic", "model=lenet", "variant=bn_pre_act", "seed=range(3)", "train.epochs=2",
+             "optim=sgd", "train.batch_size=8", "pack=true", "out_dir=runs/p"]
+    assert CliRunner().invoke(app, sweep).exit_code == 0
+    recs = [json.loads(p.read_text()) for p in sorted(Path("runs/p/records").glob("*.json"))]
+    assert all(r["pack_size"] == 3 and len(r["pack_members"]) == 3 for r in recs)
+    assert {r["provenance"]["pack_impl"] for r in recs} == {"grouped"}
+    ok = CliRunner().invoke(app, ["verify", "runs/p", "--sample", "0"])
+    assert ok.exit_code == 0 and "all 3 re-run(s) reproduced every per-epoch metric exactly" in ok.output, ok.output
+    # a packed record from before members were recorded is re-run alone, and a mismatch says why it may differ
+    path = Path("runs/p/records") / f"{recs[0]['run_key']}.json"
+    old = {k: v for k, v in recs[0].items() if k != "pack_members"}
+    old["metrics"][0]["train_loss"] += 1.0
+    path.write_text(json.dumps(old))
+    bad = CliRunner().invoke(app, ["verify", "runs/p", "--sample", "0"])
+    assert bad.exit_code == 1 and "recorded without its members, so re-run alone" in bad.output
