@@ -54,6 +54,14 @@ def test_every_repro_preset_expands_and_validates(preset):
     assert first[0] == "# @package _global_" and "make repro-" in first[1]  # the file says how to run it
 
 
+def test_the_eval_stats_preset_never_packs_so_its_modes_train_identical_weights():
+    from bnablate.sweep import use_packing
+
+    plan = plan_sweep(["sweep=repro_eval_stats", "device=cpu"], validate_config)
+    assert not any(use_packing(c) for c in plan.configs)
+    assert all(str(c.pack).lower() == "false" for c in plan.configs)  # on CUDA too, where pack=auto would pack
+
+
 def test_the_two_placement_presets_write_one_folder():
     lenet, cnn = (compose_config([f"sweep=repro_placement_{m}"]) for m in ("lenet", "cnn"))
     assert lenet.out_dir == cnn.out_dir == "runs/repro-placement"
