@@ -23,7 +23,7 @@ from .results.records import now
 from .data import DataError, DataSplits, load_data
 from .train import ConfigError, resolve_device, run_experiment
 from .train.pack_memory import auto_pack_size, parse_pack_size
-from .train.packed import PACK_IMPLS, pack_key, packable, run_packed
+from .train.packed import check_pack_impl, pack_key, packable, run_packed
 from .variants import variant_label
 
 
@@ -148,8 +148,7 @@ def use_packing(cfg: DictConfig) -> bool:
     if mode not in ("auto", "true", "false"):
         raise ConfigError(f"pack must be auto, true or false and pack_size auto or an integer ≥ 1, got "
                           f"pack={cfg.pack}, pack_size={cfg.pack_size}.")
-    if cfg.pack_impl not in PACK_IMPLS:
-        raise ConfigError(f"pack_impl must be one of {', '.join(PACK_IMPLS)}, got '{cfg.pack_impl}'.")
+    check_pack_impl(str(cfg.pack_impl))
     if mode == "auto":
         return resolve_device(cfg.device).type == "cuda"
     return mode == "true"

@@ -19,8 +19,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data import augment_batch, load_data
 from ..models import build_model, count_params
 from ..seeding import generator
-from .grouped import GroupedForward, unsupported
 from .execution import ConfigError, amp_dtype, configure_device, execution_info
+from .grouped import GroupedForward, unsupported
 from .loop import epoch_batches, timed
 from .optim import build_optimizer, build_scheduler, effective_lr
 from .runner import check_data, epoch_row, validate_config
@@ -61,6 +61,12 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
 PACK_IMPLS = ("auto", "grouped", "vmap")
 
 
+def check_pack_impl(impl: str) -> None:
+    """Reject an unknown pack_impl before anything trains (sweeps call this for every job)."""
+    if impl not in PACK_IMPLS:
+        raise ConfigError(f"pack_impl must be one of {', '.join(PACK_IMPLS)}, got '{impl}'.")
+
+
 class PackedModel:
     """K copies of one architecture as stacked (K, ...) parameters/buffers, called on inputs (K, B, ...). impl:
     "grouped" (grouped convs / batched matmuls / wide norms, `grouped.py`), "vmap" (torch.func over the lone model),
@@ -70,8 +76,7 @@ class PackedModel:
         self.k = len(models)
         self.params, self.buffers = stack_module_state(models)  # name → (K, ...) leaf tensors
         self.base = copy.deepcopy(models[0]).to("meta")  # structure only; every tensor comes from params/buffers
-        if impl not in PACK_IMPLS:
-            raise ConfigError(f"pack_impl must be one of {', '.join(PACK_IMPLS)}, got '{impl}'.")
+        check_pack_impl(impl)
         missing = unsupported(self.base)
         if impl == "grouped" and missing:
             raise ConfigError(f"pack_impl=grouped: layer {missing} has no grouped form; use pack_impl=auto or vmap.")
