@@ -32,6 +32,32 @@ def test_bench_rejects_unknown_case():
     assert res.exit_code == 2 and "Unknown bench case" in res.output
 
 
+def test_bench_applies_the_trainers_execution_options(tmp_path, monkeypatch):
+    """train.compile / channels_last / precision reach bnablate's side as a run applies them (not silently dropped)."""
+    import bnablate.bench.harness as harness
+    seen = []
+
+    def spy(model, train):  # stands in for torch.compile, which would take minutes here
+        seen.append((bool(train.compile), bool(train.channels_last)))
+        return model
+    monkeypatch.setattr(harness, "prepare_model", spy)
+    write_mnist_like(Path("data"), "FashionMNIST", n_train=80, n_test=10)
+    res = CliRunner().invoke(app, ["bench", "train.compile=true", "train.channels_last=true", "--cases",
+                                   "lenet-fmnist-b16", "--reps", "1", "--samples", "32", "--warmup", "1",
+                                   "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert seen == [(True, True)]  # bnablate's side, once per repetition; the tutorial loop stays plain
+
+
+def test_bench_refuses_an_option_a_packed_case_cannot_run(tmp_path):
+    write_mnist_like(Path("data"), "FashionMNIST", n_train=80, n_test=10)
+    res = CliRunner().invoke(app, ["bench", "train.compile=true", "--cases", "lenet-fmnist-b16,lenet-fmnist-b16-packed4",
+                                   "--reps", "1", "--samples", "32", "--device", "cpu"])
+    assert res.exit_code == 2, res.output
+    assert "lenet-fmnist-b16-packed4 trains a pack" in res.output and "train.compile" in res.output
+    assert not Path("runs/bench/bench.csv").exists()  # refused before anything was timed
+
+
 def test_folding_bn_is_exact_and_only_where_bn_follows_an_affine_layer():
     import torch
 

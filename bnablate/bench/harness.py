@@ -18,9 +18,10 @@ from ..models import build_model
 from ..results.records import atomic_write_text
 from ..seeding import generator
 from ..train import resolve_device, train_one_epoch
+from ..train.execution import ConfigError, amp_dtype, prepare_inputs, prepare_model
 from ..train.loop import timed
 from ..train.optim import build_optimizer
-from ..train.packed import PackedModel, train_packed_epoch
+from ..train.packed import PackedModel, packable, train_packed_epoch
 from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
 
 
@@ -54,6 +55,16 @@ def case_config(case: Case, overrides: Sequence[str] = ()):
                            f"train.batch_size={case.batch_size}", *overrides])
 
 
+def check_cases(cases: Sequence[Case], overrides: Sequence[str] = ()) -> None:
+    """Refuse, before anything is timed, overrides a packed case cannot honour (e.g. train.compile): its figures
+    would otherwise be labelled with an option that never ran."""
+    for case in cases:
+        reason = packable([case_config(case, overrides)]) if case.pack else None
+        if reason:
+            raise ConfigError(f"case {case.name} trains a pack, and {reason}; leave the packed cases out "
+                              f"(--cases) or drop that override.")
+
+
 def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.device,
              overrides: Sequence[str] = ()) -> List[Dict]:
     """Measure both implementations `reps` times, alternating which goes first; warm-up steps are not timed."""
@@ -64,12 +75,16 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
     tut_batches = tutorial_batches(tutorial_dataset(cfg.dataset), case.batch_size)
 
     def fresh(ours: bool):
-        """The model, and the optimizer its side uses: the tutorial's plain Adam(lr=1e-3), or the trainer's own
-        (the case config's Adam at 1e-3: foreach kernels, or fused with optim.fused=true)."""
+        """The model to call, and the optimizer its side uses: the tutorial's plain Adam(lr=1e-3), or the trainer's
+        own (the case config's Adam at 1e-3: foreach kernels, or fused with optim.fused=true) with the config's
+        execution options (train.compile, train.channels_last), as a run applies them."""
         model = build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=0).to(device)
         if ours:
-            return model, build_optimizer(model.parameters(), cfg.optim, case.batch_size)
+            return prepare_model(model, cfg.train), build_optimizer(model.parameters(), cfg.optim, case.batch_size)
         return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    train_x = prepare_inputs(data.train_x, cfg.train)  # channels_last when the config asks for it
+    amp = amp_dtype(cfg.train)
 
     def tutorial():
         model, opt = fresh(ours=False)
@@ -81,18 +96,18 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
                           for s in range(case.pack)], impl=impl)
         opt = build_optimizer(pm.parameters(), cfg.optim, case.batch_size)
         gs = [generator(s, "bench") for s in range(case.pack)]
-        train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup)
+        train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup, amp=amp)
         return timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
-                                                max_steps=steps), device)[1]
+                                                max_steps=steps, amp=amp), device)[1]
 
     def bnablate():
         if case.pack:
             return packed()
         model, opt = fresh(ours=True)
         g = generator(0, "bench")
-        train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g, max_steps=warmup)
-        return timed(lambda: train_one_epoch(model, opt, data.train_x, data.train_y, case.batch_size, g,
-                                             max_steps=steps), device)[1]
+        train_one_epoch(model, opt, train_x, data.train_y, case.batch_size, g, max_steps=warmup, amp=amp)
+        return timed(lambda: train_one_epoch(model, opt, train_x, data.train_y, case.batch_size, g,
+                                             max_steps=steps, amp=amp), device)[1]
 
     reference = tutorial if case.reference == "tutorial" else lambda: packed("vmap")
     rows = []
@@ -127,6 +142,7 @@ def run_bench(cases: Sequence[Case], reps: int = 3, samples: int = 12_800, warmu
               on_case: Optional[Callable[[Case], None]] = None) -> pd.DataFrame:
     """Run every case; write bench.csv (one row per case × implementation × repetition) and summary.csv."""
     dev = resolve_device(device)
+    check_cases(cases, overrides)
     rows: List[Dict] = []
     for case in cases:
         if on_case:
