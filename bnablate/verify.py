@@ -58,13 +58,27 @@ def compare_metrics(key: str, recorded: List[Dict[str, Any]], rerun: List[Dict[s
     return out
 
 
+def lone_rerun_reason(rec: Dict[str, Any], by_key: Dict[str, Dict[str, Any]]) -> Optional[str]:
+    """Why a run trained in a pack must be re-run alone (and so can match only to float tolerance), or None when it
+    was trained alone or its pack can be trained again."""
+    if rec.get("pack_size", 1) < 2:
+        return None
+    members = rec.get("pack_members")
+    if not members:
+        return f"trained in a pack of {rec['pack_size']} recorded without its members"
+    missing = [k for k in members if k not in by_key]
+    if missing:
+        return f"trained in a pack of {rec['pack_size']} whose member record(s) {', '.join(missing)} are not in " \
+               "this folder"
+    return None
+
+
 def pack_of(rec: Dict[str, Any], by_key: Dict[str, Dict[str, Any]]) -> Optional[List[Dict[str, Any]]]:
     """The records of the pack `rec` trained in, in pack order; None for a run trained alone, or a pack recorded
     before members were (or one whose member records are gone): those are re-run alone."""
-    members = rec.get("pack_members")
-    if rec.get("pack_size", 1) < 2 or not members or any(k not in by_key for k in members):
+    if rec.get("pack_size", 1) < 2 or lone_rerun_reason(rec, by_key):
         return None
-    return [by_key[k] for k in members]
+    return [by_key[k] for k in rec["pack_members"]]
 
 
 def rerun(rec: Dict[str, Any], scratch: Path, by_key: Dict[str, Dict[str, Any]],

@@ -70,3 +70,11 @@ def test_a_packed_run_is_verified_by_retraining_its_pack():
     path.write_text(json.dumps(old))
     bad = CliRunner().invoke(app, ["verify", "runs/p", "--sample", "0"])
     assert bad.exit_code == 1 and "recorded without its members, so re-run alone" in bad.output
+    # a member's record gone (deleted, or a folder holding part of a sweep): the others are re-run alone, and say so
+    Path("runs/p/records", f"{recs[2]['run_key']}.json").unlink()
+    changed = json.loads(json.dumps(recs[1]))
+    changed["metrics"][0]["train_loss"] += 1.0
+    Path("runs/p/records", f"{recs[1]['run_key']}.json").write_text(json.dumps(changed))
+    gone = CliRunner().invoke(app, ["verify", "runs/p", "--sample", "0"])
+    assert gone.exit_code == 1
+    assert f"whose member record(s) {recs[2]['run_key']} are not in this folder, so re-run alone" in gone.output
