@@ -40,6 +40,9 @@ class DatasetConfig:
 @dataclass
 class ModelConfig:
     name: str = MISSING
+    # pack=auto on a CPU packs this model's runs at train.batch_size ≤ this (0: never); a measured speed hint, not
+    # part of the run key (README "Packed training")
+    cpu_pack_max_batch: int = 0
 
 
 @dataclass
@@ -157,8 +160,9 @@ class Config:
     seed: int = 0
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    # Sweeps train runs that differ only in seed (and lr) as packs of up to pack_size in one pass. auto: on CUDA only
-    # (on a 2-core CPU whole sweeps gain only at batch ≤ 8; see README), true: always, false: never.
+    # Sweeps train runs that differ only in seed (and lr) as packs of up to pack_size in one pass. auto: on CUDA, and
+    # on a CPU at train.batch_size ≤ model.cpu_pack_max_batch (where packing measured faster; README), true: always,
+    # false: never.
     pack: str = "auto"
     # How a pack computes: grouped (grouped convs, batched matmuls, wide norms), vmap (torch.func), auto (grouped
     # where every layer has a grouped form, else vmap). Same numbers to float tolerance; grouped measured faster.
@@ -188,6 +192,7 @@ NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size",
                    "dataset.cache_dir", "dataset.download",
                    "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size",
                    "train.compile", "train.compile_mode", "train.channels_last", "train.deterministic",
+                   "model.cpu_pack_max_batch",
                    "finetune.checkpoint_dir")
 
 

@@ -139,7 +139,8 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) ->
 
 
 def use_packing(cfg: DictConfig) -> bool:
-    """pack=auto packs on CUDA only; true/false force it. Raises ConfigError on other values."""
+    """pack=auto packs on CUDA, and on a CPU at train.batch_size ≤ model.cpu_pack_max_batch (where packing measured
+    faster for that model); true/false force it. Raises ConfigError on other values."""
     mode = str(cfg.pack).lower()  # YAML/overrides give a bool for true/false, a str for auto
     try:
         parse_pack_size(cfg.pack_size)
@@ -150,7 +151,9 @@ def use_packing(cfg: DictConfig) -> bool:
                           f"pack={cfg.pack}, pack_size={cfg.pack_size}.")
     check_pack_impl(str(cfg.pack_impl))
     if mode == "auto":
-        return resolve_device(cfg.device).type == "cuda"
+        if resolve_device(cfg.device).type == "cuda":
+            return True
+        return int(cfg.train.batch_size) <= int(cfg.model.cpu_pack_max_batch)
     return mode == "true"
 
 

@@ -167,6 +167,23 @@ def test_pack_size_values():
             use_packing(compose_config(FAST + [f"pack_size={bad}"]))
 
 
+def test_pack_auto_on_a_cpu_packs_only_where_the_model_measured_faster():
+    from bnablate.sweep import use_packing
+
+    cpu = ["device=cpu", "dataset=synthetic"]
+
+    def packs(*over):
+        return use_packing(compose_config(cpu + list(over)))
+    assert packs("model=lenet", "train.batch_size=8") and not packs("model=lenet", "train.batch_size=16")
+    assert packs("model=mlp", "train.batch_size=16") and not packs("model=mlp", "train.batch_size=32")
+    assert not packs("model=cnn", "train.batch_size=2")  # never faster packed on a CPU
+    assert not packs("model=lenet", "train.batch_size=8", "model.cpu_pack_max_batch=0")
+    assert not packs("model=lenet", "train.batch_size=4", "pack=false") and packs("model=cnn", "pack=true")
+    # a speed hint: not part of the run key, not a column of the tables
+    plain = to_plain(compose_config(cpu))
+    assert run_key(plain) == run_key(to_plain(compose_config(cpu + ["model.cpu_pack_max_batch=64"])))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_probe_measures_a_positive_share_per_run():
     from bnablate.train.pack_memory import probe_run_bytes

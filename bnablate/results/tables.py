@@ -23,7 +23,7 @@ FACTOR_COLUMNS = {
 }
 # Paths and free text: in the record, not in the tables.
 SKIP_KEYS = {"variant.description", "sweep.description", "dataset.root", "dataset.cache_dir", "out_dir", "pack",
-             "pack_size", "pack_impl", "finetune.checkpoint_dir"}
+             "pack_size", "pack_impl", "model.cpu_pack_max_batch", "finetune.checkpoint_dir"}
 
 
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
