@@ -115,6 +115,6 @@ def verify_runs(runs_dir: Path, sample: int, seed: int, scratch: Path, on_run=No
     results = {}
     for rec in choose(records, sample, seed):
         results[rec["run_key"]] = verify_record(rec, scratch, by_key, packs)
-        if on_run is not None:
-            on_run(rec, results[rec["run_key"]])
+        if on_run is not None:  # with why a packed run was re-run alone (None: re-run as it trained)
+            on_run(rec, results[rec["run_key"]], lone_rerun_reason(rec, by_key))
     return results

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..results import load_records
 from ..variants import variant_label
-from ..verify import lone_rerun_reason, verify_runs
+from ..verify import verify_runs
 from .common import console, fail
 
 
@@ -29,12 +29,9 @@ def verify_cmd(
     if sample < 0:
         fail(f"--sample must be ≥ 0 (0 = every run), got {sample}.")
 
-    by_key = {r["run_key"]: r for r in load_records(runs_dir)}
-
-    def progress(rec, found) -> None:
+    def progress(rec, found, alone) -> None:
         what = f"{rec['config']['model']['name']} {rec['config']['dataset']['name']} " \
                f"{variant_label(rec['config']['variant'])} seed={rec['config']['seed']}"
-        alone = lone_rerun_reason(rec, by_key)
         note = f" ({alone}, so re-run alone: a lone run matches a packed one only to float tolerance)" \
             if found and alone else ""
         console.print(f"{rec['run_key']} {what}: " + ("[green]identical[/green]" if not found
