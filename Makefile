@@ -27,7 +27,7 @@ repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) datas
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-placement repro-high-lr repro-dropout-order repro-bias \
            repro-batch-size repro-finetune repro-eval-stats
 
-.PHONY: help setup demo test test-full bench clean repro-all $(REPROS)
+.PHONY: help setup demo test test-full bench docs clean repro-all $(REPROS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test-full: setup ## every test, the slow end-to-end ones included
 
 bench: setup ## samples/s of bnablate vs the tutorial loop, as ratios (needs real data: DATA_ROOT, here ../shared/data)
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate bench
+
+docs: setup ## regenerate docs/configuration.md from the config schema (a test fails when it is stale)
+	$(BIN)/python -m bnablate.config_doc docs/configuration.md
 
 repro-mlp-cifar10: setup ## MLP 3072-64-32-10 on CIFAR-10, BN vs none (the classic tutorial); SCALE=smoke for minutes
 	$(call repro,repro_mlp_cifar10,repro-mlp-cifar10)

@@ -10,141 +10,162 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .keys import KeyLists, Role, option
+
 _PKG_DIR = Path(__file__).resolve().parent
 # An installed wheel carries conf/ inside the package; a source checkout (editable install) has it beside the package.
 CONF_DIR = _PKG_DIR / "conf" if (_PKG_DIR / "conf").is_dir() else _PKG_DIR.parent / "conf"
 
 
+R, E, L, B = Role.RESULT, Role.EXECUTION, Role.LOCATION, Role.LABEL
+
+
 @dataclass
 class DatasetConfig:
-    name: str = MISSING
-    # Where torchvision's dataset folders live (MNIST/raw, FashionMNIST/raw, cifar-10-batches-py).
-    root: str = "${oc.env:BNABLATE_DATA_ROOT,data}"
-    # Decoded uint8 tensors are cached here so a second run starts fast.
-    cache_dir: str = "${oc.env:BNABLATE_CACHE_DIR,'~/.cache/bnablate'}"
-    download: bool = True  # try torchvision's download when the files are absent
-    verify: bool = True  # check torchvision's md5 list; false loads a re-packed copy deliberately
-    val_fraction: float = 0.1  # carved from the training set with split_seed; model selection uses only this
-    test_fraction: float = 0.2  # only for datasets without an official test split (digits, synthetic)
-    split_seed: int = 0  # fixed across runs so every run validates on the same images
-    augment: bool = False  # random crop (pad 4) + horizontal flip on tensors, per batch
-    train_subset: Optional[int] = None  # keep only this many training images (seeded), for quick studies
-    target_acc: float = 0.9  # validation accuracy for the report's time-to-target (does not change training)
-    # standardize: per channel with the training split's mean/std; unit: pixel values scaled to [0, 1] only (what
-    # torchvision's ToTensor gives, as many tutorials feed their models)
-    normalize: str = "standardize"
-    # Keep only these classes (e.g. [5,6,7,8,9]), relabelled 0..k-1 in this order; null keeps every class.
-    classes: Optional[List[int]] = None
+    name: str = option(MISSING, R, "the dataset (conf/dataset; `bnablate list datasets`)")
+    root: str = option("${oc.env:BNABLATE_DATA_ROOT,data}", L,
+                       "where torchvision's dataset folders live (MNIST/raw, FashionMNIST/raw, cifar-10-batches-py)")
+    cache_dir: str = option("${oc.env:BNABLATE_CACHE_DIR,'~/.cache/bnablate'}", L,
+                            "decoded uint8 tensors are cached here so a second run starts fast")
+    download: bool = option(True, E, "try torchvision's download when the files are absent")
+    verify: bool = option(True, E, "check torchvision's md5 list; false loads a re-packed copy deliberately")
+    val_fraction: float = option(0.1, R, "carved from the training set with split_seed; model selection uses only "
+                                         "this split")
+    test_fraction: float = option(0.2, R, "only for datasets without an official test split (digits, synthetic)")
+    split_seed: int = option(0, R, "fixed across runs so every run validates on the same images")
+    augment: bool = option(False, R, "random crop (pad 4) + horizontal flip on tensors, per batch")
+    train_subset: Optional[int] = option(None, R, "keep only this many training images (seeded), for quick studies")
+    target_acc: float = option(0.9, B, "validation accuracy for the report's time-to-target (does not change "
+                                       "training; each conf/dataset file sets its own)", table=True)
+    normalize: str = option("standardize", R,
+                            "standardize: per channel with the training split's mean/std; unit: pixel values scaled "
+                            "to [0, 1] only (what torchvision's ToTensor gives, as many tutorials feed their models)",
+                            neutral="standardize")
+    classes: Optional[List[int]] = option(None, R, "keep only these classes (e.g. [5,6,7,8,9]), relabelled 0..k-1 in "
+                                                   "this order; null keeps every class", neutral=None)
 
 
 @dataclass
 class ModelConfig:
-    name: str = MISSING
-    # pack=auto on a CPU packs this model's runs at train.batch_size ≤ this (0: never); a measured speed hint, not
-    # part of the run key (README "Packed training")
-    cpu_pack_max_batch: int = 0
+    name: str = option(MISSING, R, "the model (conf/model; `bnablate list models`)")
+    cpu_pack_max_batch: int = option(0, E, "pack=auto on a CPU packs this model's runs at train.batch_size ≤ this "
+                                           "(0: never); a measured speed hint (docs/sweeps.md), set per conf/model file",
+                                     table=False)
 
 
 @dataclass
 class MLPConfig(ModelConfig):
-    hidden: List[int] = field(default_factory=lambda: [64, 32])
+    hidden: List[int] = option([64, 32], R, "mlp: widths of the hidden layers")
 
 
 @dataclass
 class LeNetConfig(ModelConfig):
-    conv_channels: List[int] = field(default_factory=lambda: [6, 16])
-    fc: List[int] = field(default_factory=lambda: [120, 84])
+    conv_channels: List[int] = option([6, 16], R, "lenet: output channels of the two 5×5 convolutions")
+    fc: List[int] = option([120, 84], R, "lenet/cnn: widths of the hidden fully connected layers before the "
+                                         "classifier")
 
 
 @dataclass
 class CNNConfig(ModelConfig):
-    channels: List[int] = field(default_factory=lambda: [32, 64, 128])
-    convs_per_stage: int = 2
-    fc: List[int] = field(default_factory=list)
+    channels: List[int] = option([32, 64, 128], R, "cnn: channels of each stage (each stage ends in 2×2 max-pooling)")
+    convs_per_stage: int = option(2, R, "cnn: 3×3 convolutions per stage")
+    fc: List[int] = option([], R, "lenet/cnn: widths of the hidden fully connected layers before the classifier")
 
 
 @dataclass
 class VariantConfig:
-    norm: str = "batch"  # batch | scratch | layer | group | none
-    placement: str = "pre_act"  # pre_act | post_act | post_pool | none
-    dropout: str = "none"  # none | norm_then_dropout | dropout_then_norm
-    dropout_p: float = 0.5
-    bias: str = "auto"  # on | off | auto (off exactly when a norm directly follows the affine layer)
-    activation: str = "relu"
-    groups: int = 8  # GroupNorm groups (channels must be divisible by it)
-    description: str = ""  # shown by `bnablate list variants`; not part of the run key
+    norm: str = option("batch", R, "batch | scratch | layer | group | none (`bnablate list axes`)")
+    placement: str = option("pre_act", R, "pre_act | post_act | post_pool | none: where the norm sits in each block")
+    dropout: str = option("none", R, "none | norm_then_dropout | dropout_then_norm")
+    dropout_p: float = option(0.5, R, "dropout rate (only with dropout ≠ none)")
+    bias: str = option("auto", R, "on | off | auto (off exactly when a norm directly follows the affine layer)")
+    activation: str = option("relu", R, "the nonlinearity (`bnablate list axes`)")
+    groups: int = option(8, R, "GroupNorm groups (channels must be divisible by it)")
+    description: str = option("", B, "shown by `bnablate list variants`")
 
 
 @dataclass
 class BNConfig:
     """How every batch-norm layer is built (momentum, eps, affine reach GroupNorm/LayerNorm as eps and affine) and
     which statistics evaluation normalizes with."""
-    # running (eval()) | batch (train() under no_grad: the mistake) | precise (PreciseBN) | precise_nodrop (PreciseBN
-    # with dropout off: the variance-shift remedy)
-    eval_stats: str = "running"
-    precise_batches: int = 200  # training batches PreciseBN averages over (fvcore's default); also finetune.bn=reset
-    # PyTorch convention: running = (1 - momentum) · running + momentum · batch; null = cumulative average.
-    # Keras/TF's momentum is the other weight: Keras 0.99 (its default) = PyTorch 0.01; PyTorch's default is 0.1.
-    momentum: Optional[float] = 0.1
-    eps: float = 1e-5
-    affine: bool = True  # learned per-channel scale γ and shift β
+    eval_stats: str = option("running", R, "running (eval()) | batch (train() under no_grad: the mistake) | precise "
+                                           "(PreciseBN) | precise_nodrop (PreciseBN with dropout off: the "
+                                           "variance-shift remedy)", neutral="running")
+    precise_batches: int = option(200, R, "training batches PreciseBN averages over (fvcore's default); also "
+                                          "finetune.bn=reset", neutral=200)
+    momentum: Optional[float] = option(0.1, R,
+                                       "PyTorch convention: running = (1 - momentum) · running + momentum · batch; "
+                                       "null = cumulative average. Keras/TF's momentum is the other weight: Keras 0.99 "
+                                       "(its default) = PyTorch 0.01", neutral=0.1)
+    eps: float = option(1e-5, R, "added to the variance before the square root (Keras' default is 1e-3)", neutral=1e-5)
+    affine: bool = option(True, R, "learned per-channel scale γ and shift β", neutral=True)
 
 
 @dataclass
 class FinetuneConfig:
     """Pretrain on `source`, then fine-tune on `dataset` with the run's train/optim settings (train.epochs,
     train.batch_size are the fine-tuning ones) and BN handled as `bn` says."""
-    source: Optional[str] = None  # a conf/dataset name (mnist, cifar10, ...); null = no fine-tuning
-    source_classes: Optional[List[int]] = None  # like dataset.classes, for the source
-    source_subset: Optional[int] = None  # like dataset.train_subset, for the source
-    source_epochs: int = 3
-    source_batch_size: int = 64
-    bn: str = "train"  # train | freeze_affine | freeze | reset
-    # Pretrained weights are saved here, keyed by a hash of the pretraining config, and reused by every run that
-    # needs the same pretraining (fine-tune modes, batch sizes, eval modes of one seed).
-    checkpoint_dir: str = "${out_dir}/checkpoints"
+    source: Optional[str] = option(None, R, "a conf/dataset name (mnist, cifar10, ...) to pretrain on; null = no "
+                                            "fine-tuning", neutral=None)
+    source_classes: Optional[List[int]] = option(None, R, "like dataset.classes, for the source", neutral=None)
+    source_subset: Optional[int] = option(None, R, "like dataset.train_subset, for the source", neutral=None)
+    source_epochs: int = option(3, R, "pretraining epochs", neutral=3)
+    source_batch_size: int = option(64, R, "pretraining batch size", neutral=64)
+    bn: str = option("train", R, "train | freeze_affine | freeze | reset: BN while fine-tuning", neutral="train")
+    checkpoint_dir: str = option("${out_dir}/checkpoints", L,
+                                 "pretrained weights are saved here, keyed by a hash of the pretraining config, and "
+                                 "reused by every run that needs the same pretraining")
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # adam | sgd
-    lr: float = 1e-3
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    weight_decay: float = 0.0
-    schedule: str = "none"  # none | cosine | step (stepped once per epoch)
-    step_size: int = 10  # epochs between decays for schedule=step
-    gamma: float = 0.1  # decay factor for schedule=step
-    # Batch-size scaling of lr (for batch-size studies): the optimizer gets lr × (batch_size / ref_batch_size) for
-    # `linear` (Goyal et al. 2017), lr × sqrt(batch_size / ref_batch_size) for `sqrt`, lr unchanged for `none`.
-    batch_scaling: str = "none"
-    ref_batch_size: int = 64
-    fused: bool = False  # torch's fused optimizer kernels instead of foreach: faster, last-digit different numbers
+    name: str = option("adam", R, "adam | sgd")
+    lr: float = option(1e-3, R, "learning rate (runs that differ only in seed and lr can share a pack)",
+                       pack_varies=True)
+    momentum: float = option(0.9, R, "sgd only")
+    nesterov: bool = option(False, R, "sgd only")
+    weight_decay: float = option(0.0, R, "L2 weight decay")
+    schedule: str = option("none", R, "none | cosine | step (stepped once per epoch)")
+    step_size: int = option(10, R, "epochs between decays for schedule=step")
+    gamma: float = option(0.1, R, "decay factor for schedule=step")
+    batch_scaling: str = option("none", R, "batch-size scaling of lr: lr × (batch_size / ref_batch_size) for linear "
+                                           "(Goyal et al. 2017), lr × sqrt(batch_size / ref_batch_size) for sqrt, lr "
+                                           "unchanged for none", neutral="none")
+    ref_batch_size: int = option(64, R, "the batch size at which lr is the configured one (batch_scaling)",
+                                 neutral=64)
+    fused: bool = option(False, R, "torch's fused optimizer kernels instead of foreach: faster, last-digit different "
+                                   "numbers", neutral=False)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 64
-    eval_batch_size: int = 1024  # evaluation only; does not change results
-    compile: bool = False  # torch.compile the model (execution option: same maths, other kernels; see README)
-    compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
-    channels_last: bool = False  # NHWC memory layout for conv models and their inputs (same maths, other kernels)
-    # Numerics (part of the run key): fp32 | bf16 (autocast of forward passes; parameters and optimizer stay FP32)
-    precision: str = "fp32"
-    tf32: bool = False  # CUDA only: TF32 tensor-core matmuls/convolutions (~1e-3 relative error)
-    deterministic: bool = True  # CUDA only: bitwise-repeatable kernels (cuDNN autotuning off); false may be faster
+    epochs: int = option(10, R, "training epochs")
+    batch_size: int = option(64, R, "training batch size")
+    eval_batch_size: int = option(1024, E, "evaluation only; does not change results")
+    compile: bool = option(False, E, "torch.compile the model (same maths, other kernels: equal to float "
+                                     "tolerance)")
+    compile_mode: str = option("default", E, "default | reduce-overhead (CUDA graphs) | max-autotune | "
+                                             "max-autotune-no-cudagraphs")
+    channels_last: bool = option(False, E, "NHWC memory layout for conv models and their inputs (same maths, other "
+                                           "kernels)")
+    precision: str = option("fp32", R, "fp32 | bf16 (autocast of forward passes; parameters and optimizer stay "
+                                       "FP32): changes numerics", neutral="fp32")
+    tf32: bool = option(False, R, "CUDA only: TF32 tensor-core matmuls/convolutions (~1e-3 relative error)",
+                        neutral=False)
+    deterministic: bool = option(True, E, "CUDA only: bitwise-repeatable kernels (cuDNN autotuning off); false may "
+                                          "be faster")
 
 
 @dataclass
 class SweepConfig:
-    name: str = "placement"
-    description: str = ""
-    # Defaults of the sweep's report (also of `bnablate report` on its folder; its options override them):
-    baseline: str = "no_bn"  # the variant every other variant is compared with, or COLUMN=VALUE (finetune.bn=train)
-    pivot: Optional[str] = None  # a factor to tabulate and plot the metric against (lr, batch_size, ...)
-    trained_above: Optional[float] = None  # with pivot: the largest value whose mean metric reaches this
-    per_epoch: List[str] = field(default_factory=list)  # per-epoch metrics to tabulate (train_loss, test_acc, ...)
+    """The sweep's name and the defaults of its report (also of `bnablate report` on its folder; its options win)."""
+    name: str = option("placement", B, "the sweep's name: the `sweep` column, and out_dir's default folder")
+    description: str = option("", B, "shown by `bnablate list sweeps`")
+    baseline: str = option("no_bn", B, "the variant every other variant is compared with, or COLUMN=VALUE "
+                                       "(finetune.bn=train)")
+    pivot: Optional[str] = option(None, B, "a factor to tabulate and plot the metric against (lr, batch_size, ...)")
+    trained_above: Optional[float] = option(None, B, "with pivot: the largest value whose mean metric reaches this")
+    per_epoch: List[str] = option([], B, "per-epoch metrics to tabulate (train_loss, test_acc, ...)")
 
 
 @dataclass
@@ -157,20 +178,21 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     bn: BNConfig = field(default_factory=BNConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    seed: int = 0
-    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    # Sweeps train runs that differ only in seed (and lr) as packs of up to pack_size in one pass. auto: on CUDA, and
-    # on a CPU at train.batch_size ≤ model.cpu_pack_max_batch (where packing measured faster; README), true: always,
-    # false: never.
-    pack: str = "auto"
-    # How a pack computes: grouped (grouped convs, batched matmuls, wide norms), vmap (torch.func), auto (grouped
-    # where every layer has a grouped form, else vmap). Same numbers to float tolerance; grouped measured faster.
-    pack_impl: str = "auto"
-    # auto: as many runs as fit in 80 % of the GPU's free memory (a one-step probe measures one run's share; at most
-    # 64), 8 on a CPU; or an integer ≥ 1.
-    pack_size: str = "auto"
-    out_dir: str = "runs/${sweep.name}"
+    seed: int = option(0, R, "every random stream of a run derives from it (init, batches, augmentation, dropout)",
+                       pack_varies=True)
+    device: str = option("auto", E, "auto (CUDA when present, else CPU) | cpu | cuda | cuda:N")
+    threads: int = option(0, E, "torch intra-op threads; 0 keeps torch's default")
+    pack: str = option("auto", E, "sweeps train runs that differ only in seed (and lr) as packs of up to pack_size "
+                                  "in one pass. auto: on CUDA, and on a CPU at train.batch_size ≤ "
+                                  "model.cpu_pack_max_batch (where packing measured faster); true: always; false: "
+                                  "never", table=False)
+    pack_impl: str = option("auto", E, "how a pack computes: grouped (grouped convs, batched matmuls, wide norms), "
+                                       "vmap (torch.func), auto (grouped where every layer has a grouped form, else "
+                                       "vmap); the one used is in each record's provenance", table=False)
+    pack_size: str = option("auto", E, "auto: as many runs as fit in 80 % of the GPU's free memory (a one-step probe "
+                                       "measures one run's share; at most 64), 8 on a CPU; or an integer ≥ 1 "
+                                       "(runs.csv's pack_size column is the size each run trained in)", table=False)
+    out_dir: str = option("runs/${sweep.name}", L, "where records, tables and reports are written")
 
 
 def register_configs() -> None:
@@ -187,23 +209,10 @@ def register_configs() -> None:
 
 register_configs()
 
-# Keys that say where things live or how fast they run, not what is computed: excluded from the run key.
-NON_RESULT_KEYS = ("out_dir", "threads", "device", "sweep", "pack", "pack_size", "pack_impl", "dataset.root",
-                   "dataset.cache_dir", "dataset.download",
-                   "dataset.verify", "dataset.target_acc", "variant.description", "train.eval_batch_size",
-                   "train.compile", "train.compile_mode", "train.channels_last", "train.deterministic",
-                   "model.cpu_pack_max_batch",
-                   "finetune.checkpoint_dir")
-
-
-# Keys added after the first release, with the value that reproduces the earlier behaviour: at that value a key is
-# left out of the run key, so runs recorded before it existed keep their keys (a rerun still skips them).
-NEUTRAL_VALUES = {"optim.batch_scaling": "none", "optim.ref_batch_size": 64, "optim.fused": False,
-                  "dataset.normalize": "standardize", "train.precision": "fp32", "train.tf32": False,
-                  "dataset.classes": None, "bn.eval_stats": "running", "bn.precise_batches": 200, "bn.momentum": 0.1,
-                  "bn.eps": 1e-5, "bn.affine": True, "finetune.source": None, "finetune.source_classes": None,
-                  "finetune.source_subset": None, "finetune.source_epochs": 3, "finetune.source_batch_size": 64,
-                  "finetune.bn": "train"}
+# Every list of keys (run key, tables, report factors, packs), derived from the roles declared above.
+KEYS = KeyLists.of(Config)
+NON_RESULT_KEYS = KEYS.not_in_run_key
+NEUTRAL_VALUES = KEYS.neutral_values
 
 
 def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:

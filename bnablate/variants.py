@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, Mapping
 
 from omegaconf import OmegaConf
 
-from .config import CONF_DIR
+from .config import CONF_DIR, VariantConfig
 from .layers.blocks import block_order, use_bias
 from .registry import Registry
 
-AXES = ("norm", "placement", "dropout", "dropout_p", "bias", "activation", "groups")
 
 
 def _canonical(v: Mapping[str, Any]) -> tuple:
@@ -30,14 +30,21 @@ def _canonical(v: Mapping[str, Any]) -> tuple:
     )
 
 
+def load_variant(path: Path) -> Dict[str, Any]:
+    """A conf/variant file merged over the schema's defaults, as Hydra composes it: a file that sets only the axes
+    that differ is complete here too, and an unknown or mistyped axis fails as it would in a run."""
+    values = OmegaConf.load(path)
+    values.pop("defaults", None)
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(VariantConfig), values))
+
+
 @lru_cache(maxsize=1)
 def variant_presets() -> Registry[Dict[str, Any]]:
-    """Every conf/variant preset (except schema bases), name → its axes and description."""
+    """Every conf/variant preset, name → all its axes (schema defaults filled in) and description."""
     reg: Registry[Dict[str, Any]] = Registry("variant")
     for path in sorted((CONF_DIR / "variant").glob("*.yaml")):
-        values = OmegaConf.to_container(OmegaConf.load(path))
-        values.pop("defaults", None)
-        reg.register(path.stem, str(values.get("description", "")))(values)
+        values = load_variant(path)
+        reg.register(path.stem, str(values["description"]))(values)
     return reg
 
 
@@ -59,7 +66,7 @@ def variant_label(v: Mapping[str, Any]) -> str:
     one variant per order with dropout_p as a factor; else a compact description of the axes
     (e.g. 'batch/post_act/tanh')."""
     key = _canonical(v)
-    presets = [(name, entry.obj) for name, entry in variant_presets().items() if all(a in entry.obj for a in AXES)]
+    presets = [(name, entry.obj) for name, entry in variant_presets().items()]
     for name, axes in presets:
         if _canonical(axes) == key:
             return name

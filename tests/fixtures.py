@@ -22,3 +22,25 @@ def make_record(overrides, status="ok", val_accs=(0.5, 0.7), test_acc=None, epoc
             "config": plain, "metrics": [] if status == "failed" else metrics, "n_params": 123,
             "wall_time_s": 1.0, "started_at": "2026-01-01T00:00:00+00:00",
             "finished_at": "2026-01-01T00:00:01+00:00", "provenance": {"device": "cpu"}}
+
+
+CONF_USERS = ("bnablate.config", "bnablate.variants", "bnablate.cli.common", "bnablate.cli.list_cmd", "bnablate.sweep",
+              "bnablate.train.finetune")
+
+
+def use_conf_copy(tmp_path, monkeypatch):
+    """A copy of conf/ that every module reads instead of the real one (as a user adding presets would have it);
+    returns its path. The variant registry is re-read from it."""
+    import shutil
+    import sys
+
+    import bnablate.config
+    import bnablate.variants
+
+    conf = tmp_path / "conf"
+    shutil.copytree(bnablate.config.CONF_DIR, conf)
+    for name in CONF_USERS:
+        monkeypatch.setattr(sys.modules[name], "CONF_DIR", conf)
+    bnablate.variants.variant_presets.cache_clear()
+    monkeypatch.setattr(bnablate.variants.variant_presets, "cache_clear", bnablate.variants.variant_presets.cache_clear)
+    return conf

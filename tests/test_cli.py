@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from bnablate.cli import app
 
+from .fixtures import use_conf_copy
+
 runner = CliRunner()
 SMALL = ["model=mlp", "train.epochs=2", "train.batch_size=32"]
 
@@ -158,19 +160,11 @@ def test_pack_value_is_validated():
 
 
 def test_a_config_file_that_does_not_parse_names_the_file_and_line(tmp_path, monkeypatch):
-    import shutil
-    import sys
-
-    import bnablate.config
     import bnablate.variants
 
-    conf = tmp_path / "conf"  # a copy of conf/ with a broken preset, as a user adding one would make it
-    shutil.copytree(bnablate.config.CONF_DIR, conf)
+    conf = use_conf_copy(tmp_path, monkeypatch)  # a copy of conf/ with a broken preset, as a user adding one makes it
     (conf / "variant" / "zz_broken.yaml").write_text("defaults:\n  - base_variant\n  - _self_\nnorm: batch\n"
                                                      "placement: [pre_act\n")
-    for name in ("bnablate.config", "bnablate.variants", "bnablate.cli.common", "bnablate.cli.list_cmd", "bnablate.sweep"):
-        monkeypatch.setattr(sys.modules[name], "CONF_DIR", conf)  # (bnablate.cli.list_cmd the attribute is the function)
-    bnablate.variants.variant_presets.cache_clear()
     try:
         for cmd in (["run", "dataset=synthetic", "model=mlp", "variant=zz_broken"],
                     ["sweep", "dataset=synthetic", "model=mlp", "variant=zz_broken,no_bn"], ["list", "variants"]):
@@ -179,5 +173,32 @@ def test_a_config_file_that_does_not_parse_names_the_file_and_line(tmp_path, mon
             assert "does not parse as YAML" in result.output and "zz_broken.yaml" in result.output
             assert "line 5" in result.output and "Traceback" not in result.output
         assert not Path("runs").exists()
+    finally:
+        bnablate.variants.variant_presets.cache_clear()
+
+
+def test_a_partial_variant_file_works_everywhere(tmp_path, monkeypatch):
+    """A variant file that sets only what differs from the schema (Hydra's recommendation) lists, labels, runs and
+    sweeps like a full one."""
+    import bnablate.variants
+
+    conf = use_conf_copy(tmp_path, monkeypatch)
+    (conf / "variant" / "bn_tanh.yaml").write_text("defaults:\n  - base_variant\n  - _self_\n"
+                                                   "description: BN before tanh\nactivation: tanh\n")
+    try:
+        listed = CliRunner().invoke(app, ["list", "variants"], terminal_width=200)
+        assert listed.exit_code == 0, listed.output
+        row = next(line for line in listed.output.splitlines() if "bn_tanh" in line)
+        assert "batch" in row and "pre_act" in row and "tanh" in row and "BN before tanh" in row
+        assert bnablate.variants.variant_label({**bnablate.variants.variant_presets().get("bn_pre_act"),
+                                                "activation": "tanh"}) == "bn_tanh"
+        out = tmp_path / "partial"
+        res = CliRunner().invoke(app, ["sweep", "dataset=synthetic", "model=mlp", "variant=bn_tanh,no_bn",
+                                       "train.epochs=1", f"out_dir={out}"], terminal_width=200)
+        assert res.exit_code == 0, res.output
+        runs = pd.read_csv(out / "runs.csv")
+        assert set(runs["variant"]) == {"bn_tanh", "no_bn"} and (runs["status"] == "ok").all()
+        tanh = runs[runs["variant"] == "bn_tanh"].iloc[0]
+        assert (tanh["norm"], tanh["placement"], tanh["activation"]) == ("batch", "pre_act", "tanh")
     finally:
         bnablate.variants.variant_presets.cache_clear()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 from rich.table import Table
 
-from ..config import CONF_DIR
+from ..config import CONF_DIR, KEYS
+from ..config_doc import literal
 from ..data import DATASETS
 from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
 from ..models import MODELS
@@ -17,7 +18,7 @@ from ..train.finetune import FINETUNE_BN
 from ..variants import variant_presets
 from .common import CONFIG_ERRORS, console, explain, fail
 
-WHAT = ("variants", "models", "datasets", "sweeps", "axes", "bn")
+WHAT = ("variants", "models", "datasets", "sweeps", "axes", "bn", "options")
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -99,14 +100,23 @@ def bn_table() -> Table:
     return t
 
 
+def options_table() -> Table:
+    t = _table("config options (KEY=VALUE; role and meaning declared in bnablate/config.py; docs/configuration.md)",
+               "key", "default", "role", "meaning")
+    for spec in KEYS.specs:
+        role = spec.role.value + (f" (neutral {literal(spec.neutral)})" if spec.has_neutral else "")
+        t.add_row(spec.key, "(group file)" if spec.default is MISSING else literal(spec.default), role, spec.doc)
+    return t
+
+
 TABLES = {"variants": variants_table, "models": models_table, "datasets": datasets_table, "sweeps": sweeps_table,
-          "axes": axes_table, "bn": bn_table}
+          "axes": axes_table, "bn": bn_table, "options": options_table}
 
 
 def list_cmd(
     what: Annotated[Optional[str], typer.Argument(help=f"One of: {', '.join(WHAT)}. All when omitted.")] = None,
 ) -> None:
-    """Show the registered variants, models, datasets, sweep presets and variant axes."""
+    """Show the registered variants, models, datasets, sweep presets, variant axes and config options."""
     if what is not None and what not in TABLES:
         fail(f"Unknown list '{what}'. Choose one of: {', '.join(WHAT)}.")
     for name in [what] if what else list(TABLES):

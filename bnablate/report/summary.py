@@ -10,11 +10,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..config import KEYS
 from .stats import compare, holm, mean_ci
 
-# Columns that identify a run but are not factors to group by.
-NOT_FACTORS = {"run_key", "status", "sweep", "seed", "error", "device", "threads", "dataset.download",
-               "dataset.verify", "train.eval_batch_size", "dataset.target_acc", "pack", "pack_size"}
+# Columns that identify a run but are not factors to group by: the record's own columns, and every config key that
+# is not a result (execution options, locations, labels; their roles are declared in bnablate/config.py) or the seed.
+NOT_FACTORS = frozenset({"run_key", "status", "sweep", "error", *KEYS.not_factors})
 # Variant axes are summarized by the `variant` label (a preset name or a label built from the axes) — except the
 # dropout rate, which a preset's name leaves out (variant_label), so a sweep over it keeps dropout_p as a factor.
 AXIS_COLUMNS = {"norm", "placement", "dropout", "bias", "activation", "groups"}

@@ -16,41 +16,18 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 from ..config import CONF_DIR, NEUTRAL_VALUES, NON_RESULT_KEYS
+from ..keys import drop_key, get_key, without
 
 RECORDS_DIR = "records"
-
-
-def _drop(cfg: Dict[str, Any], dotted: str) -> None:
-    """Remove a dotted key; a section left empty by the removal goes too (a section whose every key is at its
-    neutral value, like `bn` at its defaults, then hashes as if it did not exist)."""
-    head, _, rest = dotted.partition(".")
-    if head in cfg:
-        if rest:
-            if isinstance(cfg[head], dict):
-                _drop(cfg[head], rest)
-                if not cfg[head]:
-                    del cfg[head]
-        else:
-            del cfg[head]
-
-
-def _get(cfg: Dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(cfg, dict) or part not in cfg:
-            return None
-        cfg = cfg[part]
-    return cfg
 
 
 def run_key(plain_cfg: Dict[str, Any]) -> str:
     """Hash of everything in the resolved config that can change the numbers (seed included; paths, devices and
     sweep names excluded), so the same run is recognised in any sweep and skipped when already done."""
-    cfg = json.loads(json.dumps(plain_cfg))
-    for k in NON_RESULT_KEYS:
-        _drop(cfg, k)
+    cfg = without(plain_cfg, NON_RESULT_KEYS)
     for k, neutral in NEUTRAL_VALUES.items():
-        if _get(cfg, k) == neutral:
-            _drop(cfg, k)
+        if get_key(cfg, k) == neutral:
+            drop_key(cfg, k)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 

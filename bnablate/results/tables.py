@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import pandas as pd
 
-from ..config import NEUTRAL_VALUES
+from ..config import KEYS, NEUTRAL_VALUES
 from ..variants import variant_label
 from .records import atomic_write_text, load_records
 
@@ -21,9 +21,9 @@ FACTOR_COLUMNS = {
     "momentum": "optim.momentum", "nesterov": "optim.nesterov", "weight_decay": "optim.weight_decay",
     "schedule": "optim.schedule", "epochs": "train.epochs", "batch_size": "train.batch_size", "seed": "seed",
 }
-# Paths and free text: in the record, not in the tables.
-SKIP_KEYS = {"variant.description", "sweep.description", "dataset.root", "dataset.cache_dir", "out_dir", "pack",
-             "pack_size", "pack_impl", "model.cpu_pack_max_batch", "finetune.checkpoint_dir"}
+# Paths, free text, report options and pack planning hints (each declared `table=False` by its role): in the
+# record, not in the tables. The sweep's name is the `sweep` column.
+SKIP_KEYS = frozenset(KEYS.not_in_tables)
 
 
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -49,7 +49,7 @@ def run_columns(rec: Dict[str, Any]) -> Dict[str, Any]:
     for short, dotted in FACTOR_COLUMNS.items():
         row[short] = flat.pop(dotted)
     for key, value in flat.items():
-        if key not in SKIP_KEYS and not key.startswith("sweep."):
+        if key not in SKIP_KEYS:
             row[key] = value
     return row
 

@@ -16,7 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from ..config import KEYS
 from ..data import augment_batch, load_data
+from ..keys import without
 from ..models import build_model, count_params
 from ..seeding import generator
 from .execution import ConfigError, amp_dtype, configure_device, execution_info
@@ -27,13 +29,9 @@ from .runner import check_data, epoch_row, validate_config
 
 
 def pack_key(cfg: DictConfig) -> str:
-    """Runs with equal keys can share a pack: everything but the seed and the learning rate (and where results go)
-    is the same."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    for k in ("seed", "out_dir", "sweep"):
-        plain.pop(k, None)
-    plain["optim"].pop("lr")
-    return repr(plain)
+    """Runs with equal keys can share a pack: everything but the seed, the learning rate and labels (the keys declared
+    pack_varies or Role.LABEL in bnablate/config.py) is the same — data, output folder and execution options too."""
+    return repr(without(OmegaConf.to_container(cfg, resolve=True), KEYS.pack_ignores))
 
 
 def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:

@@ -1,0 +1,114 @@
+"""Config keys: every key has a role, the key lists derive from the roles, and run keys never change (golden)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bnablate.cli import app
+from bnablate.config import CONF_DIR, KEYS, Config, compose_config, to_plain
+from bnablate.keys import Role, option, walk
+from bnablate.results import run_key
+from bnablate.results.tables import build_tables
+from bnablate.results.records import load_records
+from bnablate.sweep import plan_sweep
+
+GOLDEN = Path(__file__).parent / "golden"
+KEYS_FILE = json.loads((GOLDEN / "run_keys.json").read_text())
+
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+@pytest.mark.parametrize("overrides", [[], ["model=mlp"], ["model=cnn", "dataset=cifar10"]])
+def test_every_composed_key_has_a_declared_role(overrides):
+    plain = to_plain(compose_config(overrides))
+    missing = [k for k in _leaves(plain) if k not in KEYS.by_key]
+    assert not missing, f"keys without a role in bnablate/config.py: {missing}"
+
+
+def test_a_field_without_a_role_is_refused():
+    @dataclasses.dataclass
+    class Broken:
+        ok: int = option(1, Role.RESULT, "fine")
+        forgot: int = 3
+
+    with pytest.raises(TypeError, match="'forgot'.*has no role"):
+        list(walk(Broken))
+
+
+def test_key_lists_are_derived_from_roles():
+    roles = {s.key: s.role for s in KEYS.specs}
+    assert set(KEYS.not_in_run_key) == {k for k, r in roles.items() if r is not Role.RESULT}
+    # the lists that disagreed before (issue 20) now agree: nothing outside the run key is a report factor
+    assert set(KEYS.not_in_run_key) <= set(KEYS.not_factors)
+    assert {"pack_impl", "threads", "device", "pack", "pack_size"} <= set(KEYS.not_factors)
+    # locations never reach the tables; result keys always do
+    assert not {k for k, r in roles.items() if r is Role.LOCATION} & set(_table_columns())
+    assert all(KEYS.by_key[k].table for k, r in roles.items() if r is Role.RESULT)
+    # a pack may mix seeds and learning rates, never data, output folders or execution options
+    assert {"seed", "optim.lr"} <= set(KEYS.pack_ignores)
+    assert not {"out_dir", "dataset.root", "device", "train.batch_size"} & set(KEYS.pack_ignores)
+
+
+def _table_columns():
+    _, runs = build_tables(load_records(GOLDEN / "v1"))
+    assert len(runs) == 4
+    return list(runs.columns)
+
+
+def test_neutral_values_are_valid_defaults():
+    # a key added after the first release enters at the value that reproduces the old behaviour: its default
+    for spec in KEYS.specs:
+        if spec.has_neutral:
+            assert spec.role is Role.RESULT, spec.key
+            assert spec.default == spec.neutral, f"{spec.key}: default {spec.default!r} ≠ neutral {spec.neutral!r}"
+
+
+@pytest.mark.parametrize("preset", sorted(KEYS_FILE["sweeps"]))
+def test_golden_run_keys_of_every_sweep_preset(preset):
+    plan = plan_sweep([f"sweep={preset}"], lambda cfg: None)
+    got = {" ".join(job): key for job, key in zip(plan.jobs, plan.keys)}
+    want = KEYS_FILE["sweeps"][preset]
+    changed = {job: (want.get(job), got.get(job)) for job in set(want) | set(got) if want.get(job) != got.get(job)}
+    assert not changed, f"run keys of conf/sweep/{preset}.yaml changed (users' finished runs would retrain): " \
+                        f"{dict(list(changed.items())[:5])}"
+
+
+def test_every_sweep_preset_is_pinned():
+    presets = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
+    assert presets == sorted(KEYS_FILE["sweeps"]), "a new conf/sweep preset: add its keys to tests/golden/run_keys.json"
+
+
+@pytest.mark.parametrize("name", sorted(KEYS_FILE["runs"]))
+def test_golden_run_keys_of_single_runs(name):
+    overrides = [] if name == "(defaults)" else name.split()
+    assert run_key(to_plain(compose_config(overrides))) == KEYS_FILE["runs"][name]
+
+
+V1_SWEEP = ["variant=no_bn,bn_pre_act", "seed=range(2)", "train.epochs=1", "dataset.train_subset=200"]
+
+
+def test_records_written_before_issue_20_are_skipped_on_resume(tmp_path):
+    out = tmp_path / "old"
+    shutil.copytree(GOLDEN / "v1" / "records", out / "records")
+    before = {p.name: p.read_bytes() for p in (out / "records").iterdir()}
+    result = CliRunner().invoke(app, ["sweep", *V1_SWEEP, f"out_dir={out}"])
+    assert result.exit_code == 0, result.output
+    assert "4 already completed there, skipping them" in result.output
+    assert {p.name: p.read_bytes() for p in (out / "records").glob("*.json")} == before  # nothing retrained
+
+
+def test_tables_of_old_records_keep_their_columns():
+    header = (GOLDEN / "v1" / "runs.csv").read_text().splitlines()[0].split(",")
+    assert _table_columns() == header
