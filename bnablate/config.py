@@ -215,10 +215,11 @@ NON_RESULT_KEYS = KEYS.not_in_run_key
 NEUTRAL_VALUES = KEYS.neutral_values
 
 
-def compose_config(overrides: Optional[List[str]] = None) -> DictConfig:
-    """Compose conf/config.yaml with Hydra overrides, exactly as `bnablate run` does."""
+def compose_config(overrides: Optional[List[str]] = None, return_hydra_config: bool = False) -> DictConfig:
+    """Compose conf/config.yaml with Hydra overrides, exactly as `bnablate run` does (with the `hydra` node too when
+    asked: the sweep planner reads the preset's grid and the launcher from it)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides or []))
+        return compose(config_name="config", overrides=list(overrides or []), return_hydra_config=return_hydra_config)
 
 
 def to_plain(cfg: DictConfig) -> Dict[str, Any]:

@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 import torch
 
-from .config import CONF_DIR, compose_config, to_plain
+from .config import compose_config, to_plain
+from .hydra_adapter import expand_sweep, launch_multirun
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
 from .results.records import OutputError
 from .results.records import now
 from .data import DataError, DataSplits, load_data
-from .train import ConfigError, resolve_device, run_experiment
+from .train import ConfigError, resolve_device, run_experiment, validate_config
+from .train.runner import check_data
 from .train.pack_memory import auto_pack_size, parse_pack_size
 from .train.packed import check_pack_impl, pack_key, packable, run_packed
 from .variants import variant_label
 
 
 class Reporter:
-    """Progress hooks for runs executed in this process (the basic launcher); no-ops by default."""
+    """Progress hooks of a sweep or a run executed in this process (the basic launcher); no-ops by default. A
+    parallel launcher's workers run without one: their runs appear as their records are written."""
+
+    def sweep_planned(self, plan: "SweepPlan") -> None: ...
 
     def run_started(self, cfg: DictConfig, key: str, pack: int = 1) -> None: ...
 
@@ -36,13 +39,9 @@ class Reporter:
 
     def run_done(self, record: Dict[str, Any]) -> None: ...
 
-
-_reporter: Reporter = Reporter()
-
-
-def set_reporter(reporter: Optional[Reporter]) -> None:
-    global _reporter
-    _reporter = reporter or Reporter()
+    def pack_failed(self, size: int, error: BaseException) -> None:
+        warnings.warn(f"a pack of {size} runs could not train as a pack ({type(error).__name__}: {error}); its runs "
+                      "train one by one instead.")
 
 
 def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finished: bool = True,
@@ -50,7 +49,7 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
     """Run one composed config and write its record under cfg.out_dir/records, then rebuild the tables. A run that
     raises becomes a `status=failed` record with the error (unless raise_setup_errors: then a bad config or missing
     data raises before anything is written); Ctrl-C propagates and writes nothing for this run."""
-    reporter = reporter or _reporter
+    reporter = reporter or Reporter()
     plain = to_plain(cfg)
     key = run_key(plain)
     out_dir = Path(cfg.out_dir)
@@ -107,7 +106,7 @@ def _record(plain: Dict[str, Any], key: str, result: Dict[str, Any], error: Opti
 def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) -> List[Dict[str, Any]]:
     """Train runs that differ only in seed as one pack and write one record per run (pack_size in each). If the
     pack cannot train, nothing is written and the error is raised: the caller runs them one by one instead."""
-    reporter = reporter or _reporter
+    reporter = reporter or Reporter()
     out_dir = Path(cfgs[0].out_dir)
     locks = [claim(out_dir, run_key(to_plain(c))) for c in cfgs]
     try:
@@ -211,25 +210,26 @@ def threads_per_job(threads: int) -> int:
     return max(1, cores // jobs)
 
 
-write_errors: List[str] = []  # records that could not be written in this process (the sweep reports them at the end)
-
-
-def _task(cfg: DictConfig) -> str:
-    """Hydra's task function for every job of a multirun. A record that cannot be written (disk full) is noted, not
-    raised, so Hydra prints no traceback; the sweep command ends with the message and a non-zero exit."""
-    threads = threads_per_job(int(cfg.threads))
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return execute_run(cfg)["status"]
-    except OutputError as e:
-        write_errors.append(str(e))
-        return "unwritten"
+def make_task(reporter: Optional[Reporter], write_errors: List[str]) -> Callable[[DictConfig], str]:
+    """Hydra's task function for every job of a multirun. A record that cannot be written (disk full) is noted in
+    write_errors, not raised, so Hydra prints no traceback; the sweep raises it once every other job has run."""
+    def task(cfg: DictConfig) -> str:
+        threads = threads_per_job(int(cfg.threads))
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return execute_run(cfg, reporter)["status"]
+        except OutputError as e:
+            write_errors.append(str(e))
+            return "unwritten"
+    return task
 
 
 @dataclass
 class SweepPlan:
+    overrides: List[str]  # as given: Hydra's multirun expands them again, to the same jobs
     jobs: List[List[str]]  # each job's overrides, as Hydra's basic sweeper expands them
+    launcher: str = "basic"  # the hydra/launcher option: "basic" (in this process), joblib, submitit_local, slurm...
     configs: List[DictConfig] = field(default_factory=list)
     keys: List[str] = field(default_factory=list)
 
@@ -241,18 +241,26 @@ class SweepPlan:
         return sum(finished(Path(c.out_dir), k) is not None for c, k in zip(self.configs, self.keys))
 
 
-def plan_sweep(overrides: List[str], validate: Callable[[DictConfig], None]) -> SweepPlan:
-    """Expand preset params (hydra.sweeper.params of the chosen conf/sweep) and command-line overrides into jobs exactly
-    as Hydra's basic sweeper does (the command line wins per key), compose every job and validate it — so a bad value
-    anywhere in the grid is reported before any training starts."""
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    with_hydra = _compose_with_hydra(fixed)
-    params = OmegaConf.to_container(with_hydra.hydra.sweeper.params) or {}
-    lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
-    batches = BasicSweeper.split_arguments(parser.parse_overrides(lines), max_batch_size=None)
-    plan = SweepPlan(jobs=[job for batch in batches for job in batch])
+def check_job(seen: Dict[str, DataSplits]) -> Callable[[DictConfig], None]:
+    """Every check of one job before training, data included; each distinct dataset is loaded once (into `seen`),
+    so missing files fail before any training."""
+    def check(cfg: DictConfig) -> None:
+        validate_config(cfg)
+        use_packing(cfg)
+        key = repr(sorted(cfg.dataset.items()))
+        if key not in seen:
+            seen[key] = load_data(cfg.dataset)
+        check_data(cfg, seen[key])  # e.g. a batch larger than the training split
+    return check
+
+
+def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = None) -> SweepPlan:
+    """Expand the sweep into jobs exactly as Hydra's multirun will (hydra_adapter.expand_sweep), compose every job
+    and check it (default: check_job, data included; pass another check, e.g. validate_config, to skip the data)
+    — so a bad value anywhere in the grid is reported before any training starts."""
+    jobs, launcher = expand_sweep(overrides)
+    plan = SweepPlan(overrides=list(overrides), jobs=jobs, launcher=launcher)
+    validate = validate or check_job({})
     for job in plan.jobs:
         cfg = compose_config(job)
         validate(cfg)
@@ -261,21 +269,19 @@ def plan_sweep(overrides: List[str], validate: Callable[[DictConfig], None]) -> 
     return plan
 
 
-def _compose_with_hydra(overrides: List[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
-
-
-def launch_multirun(overrides: List[str]) -> None:
-    """Hand the overrides to Hydra's own multirun (`--multirun`), so `hydra/launcher=joblib` etc. work unchanged."""
-    import hydra
-
-    main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_task)
-    saved = sys.argv
-    sys.argv = ["bnablate", "--multirun", *overrides]
-    try:
-        main()
-    finally:
-        sys.argv = saved
+def run_sweep(plan: SweepPlan, reporter: Optional[Reporter] = None) -> None:
+    """Train every unfinished job of the plan: packs first (in this process, under the basic launcher), then Hydra's
+    multirun with the plan's launcher, which skips what is finished. Records are written as each run ends; Ctrl-C
+    keeps them. Raises OutputError after the multirun when some record could not be written."""
+    reporter = reporter or Reporter()
+    if plan.launcher == "basic":  # packs train here; the launcher then finds them finished and skips them
+        for pack in pack_groups(plan.configs, plan.keys):
+            try:
+                execute_pack(pack, reporter)
+            except Exception as e:  # noqa: BLE001  (the launcher then trains these runs one by one)
+                reporter.pack_failed(len(pack), e)
+    write_errors: List[str] = []
+    # a parallel launcher's workers cannot report to this process's progress display
+    launch_multirun(plan.overrides, make_task(reporter if plan.launcher == "basic" else None, write_errors))
+    if write_errors:
+        raise OutputError(f"{len(write_errors)} record(s) could not be written: {write_errors[0]}")

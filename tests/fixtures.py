@@ -24,7 +24,7 @@ def make_record(overrides, status="ok", val_accs=(0.5, 0.7), test_acc=None, epoc
             "finished_at": "2026-01-01T00:00:01+00:00", "provenance": {"device": "cpu"}}
 
 
-CONF_USERS = ("bnablate.config", "bnablate.variants", "bnablate.cli.common", "bnablate.cli.list_cmd", "bnablate.sweep",
+CONF_USERS = ("bnablate.config", "bnablate.variants", "bnablate.cli.common", "bnablate.cli.list_cmd", "bnablate.hydra_adapter",
               "bnablate.train.finetune")
 
 

@@ -74,7 +74,7 @@ def test_sweep_end_to_end_on_digits_then_resume():
 
 
 def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
-    import bnablate.sweep as sweep
+    import bnablate.sweeps as sweep
 
     real = sweep.run_experiment
 

@@ -6,15 +6,15 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bnablate.cli import app
-from bnablate.sweep import _compose_with_hydra
+from bnablate.config import compose_config
 
 SWEEP = ["sweep", "dataset=synthetic", "model=mlp", "variant=no_bn,bn_pre_act", "seed=0", "train.epochs=1",
          "out_dir=runs/cluster"]
 
 
 def test_slurm_preset_extends_the_submitit_plugin_and_takes_overrides():
-    cfg = _compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30",
-                               "hydra.launcher.array_parallelism=8"])
+    cfg = compose_config(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30",
+                          "hydra.launcher.array_parallelism=8"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")  # the plugin's schema, not a copy of it
     assert (launcher.partition, launcher.timeout_min, launcher.array_parallelism) == ("gpu", 30, 8)

@@ -158,7 +158,7 @@ def test_pack_size_auto_on_cuda_uses_the_probe_and_free_memory(monkeypatch):
 
 
 def test_pack_size_values():
-    from bnablate.sweep import resolve_pack_size, use_packing
+    from bnablate.sweeps import resolve_pack_size, use_packing
 
     assert resolve_pack_size(compose_config(FAST + ["pack_size=3"])) == 3
     assert resolve_pack_size(compose_config(FAST + ["device=cpu"])) == 8  # auto on a CPU
@@ -168,7 +168,7 @@ def test_pack_size_values():
 
 
 def test_pack_auto_on_a_cpu_packs_only_where_the_model_measured_faster():
-    from bnablate.sweep import use_packing
+    from bnablate.sweeps import use_packing
 
     cpu = ["device=cpu", "dataset=synthetic"]
 

@@ -169,7 +169,7 @@ def test_disk_full_at_a_records_write_keeps_every_other_run(monkeypatch):
 
 
 def test_joblib_jobs_share_the_cores_instead_of_oversubscribing():
-    from bnablate.sweep import threads_per_job
+    from bnablate.sweeps import threads_per_job
 
     cmd = ["sweep", "dataset=synthetic", "model=mlp", "variant=no_bn,bn_pre_act", "seed=0", "train.epochs=1",
            "out_dir=runs/par", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]

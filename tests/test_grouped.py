@@ -80,7 +80,7 @@ def test_a_layer_without_grouped_form_falls_back_to_vmap_or_is_refused():
 
 
 def test_sweep_rejects_an_unknown_pack_impl():
-    from bnablate.sweep import use_packing
+    from bnablate.sweeps import use_packing
 
     with pytest.raises(ConfigError, match="pack_impl must be one of"):
         use_packing(compose_config(["pack_impl=grouped_conv"]))

@@ -72,7 +72,7 @@ def test_bn_momentum_eps_affine_pack_like_separate_runs():
                                          (["bn.momentum=null"], "cumulative average"),
                                          (["finetune.source=synthetic"], "fine-tuning")])
 def test_eval_modes_cumulative_momentum_and_finetuning_are_trained_unpacked(over, reason):
-    from bnablate.sweep import pack_groups
+    from bnablate.sweeps import pack_groups
 
     cfgs = [compose_config(BASE + over + ["pack=true", f"seed={s}"]) for s in (0, 1)]
     assert reason in packable(cfgs)

@@ -10,9 +10,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from bnablate.cli import app
-from bnablate.report import collect, make_report
-from bnablate.report.stats import compare, holm, mean_ci
-from bnablate.report.summary import build_report, time_to_target
+from bnablate.reports import collect, make_report
+from bnablate.reports.stats import compare, holm, mean_ci
+from bnablate.reports.summary import build_report, time_to_target
 from bnablate.results import write_record
 
 from .fixtures import make_record

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from bnablate.cli import app
 from bnablate.config import CONF_DIR, compose_config
-from bnablate.report import make_report, preset_options
+from bnablate.reports import make_report, preset_options
 from bnablate.results import load_records, write_record
-from bnablate.sweep import plan_sweep
+from bnablate.sweeps import plan_sweep
 from bnablate.train import build_optimizer, validate_config
 from bnablate.train.optim import effective_lr
 
@@ -55,7 +55,7 @@ def test_every_repro_preset_expands_and_validates(preset):
 
 
 def test_the_eval_stats_preset_never_packs_so_its_modes_train_identical_weights():
-    from bnablate.sweep import use_packing
+    from bnablate.sweeps import use_packing
 
     plan = plan_sweep(["sweep=repro_eval_stats", "device=cpu"], validate_config)
     assert not any(use_packing(c) for c in plan.configs)
@@ -211,7 +211,7 @@ def test_normalize_unit_gives_tutorial_pixels_and_keeps_old_run_keys(tmp_path):
 
 
 def test_numeric_factors_sort_as_numbers_in_the_summary(tmp_path):
-    from bnablate.report.render import display_frame
+    from bnablate.reports.render import display_frame
 
     for bs in (128, 16, 2):
         for seed in range(2):

@@ -24,7 +24,7 @@ MODES = ("one process", "joblib")
 def sweep_command(mode: str, out: Path, model: str, dataset: str, variants: Sequence[str], seeds: int, epochs: int,
                   jobs: int, overrides: Sequence[str]) -> List[str]:
     """The `bnablate sweep` command line of one side. One process: torch's default threads (every core). joblib:
-    `jobs` worker processes with threads=0, i.e. cores // jobs torch threads each (bnablate.sweep.threads_per_job)."""
+    `jobs` worker processes with threads=0, i.e. cores // jobs torch threads each (bnablate.sweeps.threads_per_job)."""
     cmd = [sys.executable, "-m", "bnablate", "sweep", f"model={model}", f"dataset={dataset}",
            f"variant={','.join(variants)}", f"seed=range({seeds})", f"train.epochs={epochs}", "train.batch_size=128",
            "pack=false", "threads=0", f"out_dir={out}", *overrides]

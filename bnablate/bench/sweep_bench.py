@@ -86,7 +86,7 @@ def whole_sweep_bench(model: str = "cnn", dataset: str = "cifar10", epochs: int 
     """ONE tutorial-style run (bn_pre_act, seed 0) against the WHOLE sweep (variants × seeds) through bnablate,
     packed where the sweep would pack (pack=auto: on CUDA), each timed end to end. Rows: the tutorial run, then one
     row per pack or unpacked run of the sweep."""
-    from ..sweep import resolve_pack_size, use_packing
+    from ..sweeps import resolve_pack_size, use_packing
     from ..train.packed import packable, run_packed
 
     dev = resolve_device(device)

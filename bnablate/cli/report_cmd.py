@@ -8,12 +8,13 @@ from typing import Annotated, List, Optional
 import typer
 from rich.table import Table
 
-from ..report import FORMATS, make_report, rich_table
-from ..report.summary import Report
+from .. import api
+from ..reports import FORMATS, rich_table
+from ..reports.summary import Report
 from .common import console, fail
 
 
-def print_report(report: Report, written: List[Path]) -> None:
+def print_report(report: Report) -> None:
     console.print(rich_table(report))
     for title, frame in report.views.items():
         table = Table(title=title, title_justify="left")
@@ -24,9 +25,9 @@ def print_report(report: Report, written: List[Path]) -> None:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
-    if written:
-        folder = written[0].parent
-        console.print(f"report: {folder}/ ({', '.join(sorted({p.name for p in written}))})", highlight=False)
+    if report.files:
+        folder = report.files[0].parent
+        console.print(f"report: {folder}/ ({', '.join(sorted({p.name for p in report.files}))})", highlight=False)
 
 
 def report_cmd(
@@ -54,22 +55,14 @@ def report_cmd(
 ) -> None:
     """Group runs by the factors that vary, report mean ± 95% CI per group, compare with a baseline (paired t-test by
     seed when every seed is on both sides, Welch otherwise; Holm-corrected), and write summary.csv/.md/.tex + figures."""
-    for d in runs_dirs:
-        if not (d / "records").is_dir():
-            fail(f"{d} holds no run records ({d}/records/*.json); give a folder written by `bnablate sweep` or `run`.")
     formats = [f.strip() for f in format.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        fail(f"Unknown --format {', '.join(bad)}. Choose from: {', '.join(FORMATS)}.")
-    if not 0 < alpha < 1:
-        fail(f"--alpha must be in (0, 1), got {alpha}.")
     try:
-        report, written = make_report(runs_dirs, out=out, metric=metric, baseline=baseline, target=target,
-                                      by=[c.strip() for c in by.split(",")] if by else None, formats=formats,
-                                      alpha=alpha, pivot=pivot, trained_above=trained_above,
-                                      per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None)
+        report = api.report(runs_dirs, out=out, metric=metric, baseline=baseline, target=target,
+                            by=[c.strip() for c in by.split(",")] if by else None, formats=formats, alpha=alpha,
+                            pivot=pivot, trained_above=trained_above,
+                            per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None)
     except ValueError as e:
         fail(str(e))
     if report.summary.empty:
         fail(f"No runs in {', '.join(map(str, runs_dirs))}.")
-    print_report(report, written)
+    print_report(report)

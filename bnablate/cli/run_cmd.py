@@ -7,11 +7,12 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 from omegaconf import OmegaConf
 
-from ..sweep import Reporter, execute_run
-from ..variants import variant_label
+from .. import api
 from ..data import DataError
-from ..results.records import OutputError, check_writable
-from ..train import ConfigError, preflight
+from ..results.records import OutputError
+from ..sweeps import Reporter
+from ..train import ConfigError
+from ..variants import variant_label
 from .common import OVERRIDES_HELP, compose_or_fail, console, err_console, fail
 
 HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_acc':>8} {'test_acc':>8} {'lr':>9} {'steps':>6} " \
@@ -49,9 +50,7 @@ def run_cmd(
         console.print(OmegaConf.to_yaml(cfg, resolve=True), highlight=False, end="")
         return
     try:
-        data = preflight(cfg)  # missing files or a too-large batch fail here, before anything is written
-        check_writable(cfg.out_dir)
-        rec = execute_run(cfg, reporter=_EpochPrinter(), skip_finished=not force, raise_setup_errors=True, data=data)
+        rec = api.run(overrides, force=force, reporter=_EpochPrinter())
     except (ConfigError, DataError, OutputError) as e:
         fail(str(e))
     if rec["status"] == "running elsewhere":

@@ -4,6 +4,7 @@ comparisons against a baseline variant with Holm-corrected p-values, ranks and p
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -86,6 +87,7 @@ class Report:
     alpha: float
     notes: List[str] = field(default_factory=list)
     views: Dict[str, pd.DataFrame] = field(default_factory=dict)  # extra tables (pivot, per-epoch) by title
+    files: List[Path] = field(default_factory=list)  # what make_report wrote (tables, figures)
 
     @property
     def compared(self) -> str:

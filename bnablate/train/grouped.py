@@ -6,7 +6,7 @@ statistics never mix runs), and activations, pooling and resizing apply as they 
 over (K, B, F). Parameters and buffers are the stacked (K, ...) tensors of `stack_module_state`, viewed in place, so
 one optimizer, the per-run lr scaling and the in-place BN running-statistic updates act on the same storage as under
 vmap. Same numbers as vmap to float tolerance and fewer ops per step (vmap's batch-norm and pooling rules add
-reshapes and copies): measured faster on a CPU (README "Packed training"); vmap stays for layers without a grouped
+reshapes and copies): measured faster on a CPU (docs/benchmarks.md); vmap stays for layers without a grouped
 form."""
 
 from __future__ import annotations

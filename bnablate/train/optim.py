@@ -14,7 +14,7 @@ BATCH_SCALINGS = ("none", "linear", "sqrt")
 
 def _kernels(cfg) -> dict:
     """foreach (default: multi-tensor ops) or fused (one kernel per step; ~8 % faster LeNet steps on a 2-core CPU,
-    README "Benchmarks", but not bitwise equal to foreach — ~3e-8 apart after 200 steps — so optim.fused is part of
+    docs/benchmarks.md, but not bitwise equal to foreach — ~3e-8 apart after 200 steps — so optim.fused is part of
     the run key)."""
     return {"fused": True} if cfg.fused else {"foreach": True}
 

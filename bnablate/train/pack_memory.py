@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ..data import dataset_spec
 from ..models import build_model
 
-CPU_PACK_SIZE = 8  # on a CPU memory is not the limit; packing only pays at small batch (see README)
+CPU_PACK_SIZE = 8  # on a CPU memory is not the limit; packing only pays at small batch (docs/sweeps.md)
 MAX_PACK_SIZE = 64  # beyond this one pack's kernels are large enough to fill the GPU
 MEMORY_FRACTION = 0.8  # of the free memory, leaving room for the allocator's fragmentation and evaluation batches
 

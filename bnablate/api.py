@@ -1,0 +1,111 @@
+"""The Python API — `bnablate.sweeps`, `run`, `report`, `load_results` — that the CLI and notebooks both call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+import pandas as pd
+
+from .config import compose_config, to_plain
+from .reports import FORMATS, make_report
+from .reports.summary import Report
+from .results import build_tables, load_records, rebuild_tables
+from .results.records import RECORDS_DIR, check_writable
+from .sweeps import Reporter, SweepPlan, execute_run, plan_sweep, run_sweep
+from .train import ConfigError, preflight
+
+PathLike = Union[str, Path]
+
+
+def _with_out_dir(overrides: Iterable[str], out_dir: Optional[PathLike]) -> List[str]:
+    """The overrides, with out_dir=… last when given (so it wins over one in the list)."""
+    overrides = list(overrides)
+    return overrides + [f"out_dir={Path(out_dir)}"] if out_dir is not None else overrides
+
+
+def plan(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None) -> SweepPlan:
+    """The sweep `overrides` describe, every job composed and checked (data included), nothing trained: its jobs,
+    configs, run keys, output folders and launcher. Raises ConfigError/DataError (or Hydra's errors for a malformed
+    override) naming the fix."""
+    sweep_plan = plan_sweep(_with_out_dir(overrides, out_dir))
+    if not sweep_plan.jobs:
+        raise ConfigError("The sweep is empty: no runs to do. Give values, e.g. variant=no_bn,bn_pre_act "
+                          "seed=range(3).")
+    return sweep_plan
+
+
+def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
+          reporter: Optional[Reporter] = None) -> pd.DataFrame:
+    """Train a grid of runs, as `bnablate sweep OVERRIDES` does, and return its runs.csv rows (one per planned run:
+    finished ones from earlier sweeps included, failed runs as rows with status 'failed').
+
+    overrides: Hydra overrides, e.g. ["variant=no_bn,bn_pre_act", "seed=range(3)"] or ["sweep=repro_bias"]; the
+    default is the `placement` preset on the embedded digits data. out_dir: where records and tables go (default:
+    runs/<sweep.name>). Finished runs are skipped (their run key is already recorded there); each run's record is
+    written as it ends, so an interrupted sweep resumes where it stopped. Every job is checked before anything
+    trains (ConfigError/DataError); OutputError when the folder cannot take results (before training) or a record
+    could not be written (after every other run)."""
+    sweep_plan = plan(overrides, out_dir)
+    for folder in sweep_plan.out_dirs:
+        check_writable(folder)
+    reporter = reporter or Reporter()
+    reporter.sweep_planned(sweep_plan)
+    run_sweep(sweep_plan, reporter)
+    frames = [rebuild_tables(folder)[1] for folder in sweep_plan.out_dirs]
+    runs = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) \
+        else pd.DataFrame(columns=["run_key", "status"])
+    return runs[runs["run_key"].isin(sweep_plan.keys)].reset_index(drop=True)
+
+
+def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force: bool = False,
+        reporter: Optional[Reporter] = None) -> Dict[str, Any]:
+    """Train one configuration, as `bnablate run OVERRIDES` does, and return its record (a dict: run_key, status,
+    config, per-epoch metrics, provenance; `skipped: True` when it was already recorded and force is False). A bad
+    config or missing data raises ConfigError/DataError before anything is written; a run that fails while training
+    returns a record with status 'failed' and its error."""
+    cfg = compose_config(_with_out_dir(overrides, out_dir))
+    to_plain(cfg)  # interpolation errors surface here, before any work
+    data = preflight(cfg)  # missing files or a too-large batch fail here, before anything is written
+    check_writable(cfg.out_dir)
+    return execute_run(cfg, reporter=reporter, skip_finished=not force, raise_setup_errors=True, data=data)
+
+
+def _check_runs_dir(folder: Path) -> None:
+    if not (folder / RECORDS_DIR).is_dir():
+        raise ValueError(f"{folder} holds no run records ({folder}/{RECORDS_DIR}/*.json); give a folder written by "
+                         "`bnablate sweep` or `run`.")
+
+
+def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = None, metric: str = "final_test_acc",
+           baseline: Optional[str] = None, formats: Sequence[str] = FORMATS, **options: Any) -> Report:
+    """The statistics of the runs in `dirs` (one folder or several, merged), as `bnablate report` computes them, with
+    its tables and figures written under `out` (default: FIRST_DIR/report; formats=() writes nothing). Returns the
+    Report: `.summary` (one row per group: mean ± CI, Δ vs baseline, Holm-corrected p, verdict), `.by`, `.notes`,
+    `.views` (pivot and per-epoch tables) and `.files` (what was written). options: target, by, alpha, pivot,
+    trained_above, per_epoch — as the CLI's options. Raises ValueError naming the fix for a bad folder or option."""
+    folders = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
+    for folder in folders:
+        _check_runs_dir(folder)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"Unknown --format {', '.join(bad)}. Choose from: {', '.join(FORMATS)}.")
+    alpha = options.get("alpha", 0.05)
+    if not 0 < alpha < 1:
+        raise ValueError(f"--alpha must be in (0, 1), got {alpha}.")
+    result, written = make_report(folders, out=Path(out) if out is not None else None, metric=metric,
+                                  baseline=baseline, formats=list(formats), **options)
+    result.files = written
+    return result
+
+
+def load_results(out_dir: PathLike, per_epoch: bool = False) -> pd.DataFrame:
+    """The runs of a folder as a DataFrame rebuilt from its records (the source of truth): runs.csv's rows (one per
+    run), or results.csv's (one per run × epoch) with per_epoch=True."""
+    folder = Path(out_dir)
+    _check_runs_dir(folder)
+    results, runs = build_tables(load_records(folder))
+    return results if per_epoch else runs
+
+
+__all__ = ["load_results", "plan", "report", "run", "sweep"]

@@ -1,0 +1,49 @@
+"""Hydra's sweep expansion and multirun launch, in one place: the only module that touches Hydra's private API.
+
+Why private API at all: a sweep must be planned before anything trains (every job composed and validated, finished
+runs counted, packs formed), and the jobs must be exactly the ones Hydra's own multirun will launch, so that launcher
+plugins (joblib, submitit) run the same grid. Hydra exposes no public function for "expand these overrides the way
+the basic sweeper does" (BasicSweeper.split_arguments is internal), nor one for "launch a multirun from a list of
+overrides" other than a `@hydra.main` entry point reading sys.argv. Both are wrapped here, so a Hydra upgrade that
+moves them breaks one file (tests/test_cluster.py and tests/test_keys.py exercise both).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, List, Tuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from .config import CONF_DIR, compose_config
+
+def expand_sweep(overrides: List[str]) -> Tuple[List[List[str]], str]:
+    """(every job's overrides, the launcher's name): the preset's grid (hydra.sweeper.params of the chosen
+    conf/sweep) and the command line's sweep overrides expanded exactly as Hydra's basic sweeper does (the command
+    line wins per key). The launcher is the hydra/launcher option the composed config chose ("basic": Hydra's
+    in-process launcher; joblib, submitit_local, slurm, ...), so a preset that picks one counts too."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    with_hydra = compose_config(fixed, return_hydra_config=True)
+    params = OmegaConf.to_container(with_hydra.hydra.sweeper.params) or {}
+    lines = [f"{k}={v}" for k, v in params.items()] + list(overrides)
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(lines), max_batch_size=None)
+    launcher = str(with_hydra.hydra.runtime.choices["hydra/launcher"])
+    return [job for batch in batches for job in batch], launcher
+
+
+def launch_multirun(overrides: List[str], task: Callable[[DictConfig], Any]) -> None:
+    """Hand the overrides to Hydra's own multirun (`--multirun`), so `hydra/launcher=joblib` etc. work unchanged;
+    `task` runs once per job (in the launcher's worker processes for joblib/submitit, so it must pickle there)."""
+    import hydra
+
+    main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
+    saved = sys.argv
+    sys.argv = ["bnablate", "--multirun", *overrides]  # @hydra.main reads its overrides from the command line only
+    try:
+        main()
+    finally:
+        sys.argv = saved
