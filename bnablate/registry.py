@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generic, Iterator, List, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, Iterable, Iterator, List, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
@@ -20,6 +20,14 @@ def unknown_name_message(kind: str, name: str, valid: List[str]) -> str:
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return f"Unknown {kind} '{name}'.{hint} Choose one of: {', '.join(sorted(valid))}."
+
+
+def check_choice(key: str, value: Any, choices: Iterable[str], error: Type[Exception] = ValueError) -> None:
+    """Raise `error` with the one message style for a value that is not among a key's choices (closest match named),
+    e.g. check_choice("train.precision", "fp16", PRECISIONS, ConfigError)."""
+    valid = [str(c) for c in choices]
+    if str(value) not in valid:
+        raise error(unknown_name_message(key, str(value), valid))
 
 
 @dataclass(frozen=True)
