@@ -20,10 +20,9 @@ from .results.claims import claim, heartbeat, release
 from .results.records import OutputError
 from .results.records import now
 from .data import DataError, DataSplits, load_data
-from .train import ConfigError, resolve_device, run_experiment, validate_config
+from .pack import PackPlan, check_pack_options, plan_packs
+from .train import ConfigError, run_experiment, run_packed, validate_config
 from .train.runner import check_data
-from .train.pack_memory import auto_pack_size, parse_pack_size
-from .train.packed import check_pack_impl, pack_key, packable, run_packed
 from .variants import variant_label
 
 
@@ -103,7 +102,8 @@ def _record(plain: Dict[str, Any], key: str, result: Dict[str, Any], error: Opti
             "wall_time_s": wall, **result, "provenance": {**provenance(result["device"]), **execution}}
 
 
-def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) -> List[Dict[str, Any]]:
+def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None,
+                 data: Optional[DataSplits] = None) -> List[Dict[str, Any]]:
     """Train runs that differ only in seed as one pack and write one record per run (pack_size in each). If the
     pack cannot train, nothing is written and the error is raised: the caller runs them one by one instead."""
     reporter = reporter or Reporter()
@@ -122,7 +122,7 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) ->
             for lock in locks:
                 heartbeat(lock)
             reporter.epoch_done(row)
-        results = run_packed(cfgs, on_epoch=on_epoch)
+        results = run_packed(cfgs, on_epoch=on_epoch, data=data)
         wall = (time.perf_counter() - t0) / len(cfgs)  # each run is charged its share of the pack's wall time
         records = [{**_record(p, k, r, None, started, wall), "pack_members": keys}  # `verify` re-runs the pack
                    for p, k, r in zip(plains, keys, results)]
@@ -137,50 +137,23 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None) ->
     return records
 
 
-def use_packing(cfg: DictConfig) -> bool:
-    """pack=auto packs on CUDA, and on a CPU at train.batch_size ≤ model.cpu_pack_max_batch (where packing measured
-    faster for that model); true/false force it. Raises ConfigError on other values."""
-    mode = str(cfg.pack).lower()  # YAML/overrides give a bool for true/false, a str for auto
-    try:
-        parse_pack_size(cfg.pack_size)
-    except ValueError:
-        mode = "bad"
-    if mode not in ("auto", "true", "false"):
-        raise ConfigError(f"pack must be auto, true or false and pack_size auto or an integer ≥ 1, got "
-                          f"pack={cfg.pack}, pack_size={cfg.pack_size}.")
-    check_pack_impl(str(cfg.pack_impl))
-    if mode == "auto":
-        if resolve_device(cfg.device).type == "cuda":
-            return True
-        return int(cfg.train.batch_size) <= int(cfg.model.cpu_pack_max_batch)
-    return mode == "true"
+class DataCache:
+    """Each distinct dataset of a sweep loaded once (CPU tensors), shared by the checks, the pack plan's memory
+    estimate, the packs and the runs this process trains."""
 
+    def __init__(self) -> None:
+        self._data: Dict[str, DataSplits] = {}
 
-def pack_groups(configs: List[DictConfig], keys: List[str]) -> List[List[DictConfig]]:
-    """Unfinished jobs grouped into packs (runs that differ only in seed, no dropout), at most pack_size each;
-    groups of one are left to the launcher."""
-    groups: Dict[str, List[DictConfig]] = {}
-    for cfg, key in zip(configs, keys):
-        if finished(Path(cfg.out_dir), key) is None and use_packing(cfg) and packable([cfg]) is None:
-            groups.setdefault(pack_key(cfg), []).append(cfg)
-    packs = []
-    for members in groups.values():
-        size = resolve_pack_size(members[0])
-        packs += [members[i:i + size] for i in range(0, len(members), size)]
-    return [p for p in packs if len(p) > 1]
+    def get(self, dataset_cfg) -> DataSplits:
+        key = repr(sorted(dataset_cfg.items()))
+        if key not in self._data:
+            self._data[key] = load_data(dataset_cfg)
+        return self._data[key]
 
-
-def resolve_pack_size(cfg: DictConfig) -> int:
-    """pack_size as an integer; for auto, what fits in the device's free memory (pack_memory.auto_pack_size)."""
-    size = parse_pack_size(cfg.pack_size)
-    if size is not None:
-        return size
-    device = resolve_device(cfg.device)
-    data_bytes = 0
-    if device.type == "cuda":  # the pack holds one copy of the dataset on the GPU beside its runs
-        data = load_data(cfg.dataset)
-        data_bytes = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x, data.test_x))
-    return auto_pack_size(cfg, device, data_bytes)
+    def nbytes(self, cfg: DictConfig) -> int:
+        """Bytes of cfg's images (the copy a pack holds on the GPU beside its runs)."""
+        data = self.get(cfg.dataset)
+        return sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x, data.test_x))
 
 
 def _failed(cfg: DictConfig) -> Dict[str, Any]:
@@ -210,19 +183,30 @@ def threads_per_job(threads: int) -> int:
     return max(1, cores // jobs)
 
 
-def make_task(reporter: Optional[Reporter], write_errors: List[str]) -> Callable[[DictConfig], str]:
+def make_task(reporter: Optional[Reporter], write_errors: List[str],
+              data: Optional[DataCache] = None) -> Callable[[DictConfig], str]:
     """Hydra's task function for every job of a multirun. A record that cannot be written (disk full) is noted in
-    write_errors, not raised, so Hydra prints no traceback; the sweep raises it once every other job has run."""
+    write_errors, not raised, so Hydra prints no traceback; the sweep raises it once every other job has run. data:
+    the sweep's loaded datasets, when the jobs run in this process (the basic launcher)."""
     def task(cfg: DictConfig) -> str:
         threads = threads_per_job(int(cfg.threads))
         if threads:
             torch.set_num_threads(threads)
         try:
-            return execute_run(cfg, reporter)["status"]
+            return execute_run(cfg, reporter, data=_cached(data, cfg))["status"]
         except OutputError as e:
             write_errors.append(str(e))
             return "unwritten"
     return task
+
+
+def _cached(data: Optional[DataCache], cfg: DictConfig) -> Optional[DataSplits]:
+    """cfg's dataset from the sweep's cache; None (the run loads it, and records the error as its failure) when
+    there is no cache or it cannot be loaded."""
+    try:
+        return None if data is None else data.get(cfg.dataset)
+    except DataError:
+        return None
 
 
 @dataclass
@@ -232,6 +216,8 @@ class SweepPlan:
     launcher: str = "basic"  # the hydra/launcher option: "basic" (in this process), joblib, submitit_local, slurm...
     configs: List[DictConfig] = field(default_factory=list)
     keys: List[str] = field(default_factory=list)
+    packs: PackPlan = field(default_factory=PackPlan)  # which unfinished jobs train as packs, which alone, and why
+    data: DataCache = field(default_factory=DataCache, repr=False)
 
     @property
     def out_dirs(self) -> List[Path]:
@@ -240,32 +226,48 @@ class SweepPlan:
     def finished_count(self) -> int:
         return sum(finished(Path(c.out_dir), k) is not None for c, k in zip(self.configs, self.keys))
 
+    def describe(self) -> List[str]:
+        """The plan in lines, as `bnablate sweep --dry-run` prints it: jobs, packs and lone runs with reasons."""
+        head = f"{len(self.jobs)} job(s) under the {self.launcher} launcher into {', '.join(map(str, self.out_dirs))}"
+        values: Dict[str, set] = {}
+        for job in self.jobs:
+            for item in job:
+                values.setdefault(item.split("=", 1)[0], set()).add(item)
+        varying = {k for k, v in values.items() if len(v) > 1}  # label each job by what tells it apart
+        labels = [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)"
+                  for job in self.jobs]
+        return [head, *self.packs.describe(labels)]
 
-def check_job(seen: Dict[str, DataSplits]) -> Callable[[DictConfig], None]:
-    """Every check of one job before training, data included; each distinct dataset is loaded once (into `seen`),
-    so missing files fail before any training."""
+
+def check_job(data: DataCache) -> Callable[[DictConfig], None]:
+    """Every check of one job before training, data included (each distinct dataset loaded once, into `data`), so
+    missing files fail before any training."""
     def check(cfg: DictConfig) -> None:
         validate_config(cfg)
-        use_packing(cfg)
-        key = repr(sorted(cfg.dataset.items()))
-        if key not in seen:
-            seen[key] = load_data(cfg.dataset)
-        check_data(cfg, seen[key])  # e.g. a batch larger than the training split
+        check_pack_options(cfg)
+        check_data(cfg, data.get(cfg.dataset))  # e.g. a batch larger than the training split
     return check
+
+
+NO_PACKS = "the {launcher} launcher trains each job in its own worker; packs train under the basic launcher"
 
 
 def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = None) -> SweepPlan:
     """Expand the sweep into jobs exactly as Hydra's multirun will (hydra_adapter.expand_sweep), compose every job
     and check it (default: check_job, data included; pass another check, e.g. validate_config, to skip the data)
-    — so a bad value anywhere in the grid is reported before any training starts."""
+    — so a bad value anywhere in the grid is reported before any training starts — and plan its packs."""
     jobs, launcher = expand_sweep(overrides)
     plan = SweepPlan(overrides=list(overrides), jobs=jobs, launcher=launcher)
-    validate = validate or check_job({})
+    validate = validate or check_job(plan.data)
     for job in plan.jobs:
         cfg = compose_config(job)
         validate(cfg)
+        check_pack_options(cfg)
         plan.configs.append(cfg)
         plan.keys.append(run_key(to_plain(cfg)))
+    done = [finished(Path(c.out_dir), k) is not None for c, k in zip(plan.configs, plan.keys)]
+    plan.packs = plan_packs(plan.configs, done, plan.data.nbytes,
+                            no_packs=None if launcher == "basic" else NO_PACKS.format(launcher=launcher))
     return plan
 
 
@@ -274,14 +276,14 @@ def run_sweep(plan: SweepPlan, reporter: Optional[Reporter] = None) -> None:
     multirun with the plan's launcher, which skips what is finished. Records are written as each run ends; Ctrl-C
     keeps them. Raises OutputError after the multirun when some record could not be written."""
     reporter = reporter or Reporter()
-    if plan.launcher == "basic":  # packs train here; the launcher then finds them finished and skips them
-        for pack in pack_groups(plan.configs, plan.keys):
-            try:
-                execute_pack(pack, reporter)
-            except Exception as e:  # noqa: BLE001  (the launcher then trains these runs one by one)
-                reporter.pack_failed(len(pack), e)
+    for group in plan.packs.packs:  # packs train here; the launcher then finds them finished and skips them
+        pack = [plan.configs[i] for i in group.indices]
+        try:
+            execute_pack(pack, reporter, data=plan.data.get(pack[0].dataset))
+        except Exception as e:  # noqa: BLE001  (the launcher then trains these runs one by one)
+            reporter.pack_failed(len(pack), e)
     write_errors: List[str] = []
-    # a parallel launcher's workers cannot report to this process's progress display
-    launch_multirun(plan.overrides, make_task(reporter if plan.launcher == "basic" else None, write_errors))
+    basic = plan.launcher == "basic"  # a parallel launcher's workers cannot report to, or share data with, this process
+    launch_multirun(plan.overrides, make_task(reporter if basic else None, write_errors, plan.data if basic else None))
     if write_errors:
         raise OutputError(f"{len(write_errors)} record(s) could not be written: {write_errors[0]}")

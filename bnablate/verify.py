@@ -11,8 +11,7 @@ from omegaconf import OmegaConf
 
 from .config import compose_config
 from .results import load_records
-from .train import run_experiment
-from .train.packed import run_packed
+from .train import run_experiment, run_packed
 
 # Wall-clock measurements differ on every run; everything else a record holds per epoch must repeat bit for bit.
 TIMING_KEYS = ("epoch_time_s", "samples_per_s")

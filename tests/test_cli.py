@@ -118,7 +118,7 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
     (["sweep", "variant=bn_dropout", "variant.dropout_p=1.5"], "variant.dropout_p must be in [0, 1), got 1.5"),
     (["sweep", "train.epochs=two"], "Invalid value for 'train.epochs'"),
     (["sweep", "hydra/launcher=slrum"], "Unknown hydra/launcher 'slrum'. Did you mean 'slurm'?"),
-    (["sweep", "pack_size=0"], "pack_size auto or an integer ≥ 1"),
+    (["sweep", "pack_size=0"], "pack_size must be auto or an integer ≥ 1"),
     (["run", "device=tpu"], "Unknown device 'tpu'"),
 ])
 def test_bad_inputs_are_usage_errors_without_traceback(args, msg):
@@ -154,9 +154,38 @@ def test_sweep_packs_seeds_when_asked():
     assert "6 already completed" in again.output
 
 
+def test_sweep_loads_each_dataset_once(monkeypatch):
+    """The checks, the pack and the runs of one sweep share one load of its dataset (one per distinct dataset)."""
+    import bnablate.sweeps
+    import bnablate.train.runner
+
+    calls = []
+    real = bnablate.sweeps.load_data
+    monkeypatch.setattr(bnablate.sweeps, "load_data", lambda cfg: calls.append(cfg.name) or real(cfg))
+    monkeypatch.setattr(bnablate.train.runner, "load_data", lambda cfg: pytest.fail("a run loaded its data again"))
+    res = invoke("sweep", *SMALL, "variant=no_bn,bn_dropout", "seed=range(2)", "pack=true", "out_dir=runs/once")
+    assert res.exit_code == 0, res.output
+    assert calls == ["digits"] and len(pd.read_csv("runs/once/runs.csv")) == 4
+
+
+def test_sweep_dry_run_prints_the_plan_and_trains_nothing():
+    args = ["sweep", *SMALL, "variant=no_bn,bn_dropout", "seed=range(3)", "pack=true", "pack_size=2",
+            "out_dir=runs/dry", "--dry-run"]
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    assert "6 job(s) under the basic launcher into runs/dry" in res.output
+    assert "pack of 2 (pack=true; pack_size=2): variant=no_bn seed=0; variant=no_bn seed=1" in res.output
+    assert "1 alone (left over after packs of 2 (pack_size=2)): variant=no_bn seed=2" in res.output
+    assert "3 alone (dropout masks are drawn per run" in res.output
+    assert not Path("runs/dry").exists()
+    assert invoke("sweep", *SMALL, "variant=no_bn", "seed=range(2)", "out_dir=runs/dry2").exit_code == 0
+    again = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(2)", "out_dir=runs/dry2", "--dry-run")
+    assert "2 already finished (skipped)" in again.output
+
+
 def test_pack_value_is_validated():
     res = runner.invoke(app, ["sweep", "pack=maybe"], terminal_width=200)
-    assert res.exit_code == 2 and "pack must be auto, true or false" in res.output
+    assert res.exit_code == 2 and "Unknown pack 'maybe'" in res.output and "Choose one of: auto, false, true" in res.output
 
 
 def test_a_config_file_that_does_not_parse_names_the_file_and_line(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ from bnablate.config import compose_config, to_plain
 from bnablate.results.records import run_key
 from bnablate.seeding import generator
 from bnablate.train import ConfigError, batch_indices, epoch_batches, run_experiment
-from bnablate.train.packed import packable, run_packed
+from bnablate.pack import packable
+from bnablate.train import run_packed
 
 FAST = ["dataset=synthetic", "model=lenet", "variant=bn_pre_act", "train.epochs=1", "train.batch_size=32"]
 
@@ -102,7 +103,7 @@ def test_cuda_step_loop_never_waits_for_the_gpu(packed):
     from bnablate.models import build_model
     from bnablate.train import train_one_epoch
     from bnablate.train.optim import build_optimizer
-    from bnablate.train.packed import PackedModel, train_packed_epoch
+    from bnablate.pack import PackedModel
 
     cfg = compose_config(FAST + ["device=cuda"])
     data = load_data(cfg.dataset).to(torch.device("cuda"))
@@ -114,8 +115,8 @@ def test_cuda_step_loop_never_waits_for_the_gpu(packed):
         if packed:
             pm = PackedModel([model(0), model(1)])
             opt = build_optimizer(pm.parameters(), cfg.optim, 32)
-            epoch = lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y, 32,  # noqa: E731
-                                               [generator(s, "batches") for s in (0, 1)], max_steps=steps)
+            epoch = lambda: train_one_epoch(pm, opt, data.train_x, data.train_y, 32,  # noqa: E731
+                                            [generator(s, "batches") for s in (0, 1)], max_steps=steps)
         else:
             m = model(0)
             opt = build_optimizer(m.parameters(), cfg.optim, 32)
@@ -138,7 +139,7 @@ def test_cuda_step_loop_never_waits_for_the_gpu(packed):
 
 
 def test_fit_pack_size_divides_free_memory_after_the_dataset():
-    from bnablate.train.pack_memory import MAX_PACK_SIZE, fit_pack_size
+    from bnablate.pack.memory import MAX_PACK_SIZE, fit_pack_size
 
     gib = 2 ** 30
     assert fit_pack_size(10 * gib, 1 * gib, gib // 2) == 14  # (0.8·10 − 1) GiB / 0.5 GiB
@@ -147,7 +148,7 @@ def test_fit_pack_size_divides_free_memory_after_the_dataset():
 
 
 def test_pack_size_auto_on_cuda_uses_the_probe_and_free_memory(monkeypatch):
-    from bnablate.train import pack_memory
+    from bnablate.pack import memory as pack_memory
 
     gib = 2 ** 30
     monkeypatch.setattr(pack_memory.torch.cuda, "mem_get_info", lambda device: (20 * gib, 80 * gib))
@@ -158,25 +159,26 @@ def test_pack_size_auto_on_cuda_uses_the_probe_and_free_memory(monkeypatch):
 
 
 def test_pack_size_values():
-    from bnablate.sweeps import resolve_pack_size, use_packing
+    from bnablate.pack import check_pack_options, pack_size
 
-    assert resolve_pack_size(compose_config(FAST + ["pack_size=3"])) == 3
-    assert resolve_pack_size(compose_config(FAST + ["device=cpu"])) == 8  # auto on a CPU
+    assert pack_size(compose_config(FAST + ["pack_size=3"])) == (3, "pack_size=3")
+    assert pack_size(compose_config(FAST + ["device=cpu"])) == (8, "pack_size=auto: 8 on a CPU")
     for bad in ("0", "many"):
-        with pytest.raises(ConfigError, match="pack_size auto or an integer ≥ 1"):
-            use_packing(compose_config(FAST + [f"pack_size={bad}"]))
+        with pytest.raises(ConfigError, match="pack_size must be auto or an integer ≥ 1"):
+            check_pack_options(compose_config(FAST + [f"pack_size={bad}"]))
 
 
 def test_pack_auto_on_a_cpu_packs_only_where_the_model_measured_faster():
-    from bnablate.sweeps import use_packing
+    from bnablate.pack import why_alone
 
     cpu = ["device=cpu", "dataset=synthetic"]
 
     def packs(*over):
-        return use_packing(compose_config(cpu + list(over)))
+        return why_alone(compose_config(cpu + list(over))) is None
     assert packs("model=lenet", "train.batch_size=8") and not packs("model=lenet", "train.batch_size=16")
     assert packs("model=mlp", "train.batch_size=16") and not packs("model=mlp", "train.batch_size=32")
     assert not packs("model=cnn", "train.batch_size=2")  # never faster packed on a CPU
+    assert "model.cpu_pack_max_batch=8" in why_alone(compose_config(cpu + ["model=lenet", "train.batch_size=16"]))
     assert not packs("model=lenet", "train.batch_size=8", "model.cpu_pack_max_batch=0")
     assert not packs("model=lenet", "train.batch_size=4", "pack=false") and packs("model=cnn", "pack=true")
     # a speed hint: not part of the run key, not a column of the tables
@@ -186,6 +188,6 @@ def test_pack_auto_on_a_cpu_packs_only_where_the_model_measured_faster():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_probe_measures_a_positive_share_per_run():
-    from bnablate.train.pack_memory import probe_run_bytes
+    from bnablate.pack.memory import probe_run_bytes
 
     assert probe_run_bytes(compose_config(FAST + ["device=cuda"]), torch.device("cuda")) > 0

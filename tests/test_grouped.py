@@ -10,7 +10,7 @@ from torch import nn
 from bnablate.config import compose_config
 from bnablate.models import build_model
 from bnablate.train import ConfigError
-from bnablate.train.packed import PackedModel
+from bnablate.pack import PackedModel
 
 SHAPES = {"lenet": (1, 28, 28), "cnn": (3, 16, 16), "mlp": (3, 8, 8)}
 VARIANTS = [("batch", "pre_act"), ("batch", "post_act"), ("batch", "post_pool"), ("scratch", "pre_act"),
@@ -75,12 +75,12 @@ def test_a_layer_without_grouped_form_falls_back_to_vmap_or_is_refused():
     assert PackedModel(models).impl == "vmap"
     with pytest.raises(ConfigError, match=r"pack_impl=grouped: layer 1 \(Odd\) has no grouped form"):
         PackedModel(models, impl="grouped")
-    with pytest.raises(ConfigError, match="pack_impl must be one of auto, grouped, vmap"):
+    with pytest.raises(ConfigError, match="Unknown pack_impl 'fast'.* Choose one of: auto, grouped, vmap"):
         PackedModel(models, impl="fast")
 
 
 def test_sweep_rejects_an_unknown_pack_impl():
-    from bnablate.sweeps import use_packing
+    from bnablate.pack import check_pack_options
 
-    with pytest.raises(ConfigError, match="pack_impl must be one of"):
-        use_packing(compose_config(["pack_impl=grouped_conv"]))
+    with pytest.raises(ConfigError, match="Unknown pack_impl 'grouped_conv'. Did you mean 'grouped'?"):
+        check_pack_options(compose_config(["pack_impl=grouped_conv"]))

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from bnablate.config import compose_config
-from bnablate.train import ConfigError, run_experiment
-from bnablate.train.packed import packable, run_packed
+from bnablate.pack import packable, plan_packs
+from bnablate.train import ConfigError, run_experiment, run_packed
 
 BASE = ["dataset=synthetic", "model=cnn", "model.channels=[8,16]", "train.epochs=2", "train.batch_size=32"]
 # Float tolerance for losses: CPU kernels agree to ~1e-6 here; CUDA's vmapped (grouped) convolutions pick other
@@ -67,17 +67,40 @@ def test_bn_momentum_eps_affine_pack_like_separate_runs():
         _assert_same(res, run_experiment(cfg))
 
 
-@pytest.mark.parametrize("over,reason", [(["bn.eval_stats=batch"], "bn.eval_stats=batch"),
-                                         (["bn.eval_stats=precise"], "bn.eval_stats=precise"),
+@pytest.mark.parametrize("over,reason", [(["bn.eval_stats=precise"], "bn.eval_stats=precise"),
                                          (["bn.momentum=null"], "cumulative average"),
                                          (["finetune.source=synthetic"], "fine-tuning")])
-def test_eval_modes_cumulative_momentum_and_finetuning_are_trained_unpacked(over, reason):
-    from bnablate.sweeps import pack_groups
-
+def test_precise_bn_cumulative_momentum_and_finetuning_are_trained_unpacked(over, reason):
     cfgs = [compose_config(BASE + over + ["pack=true", f"seed={s}"]) for s in (0, 1)]
     assert reason in packable(cfgs)
-    assert pack_groups(cfgs, ["a", "b"]) == []  # the sweep leaves them to the launcher, one run each
-    assert pack_groups([compose_config(BASE + ["pack=true", f"seed={s}"]) for s in (0, 1)], ["a", "b"]) != []
+    plan = plan_packs(cfgs, [False, False])  # the sweep leaves them to the launcher, one run each, saying why
+    assert not plan.packs and [g.reason for g in plan.lone] == [packable(cfgs[:1])] * 2
+    plan = plan_packs([compose_config(BASE + ["pack=true", f"seed={s}"]) for s in (0, 1)], [False, False])
+    assert [g.indices for g in plan.packs] == [[0, 1]] and plan.packs[0].reason.startswith("pack=true")
+
+
+@pytest.mark.parametrize("impl", ["grouped", "vmap"])
+def test_batch_statistics_evaluation_packs_like_separate_runs(impl):
+    """bn.eval_stats=batch goes through the one evaluation, which trains a pack's BN layers like a lone run's."""
+    over = BASE + ["variant=bn_pre_act", "bn.eval_stats=batch", f"pack_impl={impl}"]
+    cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
+    assert packable(cfgs) is None
+    for cfg, res in zip(cfgs, run_packed(cfgs)):
+        _assert_same(res, run_experiment(cfg))
+
+
+def test_pack_plan_gives_every_job_a_reason():
+    cfgs = [compose_config(BASE + [f"variant={v}", "pack=true", "pack_size=2", f"seed={s}"])
+            for v in ("bn_pre_act", "bn_dropout") for s in (0, 1, 2)]
+    plan = plan_packs(cfgs, [False, False, False, False, False, True])
+    assert [g.indices for g in plan.packs] == [[0, 1]] and plan.finished == [5]
+    reasons = {g.indices[0]: g.reason for g in plan.lone}
+    assert reasons[2] == "left over after packs of 2 (pack_size=2)"
+    assert "dropout" in reasons[3] and "dropout" in reasons[4]
+    off = plan_packs(cfgs[:2], [False, False], no_packs="a parallel launcher")
+    assert not off.packs and {g.reason for g in off.lone} == {"a parallel launcher"}
+    lines = plan.describe([f"job{i}" for i in range(6)])
+    assert lines[0] == "pack of 2 (pack=true; pack_size=2): job0; job1" and lines[-1] == "1 already finished (skipped)"
 
 
 @pytest.mark.parametrize("optim", [["optim=adam"], ["optim=sgd", "optim.nesterov=true"]])

@@ -55,10 +55,11 @@ def test_every_repro_preset_expands_and_validates(preset):
 
 
 def test_the_eval_stats_preset_never_packs_so_its_modes_train_identical_weights():
-    from bnablate.sweeps import use_packing
+    from bnablate.pack import why_alone
 
     plan = plan_sweep(["sweep=repro_eval_stats", "device=cpu"], validate_config)
-    assert not any(use_packing(c) for c in plan.configs)
+    assert {why_alone(c) for c in plan.configs} == {"pack=false"}
+    assert not plan.packs.packs and len(plan.packs.lone) == len(plan.configs)
     assert all(str(c.pack).lower() == "false" for c in plan.configs)  # on CUDA too, where pack=auto would pack
 
 

@@ -21,7 +21,7 @@ from ..train import resolve_device, train_one_epoch
 from ..train.execution import ConfigError, amp_dtype, prepare_inputs, prepare_model
 from ..train.loop import timed
 from ..train.optim import build_optimizer
-from ..train.packed import PackedModel, packable, train_packed_epoch
+from ..pack import PackedModel, packable
 from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
 
 
@@ -96,9 +96,9 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
                           for s in range(case.pack)], impl=impl)
         opt = build_optimizer(pm.parameters(), cfg.optim, case.batch_size)
         gs = [generator(s, "bench") for s in range(case.pack)]
-        train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup, amp=amp)
-        return timed(lambda: train_packed_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
-                                                max_steps=steps, amp=amp), device)[1]
+        train_one_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup, amp=amp)
+        return timed(lambda: train_one_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
+                                             max_steps=steps, amp=amp), device)[1]
 
     def bnablate():
         if case.pack:

@@ -86,8 +86,8 @@ def whole_sweep_bench(model: str = "cnn", dataset: str = "cifar10", epochs: int 
     """ONE tutorial-style run (bn_pre_act, seed 0) against the WHOLE sweep (variants × seeds) through bnablate,
     packed where the sweep would pack (pack=auto: on CUDA), each timed end to end. Rows: the tutorial run, then one
     row per pack or unpacked run of the sweep."""
-    from ..sweeps import resolve_pack_size, use_packing
-    from ..train.packed import packable, run_packed
+    from ..pack import plan_packs
+    from ..train import run_packed
 
     dev = resolve_device(device)
     first = _config(model, dataset, "bn_pre_act", 0, epochs, batch_size, device, overrides)
@@ -96,8 +96,8 @@ def whole_sweep_bench(model: str = "cnn", dataset: str = "cifar10", epochs: int 
              "samples_per_s": tut["train_samples"] / tut["seconds"]}]
     for variant in variants:
         cfgs = [_config(model, dataset, variant, s, epochs, batch_size, device, overrides) for s in range(seeds)]
-        size = resolve_pack_size(cfgs[0]) if use_packing(cfgs[0]) and packable(cfgs) is None else 1
-        for group in (cfgs[i:i + size] for i in range(0, len(cfgs), size)):
+        plan = plan_packs(cfgs, [False] * len(cfgs))  # as the sweep would pack them
+        for group in ([cfgs[i] for i in g.indices] for g in plan.packs + plan.lone):
             t0 = time.perf_counter()
             results = run_packed(group) if len(group) > 1 else [run_experiment(group[0])]
             seconds = time.perf_counter() - t0

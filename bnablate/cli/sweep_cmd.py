@@ -88,11 +88,19 @@ class SweepReporter(ProgressReporter):
                       "running its runs one by one.")
 
 
-def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP)] = None) -> None:
+def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP)] = None,
+              dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every job (data included) and print the "
+                                                    "plan — jobs, packs and lone runs with the reason for each, "
+                                                    "finished runs — without training or writing anything.")] = False
+              ) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
     overrides = list(overrides or [])
     reporter = SweepReporter(0)
     try:
+        if dry_run:
+            for line in api.plan(overrides).describe():
+                console.print(line, highlight=False, soft_wrap=True)
+            return
         runs = api.sweep(overrides, reporter=reporter)
     except (ConfigError, UnknownNameError, DataError) as e:
         fail(str(e))

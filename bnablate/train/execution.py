@@ -9,12 +9,10 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError  # noqa: F401  (re-exported: callers import it from bnablate.train)
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # name → autocast dtype (None: no autocast)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the fix. Raised before any training."""
 
 
 def resolve_device(name: str) -> torch.device:

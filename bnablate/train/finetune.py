@@ -134,17 +134,17 @@ def pretrain(cfg, device: torch.device) -> Dict[str, Any]:
     g_batches = generator(seed, "pretrain", "batches")
     g_augment = generator(seed, "pretrain", "augment", device=device) if data.augment else None
     t0, losses = time.perf_counter(), []
-    for _ in range(int(cfg.finetune.source_epochs)):
-        tr = train_one_epoch(model, opt, data.train_x, data.train_y, bs, g_batches, g_augment)
-        losses.append(tr["train_loss"])
-        if not math.isfinite(tr["train_loss"]):
-            raise RuntimeError(f"pretraining on {src.name} diverged (train loss {tr['train_loss']}); lower optim.lr.")
+    for _ in range(int(cfg.finetune.source_epochs)):  # the runs' own epoch loop and evaluation, K = 1
+        loss = train_one_epoch(model, opt, data.train_x, data.train_y, bs, g_batches, g_augment)["train_loss"][0]
+        losses.append(loss)
+        if not math.isfinite(loss):
+            raise RuntimeError(f"pretraining on {src.name} diverged (train loss {loss}); lower optim.lr.")
         if sched is not None:
             sched.step()
     val = evaluate(model, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
     test = evaluate(model, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
     meta = {"source": src.name, "epochs": int(cfg.finetune.source_epochs), "source_train_loss": losses[-1],
-            "source_val_acc": val["acc"], "source_test_acc": test["acc"], "seconds": time.perf_counter() - t0}
+            "source_val_acc": val["acc"][0], "source_test_acc": test["acc"][0], "seconds": time.perf_counter() - t0}
     return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta}
 
 

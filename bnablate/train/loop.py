@@ -1,9 +1,9 @@
-"""One epoch of training and one evaluation pass, as plain functions over in-memory tensors."""
+"""One epoch loop and one evaluation for a pack of K ≥ 1 runs (a lone run is K = 1), over in-memory tensors."""
 
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +13,7 @@ from ..data import augment_batch
 from ..layers import batch_norm_layers
 
 T = TypeVar("T")
+Generators = Union[torch.Generator, Sequence[torch.Generator]]
 
 
 def timed(fn: Callable[[], T], device: torch.device) -> Tuple[T, float]:
@@ -24,6 +25,43 @@ def timed(fn: Callable[[], T], device: torch.device) -> Tuple[T, float]:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return out, time.perf_counter() - t0
+
+
+class LoneRun:
+    """One model as a pack of K = 1, the interface the loop trains (`bnablate.pack.PackedModel` is the K > 1 one):
+    called on (1, B, ...) inputs, or (B, ...) shared ones, it returns (1, B, classes), and the model itself sees
+    exactly the (B, ...) batch — same tensor, same kernels — as a plain forward would."""
+
+    k = 1
+
+    def __init__(self, model: nn.Module, params: Optional[List[nn.Parameter]] = None) -> None:
+        self.model = model  # may be torch.compile's wrapper: it shares the parameters
+        self._params = params
+
+    @property
+    def module(self) -> nn.Module:
+        """The modules whose train/eval flags the forward follows (BN layers are looked up here)."""
+        return self.model
+
+    def __call__(self, x: Tensor, shared_input: bool = False) -> Tensor:
+        return self.model(x if shared_input else x[0]).unsqueeze(0)
+
+    def train(self, mode: bool = True) -> "LoneRun":
+        self.model.train(mode)
+        return self
+
+    def parameters(self) -> List[nn.Parameter]:
+        """What the optimizer updates (fine-tuning hands over only the trainable ones)."""
+        return list(self.model.parameters()) if self._params is None else self._params
+
+
+def as_runs(model):
+    """A plain nn.Module is a LoneRun; a LoneRun or PackedModel passes as it is (notebooks can hand a model in)."""
+    return LoneRun(model) if isinstance(model, nn.Module) else model
+
+
+def _generators(g: Optional[Generators]) -> Optional[List[torch.Generator]]:
+    return None if g is None else [g] if isinstance(g, torch.Generator) else list(g)
 
 
 def batch_indices(n: int, batch_size: int, g: torch.Generator) -> List[Tensor]:
@@ -49,38 +87,71 @@ def epoch_batches(n: int, batch_size: int, generators: Sequence[torch.Generator]
     return list(flat.split(sizes, dim=1))
 
 
-def train_one_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batch_size: int,
-                    g_batches: torch.Generator, g_augment: Optional[torch.Generator] = None,
-                    max_steps: Optional[int] = None, amp: Optional[torch.dtype] = None,
-                    bn_eval: bool = False) -> Dict[str, float]:
-    """Train over (x (N,C,H,W), y (N,)) once (or for max_steps batches, as benchmarks do). Losses are summed on the
-    device and read once at the end: no host/device synchronisation inside the step loop. amp: autocast dtype for
-    the forward pass (bf16), None for FP32. bn_eval: the batch-norm layers stay in eval mode (they normalize with,
-    and leave untouched, their running statistics), the rest trains."""
-    model.train()
+def _gather(t: Tensor, idx: Tensor) -> Tensor:
+    """Rows idx (K, B) of t as (K, B, ...). K = 1 indexes with the (B,) row, as a lone run always did (the result
+    keeps t's memory format, channels_last included)."""
+    return t[idx[0]].unsqueeze(0) if len(idx) == 1 else t[idx]
+
+
+def _mean_losses(out: Tensor, y: Tensor) -> Tensor:
+    """(K, B, classes), (K, B) → (K,) mean cross-entropy of each run; K = 1 is the lone run's F.cross_entropy."""
+    if len(out) == 1:
+        return F.cross_entropy(out[0], y[0]).unsqueeze(0)
+    k, b = y.shape
+    return F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none").view(k, b).mean(1)
+
+
+def _summed_losses(out: Tensor, y: Tensor) -> Tensor:
+    """(K, b, classes), shared (b,) labels → (K,) summed cross-entropy of each run."""
+    if len(out) == 1:
+        return F.cross_entropy(out[0], y, reduction="sum").unsqueeze(0)
+    k, b = out.shape[:2]
+    return F.cross_entropy(out.reshape(k * b, -1), y.repeat(k), reduction="none").view(k, b).sum(1)
+
+
+def _per_run(total: Tensor, n: int) -> List[float]:
+    """(K,) device sums → K Python means: one device read, divided in float64 as a lone run's records always were."""
+    return [v / max(n, 1) for v in total.tolist()]
+
+
+def train_one_epoch(runs, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batch_size: int, g_batches: Generators,
+                    g_augment: Optional[Generators] = None, max_steps: Optional[int] = None,
+                    amp: Optional[torch.dtype] = None, bn_eval: bool = False,
+                    step: Optional[Callable[[torch.optim.Optimizer], None]] = None) -> Dict[str, object]:
+    """Train K runs over (x (N,C,H,W), y (N,)) once (or for max_steps batches, as benchmarks do): each run draws its
+    own batches (g_batches, one generator per run) and augmentation. runs: a LoneRun / nn.Module (K = 1) or a
+    PackedModel. Losses are summed on the device and read once at the end: no host/device synchronisation inside the
+    step loop. amp: autocast dtype for the forward pass (bf16), None for FP32. bn_eval: the batch-norm layers stay in
+    eval mode (they normalize with, and leave untouched, their running statistics), the rest trains. step: how the
+    optimizer steps (a pack's per-run learning rates, `PerRunLR.step`); default opt.step(). Returns per-run
+    train_loss / train_acc lists and the step count."""
+    runs = as_runs(runs)
+    gens, augs = _generators(g_batches), _generators(g_augment)
+    runs.train(True)
     if bn_eval:
-        for m in batch_norm_layers(model):
+        for m in batch_norm_layers(runs.module):
             m.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
-    steps, seen = 0, 0
-    for idx in epoch_batches(len(x), batch_size, [g_batches], x.device, max_steps):
-        idx = idx[0]
-        xb, yb = x[idx], y[idx]
-        if g_augment is not None:
-            xb = augment_batch(xb, g_augment)
+    loss_sum = torch.zeros(runs.k, device=x.device)
+    correct = torch.zeros(runs.k, device=x.device, dtype=torch.long)
+    batches = epoch_batches(len(x), batch_size, gens, x.device, max_steps)  # (K, B) each, on x's device
+    seen = 0
+    for idx in batches:
+        xb, yb = _gather(x, idx), _gather(y, idx)  # (K, B, C, H, W), (K, B)
+        if augs is not None:
+            xb = torch.stack([augment_batch(xb[i], g) for i, g in enumerate(augs)])
         with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
-            out = model(xb)
-        loss = F.cross_entropy(out.float(), yb)
+            out = runs(xb)
+        losses = _mean_losses(out.float(), yb)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach() * len(idx)
-        correct += (out.detach().argmax(1) == yb).sum()
-        steps += 1
-        seen += len(idx)
-    n = max(seen, 1)
-    return {"train_loss": float(loss_sum) / n, "train_acc": float(correct) / n, "steps": steps}
+        (losses[0] if runs.k == 1 else losses.sum()).backward()  # run i's term only reaches run i's parameters
+        if step is None:
+            opt.step()
+        else:
+            step(opt)
+        loss_sum += losses.detach() * idx.shape[1]
+        correct += (out.detach().argmax(-1) == yb).sum(1)
+        seen += idx.shape[1]
+    return {"train_loss": _per_run(loss_sum, seen), "train_acc": _per_run(correct, seen), "steps": len(batches)}
 
 
 def eval_slices(n: int, batch_size: int, fold_single: bool = False) -> List[slice]:
@@ -94,25 +165,26 @@ def eval_slices(n: int, batch_size: int, fold_single: bool = False) -> List[slic
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, bn_stats: str = "running",
-             amp: Optional[torch.dtype] = None) -> Dict[str, float]:
-    """Mean cross-entropy and accuracy under no_grad; restores the previous mode. bn_stats='running': eval mode (BN
-    uses its running statistics, which stay untouched). 'batch' reproduces the common mistake of evaluating in train
-    mode: BN normalizes each batch with that batch's statistics and, as in PyTorch, updates its running statistics
-    with every batch; dropout is on too (its masks from a forked global RNG, so training's stream is unchanged).
-    amp: autocast dtype (bf16), None for FP32."""
-    was_training = model.training
-    model.train(bn_stats == "batch")
+def evaluate(runs, x: Tensor, y: Tensor, batch_size: int = 1024, bn_stats: str = "running",
+             amp: Optional[torch.dtype] = None) -> Dict[str, List[float]]:
+    """Per-run mean cross-entropy and accuracy of K runs (a LoneRun / nn.Module, or a PackedModel) on the same
+    inputs, under no_grad; restores the previous mode. bn_stats='running': eval mode (BN uses its running
+    statistics, which stay untouched). 'batch' reproduces the common mistake of evaluating in train mode: BN
+    normalizes each batch with that batch's statistics and, as in PyTorch, updates its running statistics with every
+    batch; dropout is on too (its masks from a forked global RNG, so training's stream is unchanged). amp: autocast
+    dtype (bf16), None for FP32."""
+    runs = as_runs(runs)
+    was_training = runs.module.training
+    runs.train(bn_stats == "batch")
     fork = [x.device] if x.device.type == "cuda" else []
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    loss_sum = torch.zeros(runs.k, device=x.device)
+    correct = torch.zeros(runs.k, device=x.device, dtype=torch.long)
     with torch.random.fork_rng(devices=fork, enabled=bn_stats == "batch"):
         for part in eval_slices(len(x), batch_size, fold_single=bn_stats == "batch"):
             xb, yb = x[part], y[part]
             with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
-                out = model(xb)
-            loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
-            correct += (out.argmax(1) == yb).sum()
-    model.train(was_training)
-    n = max(len(x), 1)
-    return {"loss": float(loss_sum) / n, "acc": float(correct) / n}
+                out = runs(xb, shared_input=True)  # (K, b, classes)
+            loss_sum += _summed_losses(out.float(), yb)
+            correct += (out.argmax(-1) == yb).sum(-1)
+    runs.train(was_training)
+    return {"loss": _per_run(loss_sum, len(x)), "acc": _per_run(correct, len(x))}

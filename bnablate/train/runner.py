@@ -1,23 +1,26 @@
-"""One full run from a composed config: validate, load data, build model, train, evaluate each epoch."""
+"""Training K ≥ 1 runs from composed configs (a lone run, or a pack): validate, load data, build, train, evaluate."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
+from omegaconf import DictConfig
 
 from ..data import DataSplits, class_count, dataset_spec, load_data
 from ..layers import BATCH_STAT_NORMS, has_norm
 from ..models import build_model, count_params
+from ..pack.model import PackedModel, PerRunLR
+from ..pack.rules import packable
 from ..seeding import derive_seed, generator
 from .bn_stats import precise_bn, validate_bn
 from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
                         resolve_device, validate_execution)
 from .finetune import prepare_finetune, trainable_parameters, validate_finetune
-from .loop import evaluate, timed, train_one_epoch
-from .optim import build_optimizer, build_scheduler, validate_optim
+from .loop import LoneRun, evaluate, timed, train_one_epoch
+from .optim import build_optimizer, build_scheduler, effective_lr, validate_optim
 
 EpochCallback = Callable[[Dict[str, Any]], None]
 
@@ -77,67 +80,102 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
     """Train one configuration; returns status ('ok' | 'diverged'), per-epoch metrics and the parameter count.
     Every random stream is derived from cfg.seed alone, so variants of one model with one seed share the init of
     every conv/linear layer and see the same batches in the same order (paired comparisons)."""
-    validate_config(cfg)
+    return train_runs([cfg], on_epoch, data)[0]
+
+
+def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = None,
+               data: Optional[DataSplits] = None) -> List[Dict[str, Any]]:
+    """Train len(cfgs) ≥ 2 runs that differ only in seed (and lr) as one pack; one result per config, shaped like
+    run_experiment's plus pack_size. Raises ConfigError when they cannot pack (pack.packable says why)."""
+    reason = packable(cfgs)
+    if reason:
+        raise ConfigError(f"cannot pack these runs: {reason}.")
+    return train_runs(cfgs, on_epoch, data)
+
+
+def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = None,
+               data: Optional[DataSplits] = None) -> List[Dict[str, Any]]:
+    """The one training driver: K ≥ 1 runs of one architecture (K > 1 only for configs pack.packable accepts),
+    trained by the one epoch loop and evaluated by the one evaluation. K = 1 calls the model itself (LoneRun), with
+    every lone-only option (fine-tuning, compile, channels_last, PreciseBN); K > 1 a PackedModel. Each run keeps its
+    seed's init, batch order and augmentation stream; a pack's timing is shared (each run is charged time / K)."""
+    for c in cfgs:
+        validate_config(c)
+    cfg, k = cfgs[0], len(cfgs)
     device = configure_device(cfg)
-    seed = int(cfg.seed)
-    torch.manual_seed(derive_seed(seed, "torch"))  # dropout masks come from the global stream
+    seeds = [int(c.seed) for c in cfgs]
+    torch.manual_seed(derive_seed(seeds[0], "torch"))  # dropout masks come from the global stream (lone runs only)
 
     if data is None:
         data = load_data(cfg.dataset)
     check_data(cfg, data)
     data = data.to(device)
     # channels_last only changes the memory layout of the images (same values, same shapes)
-    data = replace(data, **{k: prepare_inputs(getattr(data, k), cfg.train) for k in ("train_x", "val_x", "test_x")})
-    model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed, bn=cfg.bn).to(device)
+    data = replace(data, **{f: prepare_inputs(getattr(data, f), cfg.train) for f in ("train_x", "val_x", "test_x")})
+    models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s, bn=cfg.bn).to(device)
+              for s in seeds]
     pretrained = None
-    if cfg.finetune.source is not None:
-        pretrained = prepare_finetune(cfg, model, data, device)  # may pretrain (its own streams), or load
-        torch.manual_seed(derive_seed(seed, "torch"))  # so dropout masks do not depend on whether it pretrained now
-    opt = build_optimizer(trainable_parameters(model), cfg.optim, int(cfg.train.batch_size))
-    step_model = prepare_model(model, cfg.train)  # channels_last / torch.compile; shares parameters with `model`
-    amp = amp_dtype(cfg.train)
+    if cfg.finetune.source is not None:  # K = 1: packable() refuses fine-tuning
+        pretrained = prepare_finetune(cfg, models[0], data, device)  # may pretrain (its own streams), or load
+        torch.manual_seed(derive_seed(seeds[0], "torch"))  # so dropout masks do not depend on whether it pretrained
+    if k == 1:  # channels_last / torch.compile; the step model shares the parameters with models[0]
+        runs = LoneRun(prepare_model(models[0], cfg.train), trainable_parameters(models[0]))
+    else:
+        runs = PackedModel(models, impl=str(cfg.pack_impl))
+    opt = build_optimizer(runs.parameters(), cfg.optim, int(cfg.train.batch_size))
+    lrs = PerRunLR(runs.parameters(), [effective_lr(c.optim, int(c.train.batch_size)) for c in cfgs])
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
-    g_batches = generator(seed, "batches")
-    g_augment = generator(seed, "augment", device=device) if data.augment else None
-    g_precise = generator(seed, "precise_bn")
+    amp = amp_dtype(cfg.train)
+    g_batches = [generator(s, "batches") for s in seeds]
+    g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
+    g_precise = generator(seeds[0], "precise_bn")
     bn_eval = cfg.finetune.source is not None and cfg.finetune.bn == "freeze"
 
-    metrics: List[Dict[str, Any]] = []
-    status, steps = "ok", 0
+    metrics: List[List[Dict[str, Any]]] = [[] for _ in seeds]
+    status, steps = ["ok"] * k, 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
-        tr, epoch_time = timed(lambda: train_one_epoch(step_model, opt, data.train_x, data.train_y,
-                                                       int(cfg.train.batch_size), g_batches, g_augment,
-                                                       amp=amp, bn_eval=bn_eval), device)
+        tr, epoch_time = timed(lambda: train_one_epoch(runs, opt, data.train_x, data.train_y,
+                                                       int(cfg.train.batch_size), g_batches, g_augment, amp=amp,
+                                                       bn_eval=bn_eval, step=None if lrs.uniform else lrs.step),
+                                 device)
         steps += tr["steps"]
-        val, test = evaluate_epoch(step_model, data, cfg, g_precise, amp)
-        row = epoch_row(epoch, tr, val, test, lr, steps, epoch_time, len(data.train_x))
-        metrics.append(row)
+        val, test = evaluate_epoch(runs, data, cfg, g_precise, amp)
+        for i in range(k):
+            if status[i] != "ok":
+                continue  # a diverged run stopped (in a pack its slice keeps computing, touching nobody else's)
+            metrics[i].append(epoch_row(epoch, {n: tr[n][i] for n in ("train_loss", "train_acc")},
+                                        {n: v[i] for n, v in val.items()}, {n: v[i] for n, v in test.items()},
+                                        lrs.lr(i, lr), steps, epoch_time / k, len(data.train_x)))
+            if not math.isfinite(tr["train_loss"][i]):
+                status[i] = "diverged"  # non-finite training loss: stop this run, the sweep goes on
         if on_epoch is not None:
-            on_epoch(row)
-        if not math.isfinite(tr["train_loss"]):
-            status = "diverged"  # non-finite training loss: stop this run, the sweep goes on
+            on_epoch(metrics[0][-1] if metrics[0] else {"epoch": epoch})
+        if all(s != "ok" for s in status):
             break
         if sched is not None:
             sched.step()
-    result = {"status": status, "metrics": metrics, "n_params": count_params(model), "device": str(device),
-              "n_train": len(data.train_x), "n_val": len(data.val_x), "n_test": len(data.test_x),
-              "execution": execution_info(cfg, device)}
-    if pretrained is not None:
-        result["pretrain"] = pretrained
-    return result
+    shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
+              "n_val": len(data.val_x), "n_test": len(data.test_x)}
+    if k == 1:
+        result = {"status": status[0], "metrics": metrics[0], **shared, "execution": execution_info(cfg, device)}
+        if pretrained is not None:
+            result["pretrain"] = pretrained
+        return [result]
+    return [{"status": status[i], "metrics": metrics[i], **shared, "pack_size": k,
+             "execution": {**execution_info(cfg, device), "pack_impl": runs.impl}} for i in range(k)]
 
 
-def evaluate_epoch(model, data: DataSplits, cfg, g_precise, amp: Optional[torch.dtype] = None) -> tuple:
+def evaluate_epoch(runs, data: DataSplits, cfg, g_precise, amp: Optional[torch.dtype] = None) -> tuple:
     """Validation and test metrics with the statistics bn.eval_stats names: running (eval mode); batch (train mode
     under no_grad, in batches of train.batch_size as a loader built like the training one would give, moving the
     running statistics); precise (PreciseBN over bn.precise_batches training batches first, then eval mode);
     precise_nodrop (the same with dropout off during the recomputation)."""
     mode = cfg.bn.eval_stats
     if mode in ("precise", "precise_nodrop"):
-        precise_bn(model, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise,
+        precise_bn(runs.module, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise,
                    dropout=mode == "precise")
     size = int(cfg.train.batch_size) if mode == "batch" else int(cfg.train.eval_batch_size)
     stats = "batch" if mode == "batch" else "running"
-    return (evaluate(model, data.val_x, data.val_y, size, bn_stats=stats, amp=amp),
-            evaluate(model, data.test_x, data.test_y, size, bn_stats=stats, amp=amp))
+    return (evaluate(runs, data.val_x, data.val_y, size, bn_stats=stats, amp=amp),
+            evaluate(runs, data.test_x, data.test_y, size, bn_stats=stats, amp=amp))

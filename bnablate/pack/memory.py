@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..data import dataset_spec
 from ..models import build_model
+from .model import PackedModel
 
 CPU_PACK_SIZE = 8  # on a CPU memory is not the limit; packing only pays at small batch (docs/sweeps.md)
 MAX_PACK_SIZE = 64  # beyond this one pack's kernels are large enough to fill the GPU
@@ -35,8 +36,6 @@ def fit_pack_size(free_bytes: int, data_bytes: int, per_run_bytes: int, cap: int
 def probe_run_bytes(cfg, device: torch.device) -> int:
     """Peak CUDA memory of one Adam step of a pack of 2 minus a pack of 1 at the config's batch size (the marginal
     cost of one more run), on random inputs of the dataset's shape."""
-    from .packed import PackedModel  # late: packed imports this module's users
-
     spec = dataset_spec(cfg.dataset.name)
     bs = int(cfg.train.batch_size)
 
