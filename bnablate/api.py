@@ -12,7 +12,7 @@ from .reports import FORMATS, make_report
 from .reports.summary import Report
 from .results import build_tables, load_records, rebuild_tables
 from .results.records import RECORDS_DIR, check_writable
-from .sweeps import Reporter, SweepPlan, execute_run, plan_sweep, run_sweep
+from .sweeps import Reporter, SweepPlan, execute_run, plan_sweep, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
 
 PathLike = Union[str, Path]
@@ -49,6 +49,7 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     sweep_plan = plan(overrides, out_dir)
     for folder in sweep_plan.out_dirs:
         check_writable(folder)
+    quarantine_bad_records(sweep_plan)  # bad files moved aside, bytes intact: their runs train again
     reporter = reporter or Reporter()
     reporter.sweep_planned(sweep_plan)
     run_sweep(sweep_plan, reporter)

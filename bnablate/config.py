@@ -178,7 +178,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     bn: BNConfig = field(default_factory=BNConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    seed: int = option(0, R, "every random stream of a run derives from it (init, batches, augmentation, dropout)",
+    seed: int = option(0, R, "every random stream of a run derives from it (init, batches, augmentation, dropout); an "
+                                 "integer in [0, 2**32 - 1]",
                        pack_varies=True)
     device: str = option("auto", E, "auto (CUDA when present, else CPU) | cpu | cuda | cuda:N")
     threads: int = option(0, E, "torch intra-op threads; 0 keeps torch's default")

@@ -17,7 +17,8 @@ from .config import compose_config, to_plain
 from .hydra_adapter import expand_sweep, launch_multirun
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
-from .results.records import OutputError
+from .results.records import OutputError, record_path
+from .results.schema import BadRecord, RecordError, RecordVersionError, quarantine, read_record, scan_records
 from .results.records import now
 from .data import DataError, DataSplits, load_data
 from .pack import PackPlan, check_pack_options, plan_packs
@@ -57,6 +58,8 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
         done["skipped"] = True
         reporter.run_done(done)
         return done
+    if done is None:
+        _quarantine_stale(record_path(out_dir, key))
     lock = claim(out_dir, key)
     if lock is None:  # another live process is training this run into the same folder
         busy = {"run_key": key, "status": "running elsewhere", "config": plain, "skipped": True, "metrics": []}
@@ -91,6 +94,27 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
     rebuild_tables(out_dir)
     reporter.run_done(record)
     return record
+
+
+def _quarantine_stale(path: Path) -> None:
+    """A bad file where this run's record goes is moved aside (bytes intact) before the run retrains over it."""
+    if not path.exists():
+        return
+    try:
+        read_record(path)
+    except RecordVersionError:
+        raise
+    except RecordError as e:
+        moved = quarantine([BadRecord(path, str(e))])[0]
+        warnings.warn(f"{path}: {e}; moved to {moved} (bytes intact) and the run trains again.", stacklevel=3)
+
+
+def quarantine_bad_records(plan: "SweepPlan") -> None:
+    """Before a sweep trains: every bad file in its folders' records/ moved to records/quarantine/ (bytes intact),
+    so the runs they were for train again; noted on plan.quarantined for the reporter."""
+    for folder in plan.out_dirs:
+        bad = scan_records(folder).bad
+        plan.quarantined += list(zip(bad, quarantine(bad)))
 
 
 def _record(plain: Dict[str, Any], key: str, result: Dict[str, Any], error: Optional[str], started: str,
@@ -217,6 +241,7 @@ class SweepPlan:
     configs: List[DictConfig] = field(default_factory=list)
     keys: List[str] = field(default_factory=list)
     packs: PackPlan = field(default_factory=PackPlan)  # which unfinished jobs train as packs, which alone, and why
+    quarantined: List[Any] = field(default_factory=list)  # (BadRecord, where it was moved) per bad file found
     data: DataCache = field(default_factory=DataCache, repr=False)
 
     @property

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 
 from .config import compose_config
-from .results import load_records
+from .results.schema import load_records
 from .train import run_experiment, run_packed
 
 # Wall-clock measurements differ on every run; everything else a record holds per epoch must repeat bit for bit.
@@ -106,9 +106,11 @@ def verify_record(rec: Dict[str, Any], scratch: Path, by_key: Optional[Dict[str,
     return found
 
 
-def verify_runs(runs_dir: Path, sample: int, seed: int, scratch: Path, on_run=None) -> Dict[str, List[Mismatch]]:
-    """Mismatches per re-run record of runs_dir (an empty list: that run reproduced exactly)."""
-    records = load_records(runs_dir)
+def verify_runs(runs_dir: Path, sample: int, seed: int, scratch: Path, on_run=None,
+                records: Optional[List[Dict[str, Any]]] = None) -> Dict[str, List[Mismatch]]:
+    """Mismatches per re-run record of runs_dir (an empty list: that run reproduced exactly). records: runs_dir's
+    valid records when the caller has read them already (bad files are the caller's to report)."""
+    records = load_records(runs_dir) if records is None else records
     by_key = {r["run_key"]: r for r in records}
     packs: Dict[tuple, List[Dict[str, Any]]] = {}
     results = {}

@@ -15,7 +15,7 @@ from bnablate.config import CONF_DIR, KEYS, Config, compose_config, to_plain
 from bnablate.keys import Role, option, walk
 from bnablate.results import run_key
 from bnablate.results.tables import build_tables
-from bnablate.results.records import load_records
+from bnablate.results.schema import load_records
 from bnablate.sweeps import plan_sweep
 
 GOLDEN = Path(__file__).parent / "golden"

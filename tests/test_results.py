@@ -6,7 +6,7 @@ import pandas as pd
 
 from bnablate.config import compose_config, to_plain
 from bnablate.results import load_records, rebuild_tables, run_key, write_record
-from bnablate.results.records import finished
+from bnablate.results.schema import finished
 
 from .fixtures import make_record
 

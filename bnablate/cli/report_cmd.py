@@ -14,6 +14,12 @@ from ..reports.summary import Report
 from .common import console, fail
 
 
+def warn_bad_records(bad) -> None:
+    """One warning line per bad file of records/ (schema.BadRecord), naming it and what is wrong."""
+    for item in bad:
+        console.print(f"[yellow]warning[/yellow]: {item.line()}; left out.", highlight=False, soft_wrap=True)
+
+
 def print_report(report: Report) -> None:
     console.print(rich_table(report))
     for title, frame in report.views.items():
@@ -52,6 +58,9 @@ def report_cmd(
     per_epoch: Annotated[Optional[str], typer.Option(
         help="Comma-separated per-epoch metrics (e.g. train_loss,test_acc) to tabulate at every epoch: per_epoch.* "
              "(default: the sweep preset's sweep.per_epoch).")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail (exit 2) when a file in records/ is unreadable or not a valid record, instead of "
+                         "warning and leaving it out.")] = False,
 ) -> None:
     """Group runs by the factors that vary, report mean ± 95% CI per group, compare with a baseline (paired t-test by
     seed when every seed is on both sides, Welch otherwise; Holm-corrected), and write summary.csv/.md/.tex + figures."""
@@ -60,9 +69,13 @@ def report_cmd(
         report = api.report(runs_dirs, out=out, metric=metric, baseline=baseline, target=target,
                             by=[c.strip() for c in by.split(",")] if by else None, formats=formats, alpha=alpha,
                             pivot=pivot, trained_above=trained_above,
-                            per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None)
+                            per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None,
+                            strict=strict)
     except ValueError as e:
         fail(str(e))
+    warn_bad_records(report.bad_records)
     if report.summary.empty:
-        fail(f"No runs in {', '.join(map(str, runs_dirs))}.")
+        fail(f"No runs in {', '.join(map(str, runs_dirs))}" +
+             (f": every record there is bad ({len(report.bad_records)} file(s), named above)." if report.bad_records
+              else "."))
     print_report(report)

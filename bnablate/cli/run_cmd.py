@@ -11,6 +11,7 @@ from .. import api
 from ..data import DataError
 from ..results.records import OutputError
 from ..sweeps import Reporter
+from ..results.schema import RecordError
 from ..train import ConfigError
 from ..variants import variant_label
 from .common import OVERRIDES_HELP, compose_or_fail, console, err_console, fail
@@ -51,7 +52,7 @@ def run_cmd(
         return
     try:
         rec = api.run(overrides, force=force, reporter=_EpochPrinter())
-    except (ConfigError, DataError, OutputError) as e:
+    except (ConfigError, DataError, OutputError, RecordError) as e:
         fail(str(e))
     if rec["status"] == "running elsewhere":
         err_console.print(f"run {rec['run_key']} is being trained right now by another process into {cfg.out_dir}; "

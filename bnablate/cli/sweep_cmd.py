@@ -12,6 +12,7 @@ from .. import api
 from ..data import DataError
 from ..registry import UnknownNameError
 from ..results.records import OutputError
+from ..results.schema import QUARANTINE_DIR, RecordError
 from ..sweeps import Reporter
 from ..train import ConfigError
 from ..variants import variant_label
@@ -71,9 +72,14 @@ class SweepReporter(ProgressReporter):
         self.plan = plan
         self.progress.reset(self.runs, total=len(plan.jobs))
         done = plan.finished_count()
+        bad = plan.quarantined
         console.print(f"sweep: {len(plan.jobs)} runs → {self.dirs}" +
                       (f"; {done} already completed there, skipping them (delete the records to retrain)"
-                       if done else ""))
+                       if done else "") +
+                      (f"; {len(bad)} bad record file(s) found, moved to records/{QUARANTINE_DIR}/ with their bytes "
+                       f"intact, and their runs retrain" if bad else ""), highlight=False, soft_wrap=True)
+        for item, moved in bad:
+            console.print(f"[yellow]quarantined[/yellow] {item.line()} → {moved}", highlight=False, soft_wrap=True)
         if plan.launcher != "basic":
             console.print(f"launcher {plan.launcher}: runs execute in its worker processes, so per-run progress is "
                           "not shown here; each run's record appears in records/ as it ends, and the summary follows.")
@@ -102,7 +108,7 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
                 console.print(line, highlight=False, soft_wrap=True)
             return
         runs = api.sweep(overrides, reporter=reporter)
-    except (ConfigError, UnknownNameError, DataError) as e:
+    except (ConfigError, UnknownNameError, DataError, RecordError) as e:
         fail(str(e))
     except CONFIG_ERRORS as e:
         fail(explain(e, overrides))

@@ -9,25 +9,38 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..results import load_records
+from ..results.schema import RecordError, scan_records
 from ..variants import variant_label
 from ..verify import verify_runs
 from .common import console, fail
+from .report_cmd import warn_bad_records
 
 
 def verify_cmd(
     runs_dir: Annotated[Path, typer.Argument(help="A folder written by `bnablate sweep` or `run` (holds records/).")],
     sample: Annotated[int, typer.Option(help="How many finished runs to re-run, drawn at random (0 = all).")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the random draw of runs.")] = 0,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail (exit 2) when a file in records/ is unreadable or not a valid record, instead of "
+                         "warning and verifying the rest.")] = False,
 ) -> None:
     """Train a sample of recorded runs again from their saved resolved configs (in a temporary folder; RUNS_DIR is not
     touched) and compare every per-epoch metric bit for bit, timings excepted; a run trained in a pack is re-trained
     in its pack. Exit 0 when all match, 1 otherwise."""
-    if not (runs_dir / "records").is_dir() or not load_records(runs_dir):
-        fail(f"{runs_dir} holds no run records ({runs_dir}/records/*.json); give a folder written by `bnablate sweep` "
-             "or `bnablate run`.")
     if sample < 0:
         fail(f"--sample must be ≥ 0 (0 = every run), got {sample}.")
+    try:
+        scan = scan_records(runs_dir)
+    except RecordError as e:  # a record of a newer schema version
+        fail(str(e))
+    if strict and scan.bad:
+        fail(f"{len(scan.bad)} bad record file(s) (--strict): " + "; ".join(b.line() for b in scan.bad) +
+             ". Move them aside or rerun the sweep (it quarantines them and retrains their runs), or drop --strict.")
+    warn_bad_records(scan.bad)
+    if not scan.records:
+        fail(f"{runs_dir} holds no {'readable ' if scan.bad else ''}run records ({runs_dir}/records/*.json"
+             + (f"; {len(scan.bad)} bad file(s), named above" if scan.bad else "") +
+             "); give a folder written by `bnablate sweep` or `bnablate run`.")
 
     def progress(rec, found, alone) -> None:
         what = f"{rec['config']['model']['name']} {rec['config']['dataset']['name']} " \
@@ -37,7 +50,7 @@ def verify_cmd(
         console.print(f"{rec['run_key']} {what}: " + ("[green]identical[/green]" if not found
                                                       else f"[red]{len(found)} mismatch(es)[/red]{note}"))
     with tempfile.TemporaryDirectory(prefix="bnablate-verify-") as scratch:
-        results = verify_runs(runs_dir, sample, seed, Path(scratch), on_run=progress)
+        results = verify_runs(runs_dir, sample, seed, Path(scratch), on_run=progress, records=scan.records)
     if not results:
         fail(f"{runs_dir} has no finished (ok or diverged) runs to verify.")
     bad = [m for found in results.values() for m in found]

@@ -11,10 +11,12 @@ import copy
 from typing import List, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..registry import check_choice
+from ..data import augment_batch
 from ..errors import ConfigError
 from .grouped import GroupedForward, unsupported
 
@@ -55,6 +57,27 @@ class PackedModel:
         def one(p, b, xb):
             return functional_call(self.base, (p, b), (xb,))
         return vmap(one, in_dims=(0, 0, None if shared_input else 0))(self.params, self.buffers, x)
+
+    def batch(self, t: Tensor, idx: Tensor) -> Tensor:
+        """Rows idx (K, B) of t: each run's own batch, (K, B, ...)."""
+        return t[idx]
+
+    def augment(self, xb: Tensor, gens: Sequence[torch.Generator]) -> Tensor:
+        return torch.stack([augment_batch(xb[i], g) for i, g in enumerate(gens)])  # each run its own stream
+
+    def mean_losses(self, out: Tensor, y: Tensor) -> Tensor:
+        """(K, B, classes), (K, B) → (K,) mean cross-entropy of each run."""
+        k, b = y.shape
+        return F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none").view(k, b).mean(1)
+
+    def summed_losses(self, out: Tensor, y: Tensor) -> Tensor:
+        """(K, b, classes), labels (b,) shared by every run → (K,) summed cross-entropy."""
+        k, b = out.shape[:2]
+        return F.cross_entropy(out.reshape(k * b, -1), y.repeat(k), reduction="none").view(k, b).sum(1)
+
+    def hits(self, out: Tensor, y: Tensor) -> Tensor:
+        """(K,) correct predictions; y is (K, B) or (B,) shared."""
+        return (out.argmax(-1) == y).sum(-1)
 
     def train(self, mode: bool = True) -> "PackedModel":
         self.base.train(mode)

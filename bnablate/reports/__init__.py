@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
 
-from ..results import load_records
+from ..results.schema import RecordError, RecordScan, scan_records
 from ..results.tables import build_tables, run_columns
 from . import plots
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
@@ -18,15 +18,20 @@ from .summary import Report, build_report
 FORMATS = ("csv", "md", "tex", "png")  # png = the figures, written as PNG and PDF
 
 
-def merged_records(dirs: Iterable[Path]) -> List[Dict[str, Any]]:
-    """Records from several run folders merged (a run key seen twice counts once: the latest finished record)."""
+def merged_records(dirs: Iterable[Path]) -> RecordScan:
+    """Records from several run folders merged (a run key seen twice counts once: the latest finished record), and
+    every bad file of those folders (named, with what is wrong)."""
     by_key: Dict[str, Dict[str, Any]] = {}
+    merged = RecordScan()
     for d in dirs:
-        for rec in load_records(Path(d)):
+        scan = scan_records(Path(d))
+        merged.bad += scan.bad
+        for rec in scan.records:
             old = by_key.get(rec["run_key"])
             if old is None or (rec.get("finished_at") or "") > (old.get("finished_at") or ""):
                 by_key[rec["run_key"]] = rec
-    return list(by_key.values())
+    merged.records = list(by_key.values())
+    return merged
 
 
 def _tables(records: List[Dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:
@@ -37,7 +42,7 @@ def _tables(records: List[Dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 def collect(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:
     """results.csv- and runs.csv-shaped tables and the identifying columns of the merged records of `dirs`."""
-    return _tables(merged_records(dirs))
+    return _tables(merged_records(dirs).records)
 
 
 PRESET_OPTIONS = {"baseline": "no_bn", "pivot": None, "trained_above": None, "per_epoch": []}
@@ -58,12 +63,18 @@ def preset_options(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
 def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = "final_test_acc",
                 baseline: Optional[str] = None, target: Optional[float] = None, by: Optional[Sequence[str]] = None,
                 formats: Sequence[str] = FORMATS, alpha: float = 0.05, pivot: Optional[str] = None,
-                trained_above: Optional[float] = None,
-                per_epoch: Optional[Sequence[str]] = None) -> tuple[Report, List[Path]]:
+                trained_above: Optional[float] = None, per_epoch: Optional[Sequence[str]] = None,
+                strict: bool = False) -> tuple[Report, List[Path]]:
     """Build the report from the records in `dirs` and write it under `out` (default: first dir / report).
     baseline, pivot, trained_above, per_epoch left None take the sweep preset's values (`preset_options`). pivot:
-    also a table/figure of the metric against that factor; per_epoch: also those metrics at every epoch."""
-    records = merged_records(dirs)  # read once: the preset's report options and the tables both come from them
+    also a table/figure of the metric against that factor; per_epoch: also those metrics at every epoch. A bad file in
+    records/ is left out and named in the notes (and report.bad_records); strict: a RecordError instead."""
+    scan = merged_records(dirs)  # read once: the preset's report options and the tables both come from them
+    if strict and scan.bad:
+        raise RecordError(f"{len(scan.bad)} bad record file(s) (--strict): " + "; ".join(b.line() for b in scan.bad)
+                          + ". Move them aside or rerun the sweep (it quarantines them and retrains their runs), "
+                            "or drop --strict to report without them.")
+    records = scan.records
     preset = preset_options(records)
     baseline = baseline or preset["baseline"]
     pivot = pivot or preset["pivot"]
@@ -73,6 +84,8 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
     results, runs, identifying = _tables(records)
     report = build_report(results, runs, identifying, metric=metric, baseline=baseline, target=target, by=by,
                           alpha=alpha)
+    report.bad_records = scan.bad
+    report.notes[:0] = [f"{b.line()}; left out of this report." for b in scan.bad]
     out = Path(out) if out is not None else Path(dirs[0]) / "report"
     written: List[Path] = []
     if report.summary.empty:

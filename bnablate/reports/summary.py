@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,7 @@ class Report:
     notes: List[str] = field(default_factory=list)
     views: Dict[str, pd.DataFrame] = field(default_factory=dict)  # extra tables (pivot, per-epoch) by title
     files: List[Path] = field(default_factory=list)  # what make_report wrote (tables, figures)
+    bad_records: List[Any] = field(default_factory=list)  # schema.BadRecord: files of records/ left out, and why
 
     @property
     def compared(self) -> str:

@@ -13,12 +13,13 @@ import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict
 
 from ..config import CONF_DIR, NEUTRAL_VALUES, NON_RESULT_KEYS
 from ..keys import drop_key, get_key, without
 
 RECORDS_DIR = "records"
+SCHEMA_VERSION = 2  # what write_record stamps; records without the field are version 1 (schema.py)
 
 
 def run_key(plain_cfg: Dict[str, Any]) -> str:
@@ -131,30 +132,7 @@ def record_path(out_dir: Path, key: str) -> Path:
 
 
 def write_record(out_dir: Path, record: Dict[str, Any]) -> Path:
+    """Write the record atomically, stamped with the schema version this code writes (schema.py reads it back)."""
     path = record_path(out_dir, record["run_key"])
-    atomic_write_text(path, json.dumps(record, indent=1, allow_nan=True))
+    atomic_write_text(path, json.dumps({"schema_version": SCHEMA_VERSION, **record}, indent=1, allow_nan=True))
     return path
-
-
-def iter_records(out_dir: Path) -> Iterator[Dict[str, Any]]:
-    """Every readable record in out_dir/records (unreadable files are skipped: they are never half-written by us)."""
-    folder = Path(out_dir) / RECORDS_DIR
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            yield json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-
-
-def load_records(out_dir: Path) -> List[Dict[str, Any]]:
-    return list(iter_records(out_dir))
-
-
-def finished(out_dir: Path, key: str) -> Dict[str, Any] | None:
-    """The record of a finished run (ok or diverged, both deterministic outcomes), or None. Failed runs rerun."""
-    path = record_path(out_dir, key)
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return rec if rec.get("status") in ("ok", "diverged") else None

@@ -28,9 +28,9 @@ def timed(fn: Callable[[], T], device: torch.device) -> Tuple[T, float]:
 
 
 class LoneRun:
-    """One model as a pack of K = 1, the interface the loop trains (`bnablate.pack.PackedModel` is the K > 1 one):
-    called on (1, B, ...) inputs, or (B, ...) shared ones, it returns (1, B, classes), and the model itself sees
-    exactly the (B, ...) batch — same tensor, same kernels — as a plain forward would."""
+    """One model as a set of K = 1 runs: the interface the loop trains (`bnablate.pack.PackedModel` is the K > 1 one).
+    A run set says how its runs' batches are gathered, augmented and scored; a lone run keeps plain (B, ...) tensors
+    throughout — the same tensors, kernels and numbers as a plain training loop, with no K axis to add or remove."""
 
     k = 1
 
@@ -44,7 +44,25 @@ class LoneRun:
         return self.model
 
     def __call__(self, x: Tensor, shared_input: bool = False) -> Tensor:
-        return self.model(x if shared_input else x[0]).unsqueeze(0)
+        return self.model(x)  # (B, ...) → (B, classes)
+
+    def batch(self, t: Tensor, idx: Tensor) -> Tensor:
+        """Rows idx (1, B) of t as (B, ...) (keeping t's memory format, channels_last included)."""
+        return t[idx[0]]
+
+    def augment(self, xb: Tensor, gens: Sequence[torch.Generator]) -> Tensor:
+        return augment_batch(xb, gens[0])
+
+    def mean_losses(self, out: Tensor, y: Tensor) -> Tensor:
+        """The run's mean cross-entropy, a 0-d tensor (what the loop backpropagates)."""
+        return F.cross_entropy(out, y)
+
+    def summed_losses(self, out: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(out, y, reduction="sum")
+
+    def hits(self, out: Tensor, y: Tensor) -> Tensor:
+        """Correct predictions, 0-d."""
+        return (out.argmax(-1) == y).sum()
 
     def train(self, mode: bool = True) -> "LoneRun":
         self.model.train(mode)
@@ -87,28 +105,6 @@ def epoch_batches(n: int, batch_size: int, generators: Sequence[torch.Generator]
     return list(flat.split(sizes, dim=1))
 
 
-def _gather(t: Tensor, idx: Tensor) -> Tensor:
-    """Rows idx (K, B) of t as (K, B, ...). K = 1 indexes with the (B,) row, as a lone run always did (the result
-    keeps t's memory format, channels_last included)."""
-    return t[idx[0]].unsqueeze(0) if len(idx) == 1 else t[idx]
-
-
-def _mean_losses(out: Tensor, y: Tensor) -> Tensor:
-    """(K, B, classes), (K, B) → (K,) mean cross-entropy of each run; K = 1 is the lone run's F.cross_entropy."""
-    if len(out) == 1:
-        return F.cross_entropy(out[0], y[0]).unsqueeze(0)
-    k, b = y.shape
-    return F.cross_entropy(out.reshape(k * b, -1), y.reshape(-1), reduction="none").view(k, b).mean(1)
-
-
-def _summed_losses(out: Tensor, y: Tensor) -> Tensor:
-    """(K, b, classes), shared (b,) labels → (K,) summed cross-entropy of each run."""
-    if len(out) == 1:
-        return F.cross_entropy(out[0], y, reduction="sum").unsqueeze(0)
-    k, b = out.shape[:2]
-    return F.cross_entropy(out.reshape(k * b, -1), y.repeat(k), reduction="none").view(k, b).sum(1)
-
-
 def _per_run(total: Tensor, n: int) -> List[float]:
     """(K,) device sums → K Python means: one device read, divided in float64 as a lone run's records always were."""
     return [v / max(n, 1) for v in total.tolist()]
@@ -136,20 +132,20 @@ def train_one_epoch(runs, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batc
     batches = epoch_batches(len(x), batch_size, gens, x.device, max_steps)  # (K, B) each, on x's device
     seen = 0
     for idx in batches:
-        xb, yb = _gather(x, idx), _gather(y, idx)  # (K, B, C, H, W), (K, B)
+        xb, yb = runs.batch(x, idx), runs.batch(y, idx)  # (K, B, C, H, W), (K, B); a lone run (B, C, H, W), (B,)
         if augs is not None:
-            xb = torch.stack([augment_batch(xb[i], g) for i, g in enumerate(augs)])
+            xb = runs.augment(xb, augs)
         with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
             out = runs(xb)
-        losses = _mean_losses(out.float(), yb)
+        losses = runs.mean_losses(out.float(), yb)  # (K,), or 0-d for a lone run
         opt.zero_grad(set_to_none=True)
-        (losses[0] if runs.k == 1 else losses.sum()).backward()  # run i's term only reaches run i's parameters
+        (losses.sum() if losses.dim() else losses).backward()  # run i's term only reaches run i's parameters
         if step is None:
             opt.step()
         else:
             step(opt)
         loss_sum += losses.detach() * idx.shape[1]
-        correct += (out.detach().argmax(-1) == yb).sum(1)
+        correct += runs.hits(out.detach(), yb)
         seen += idx.shape[1]
     return {"train_loss": _per_run(loss_sum, seen), "train_acc": _per_run(correct, seen), "steps": len(batches)}
 
@@ -183,8 +179,8 @@ def evaluate(runs, x: Tensor, y: Tensor, batch_size: int = 1024, bn_stats: str =
         for part in eval_slices(len(x), batch_size, fold_single=bn_stats == "batch"):
             xb, yb = x[part], y[part]
             with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
-                out = runs(xb, shared_input=True)  # (K, b, classes)
-            loss_sum += _summed_losses(out.float(), yb)
-            correct += (out.argmax(-1) == yb).sum(-1)
+                out = runs(xb, shared_input=True)  # (K, b, classes); a lone run (b, classes)
+            loss_sum += runs.summed_losses(out.float(), yb)
+            correct += runs.hits(out, yb)
     runs.train(was_training)
     return {"loss": _per_run(loss_sum, len(x)), "acc": _per_run(correct, len(x))}

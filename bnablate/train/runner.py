@@ -23,6 +23,7 @@ from .loop import LoneRun, evaluate, timed, train_one_epoch
 from .optim import build_optimizer, build_scheduler, effective_lr, validate_optim
 
 EpochCallback = Callable[[Dict[str, Any]], None]
+MAX_SEED = 2**32 - 1  # a seed is 0 ≤ seed ≤ 2**32 - 1: NumPy's and CUDA's generators accept that range
 
 
 def validate_config(cfg) -> None:
@@ -38,6 +39,9 @@ def validate_config(cfg) -> None:
         raise
     except (KeyError, ValueError) as e:
         raise ConfigError(str(e)) from None
+    if not 0 <= int(cfg.seed) <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer in [0, 2**32 - 1] (the range every random generator accepts: "
+                          f"NumPy's reject negative seeds), got {cfg.seed}; use e.g. seed=0 or 'seed=range(5)'.")
     if int(cfg.train.epochs) < 1:
         raise ConfigError(f"train.epochs must be ≥ 1, got {cfg.train.epochs}.")
     if int(cfg.train.batch_size) < 1:
