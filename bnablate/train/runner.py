@@ -42,6 +42,9 @@ def validate_config(cfg) -> None:
     if not 0 <= int(cfg.seed) <= MAX_SEED:
         raise ConfigError(f"seed must be an integer in [0, 2**32 - 1] (the range every random generator accepts: "
                           f"NumPy's reject negative seeds), got {cfg.seed}; use e.g. seed=0 or 'seed=range(5)'.")
+    if not 0.0 <= float(cfg.variant.dropout_p) < 1.0:
+        raise ConfigError(f"variant.dropout_p must be in [0, 1) (the probability of zeroing an activation), got "
+                          f"{cfg.variant.dropout_p}; e.g. variant.dropout_p=0.5.")
     if int(cfg.train.epochs) < 1:
         raise ConfigError(f"train.epochs must be ≥ 1, got {cfg.train.epochs}.")
     if int(cfg.train.batch_size) < 1:

@@ -1,0 +1,90 @@
+"""Bad input, table-driven: each case exits 2 with one paragraph naming the fix, no traceback, and touches no file.
+
+The cases are listed in docs/sweeps.md ("Bad input"); add a row there when you add one here."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bnablate.cli import app
+from bnablate.results.records import SCHEMA_VERSION
+
+SWEEP = ["sweep", "model=mlp", "train.epochs=1", "train.batch_size=32", "variant=no_bn,bn_pre_act", "seed=range(2)"]
+
+# (command line, what the message must say: the problem and the fix)
+CASES = [
+    (["run", "variant=bn_pre_akt"], "Did you mean 'bn_pre_act'"),
+    (["run", "train.epochs=0"], "train.epochs must be ≥ 1"),
+    (["run", "seed=-1"], "seed must be an integer in [0, 2**32 - 1]"),
+    (["run", "train.batch_size=100000"], "use train.batch_size≤"),
+    (["run", "dataset=mnist", "dataset.download=false"], "MNIST is not under"),
+    (["run", "optim.lr=abc"], "Invalid value for 'optim.lr'"),
+    (["run", "train.precision=fp16"], "bf16"),
+    (["run", "out_dir=/proc/bnablate-test"], "choose a writable folder with out_dir=PATH"),
+    (["run", "variant=bn_dropout", "variant.dropout_p=1.5"], "variant.dropout_p must be in [0, 1)"),
+    (["sweep", "pack=maybe"], "Unknown pack 'maybe'"),
+    (["sweep", "pack_size=0"], "pack_size must be auto or an integer ≥ 1"),
+    (["sweep", "sweep=nope"], "Unknown sweep 'nope'"),
+    (["sweep", "seed=range("], "Malformed override"),
+    (["sweep", "model=cnn", "model.channels=[8,8,8,8]"], "use fewer model.channels or another model"),
+    (["sweep", "variant=no_bn,bn_pre_akt"], "Did you mean 'bn_pre_act'"),
+    (["report", "runs/none"], "holds no run records"),
+    (["report", "runs/ok", "--format", "pdf"], "Unknown --format pdf"),
+    (["report", "runs/ok", "--alpha", "2"], "--alpha must be in (0, 1)"),
+    (["report", "runs/ok", "--metric", "nope"], "Unknown metric 'nope'"),
+    (["report", "runs/ok", "--by", "nope"], "Unknown --by column(s) nope"),
+    (["report", "runs/newer"], "Upgrade bnablate"),
+    (["report", "runs/bad", "--strict"], "drop --strict"),
+    (["verify", "runs/none"], "holds no run records"),
+    (["verify", "runs/ok", "--sample", "-1"], "--sample must be ≥ 0"),
+    (["verify", "runs/bad", "--strict"], "drop --strict"),
+    (["inspect", "model=nope"], "Unknown model 'nope'"),
+    (["inspect", "variant.norm=batchh"], "Did you mean 'batch'"),
+    (["bench", "--cases", "nope"], "Unknown bench case(s) nope"),
+    (["bench", "--device", "tpu"], "Unknown device 'tpu'"),
+    (["bench", "--reps", "0"], "--reps and --samples must be ≥ 1"),
+]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    base = tmp_path_factory.mktemp("finished")
+    res = CliRunner().invoke(app, [*SWEEP, f"out_dir={base / 'ok'}"], catch_exceptions=False,
+                             env={"BNABLATE_CACHE_DIR": str(base / "cache"), "BNABLATE_DATA_ROOT": str(base)})
+    assert res.exit_code == 0, res.output
+    return base / "ok"
+
+
+def _snapshot(root: Path) -> dict:
+    """Every file under root (the data cache aside: a cache, not output) → its bytes' hash."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "cache" not in p.relative_to(root).parts}
+
+
+@pytest.mark.parametrize("args,fix", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_is_one_paragraph_naming_the_fix_and_changes_nothing(args, fix, finished, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs / "ok")
+    shutil.copytree(finished, runs / "bad")
+    (runs / "bad" / "records" / "notes.json").write_text("{}")
+    shutil.copytree(finished, runs / "newer")
+    path = sorted((runs / "newer" / "records").glob("*.json"))[0]
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": SCHEMA_VERSION + 1}))
+    before = _snapshot(tmp_path)
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    message = res.output.split("Error:", 1)[1].strip()
+    assert "\n\n" not in message  # one paragraph
+    assert fix in " ".join(message.split()), message  # line wrapping aside
+    assert _snapshot(tmp_path) == before  # nothing written, nothing changed
+
+
+def test_the_table_is_large_and_covers_every_command():
+    assert len(CASES) >= 20
+    assert {a[0] for a, _ in CASES} == {"run", "sweep", "report", "verify", "inspect", "bench"}
