@@ -1,6 +1,7 @@
 """docs/extending.md, followed literally: its model (builder, schema, config file) and its partial variant file are
 taken from the doc's code blocks, added to a copy of conf/, listed, composed and trained for one step — so the doc
-cannot drift from the code. Everything registered here is unregistered again, so other tests and re-runs are unaffected."""
+cannot drift from the code. Everything registered here is unregistered again, so other tests and re-runs are
+unaffected."""
 
 import contextlib
 import dataclasses
