@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import bnablate
 import bnablate.config
+import bnablate.variants
 from bnablate.cli import app
 from bnablate.config import NON_RESULT_KEYS, Config, VariantConfig, compose_config, to_plain
 from bnablate.keys import KeyLists, Role
@@ -88,8 +89,14 @@ def doc_model(conf: Path):
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    conf = use_conf_copy(tmp_path, monkeypatch)
+def conf(tmp_path, monkeypatch):
+    """A copy of conf/ to add files to; the variant presets read from it are forgotten afterwards."""
+    yield use_conf_copy(tmp_path, monkeypatch)
+    bnablate.variants.variant_presets.cache_clear()
+
+
+@pytest.fixture
+def tiny(conf):
     with doc_model(conf) as schema:
         yield schema
 
@@ -133,8 +140,7 @@ def test_the_doc_model_lists_inspects_composes_and_trains(tiny, tmp_path):
     assert rec["run_key"] in keys and len(keys) == 2
 
 
-def test_registering_the_doc_model_twice_fails_and_it_is_gone_afterwards(tmp_path, monkeypatch):
-    conf = use_conf_copy(tmp_path, monkeypatch)
+def test_registering_the_doc_model_twice_fails_and_it_is_gone_afterwards(conf):
     for _ in range(2):  # re-running works: the exit unregisters everything
         with doc_model(conf):
             with pytest.raises(ValueError, match=f"Duplicate model name '{NAME}'"):
@@ -143,8 +149,7 @@ def test_registering_the_doc_model_twice_fails_and_it_is_gone_afterwards(tmp_pat
         assert f"bnablate.models.{NAME}" not in sys.modules
 
 
-def test_the_doc_variant_lists_composes_and_trains(tmp_path, monkeypatch):
-    conf = use_conf_copy(tmp_path, monkeypatch)
+def test_the_doc_variant_lists_composes_and_trains(conf, tmp_path):
     name = "bn_post_tanh"
     (conf / "variant" / f"{name}.yaml").write_text(VARIANT_YAML)
     written = yaml.safe_load(VARIANT_YAML)
