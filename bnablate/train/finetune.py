@@ -17,7 +17,7 @@ from ..config import CONF_DIR, DatasetConfig, to_plain
 from ..data import DataSplits, class_count, dataset_spec, load_data, selected_classes
 from ..layers import BATCH_STAT_NORMS, batch_norm_layers, has_norm
 from ..models import build_model
-from ..registry import unknown_name_message
+from ..registry import check_choice, unknown_name_message
 from ..results.records import atomic_write, run_key
 from ..seeding import derive_seed, generator
 from .bn_stats import precise_bn
@@ -59,8 +59,7 @@ def source_dataset_config(cfg) -> DictConfig:
 def validate_finetune(cfg) -> None:
     """Every fine-tuning check that needs no data (ValueError naming the fix; the runner makes it a ConfigError)."""
     ft = cfg.finetune
-    if ft.bn not in FINETUNE_BN:
-        raise ValueError(unknown_name_message("finetune.bn", str(ft.bn), list(FINETUNE_BN)))
+    check_choice("finetune.bn", ft.bn, FINETUNE_BN)
     if ft.source is None:
         if ft.bn != "train":
             raise ValueError(f"finetune.bn={ft.bn} applies only when fine-tuning: set finetune.source to the dataset "
