@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import time
 import warnings
@@ -18,7 +17,8 @@ from ..data import DataSplits, class_count, dataset_spec, load_data, selected_cl
 from ..layers import BATCH_STAT_NORMS, batch_norm_layers, has_norm
 from ..models import build_model
 from ..registry import check_choice, unknown_name_message
-from ..results.records import atomic_write, run_key
+from ..atomic import atomic_file
+from ..results.records import run_key
 from ..seeding import derive_seed, generator
 from .bn_stats import precise_bn
 from .loop import evaluate, train_one_epoch
@@ -158,9 +158,8 @@ def load_or_pretrain(cfg, device: torch.device) -> Tuple[Dict[str, Any], bool]:
         except Exception as e:  # noqa: BLE001  (unreadable: train it again and replace it)
             warnings.warn(f"pretraining checkpoint {path} could not be read ({e}); training it again.", stacklevel=2)
     ckpt = pretrain(cfg, device)
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    atomic_write(path, buf.getvalue())
+    with atomic_file(path) as f:
+        torch.save(ckpt, f)
     return ckpt, True
 
 
