@@ -5,7 +5,9 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
+from bnablate.bench.sweep_bench import placement_variants
 from bnablate.cli import app
+from bnablate.variants import variant_presets
 
 from .fixtures import write_cifar10, write_mnist_like
 
@@ -98,6 +100,11 @@ def test_sweep_bench_cli_times_whole_runs_both_ways():
     assert set(rows[rows["impl"] == "tutorial"]["train_samples"]) == {300}
     assert set(rows[rows["impl"] == "bnablate"]["train_samples"]) == {270}
     assert "scaled to the 40-run sweep" in " ".join(res.output.split())
+
+
+def test_whole_sweep_bench_times_the_placement_presets_variants():
+    variants = placement_variants()  # read from conf/sweep/placement.yaml
+    assert len(variants) == 8 and len(set(variants)) == 8 and set(variants) <= set(variant_presets().names())
 
 
 def test_whole_sweep_bench_on_synthetic_files_times_every_run_against_one_tutorial_run():

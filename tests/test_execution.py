@@ -65,8 +65,9 @@ def test_fused_optimizer_kernels_train_like_foreach_to_float_tolerance(optim):
         assert a == pytest.approx(b, rel=1e-4)
 
 
-@pytest.mark.parametrize("over,msg", [(["train.precision=fp16"], "train.precision must be one of fp32, bf16"),
-                                      (["train.compile_mode=fast"], "train.compile_mode must be one of")])
+@pytest.mark.parametrize("over,msg", [(["train.precision=fp16"],
+                                       r"Unknown train.precision 'fp16'. Did you mean 'bf16'\? Choose one of: bf16, fp32."),
+                                      (["train.compile_mode=fast"], "Unknown train.compile_mode 'fast'.")])
 def test_bad_execution_values_are_rejected(over, msg):
     with pytest.raises(ConfigError, match=msg):
         run_experiment(compose_config(FAST + over))

@@ -15,7 +15,7 @@ import torch
 from ..config import compose_config
 from ..data import dataset_spec, load_data
 from ..models import build_model
-from ..results.records import atomic_write_text
+from ..atomic import atomic_write_text
 from ..seeding import generator
 from ..train import resolve_device, train_one_epoch
 from ..train.execution import ConfigError, amp_dtype, prepare_inputs, prepare_model

@@ -10,20 +10,25 @@ wall second of the whole run, so the two sides' different split sizes cancel out
 from __future__ import annotations
 
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from ..config import compose_config
+from ..config import CONF_DIR, compose_config
 from ..data import dataset_spec
 from ..models import build_model
 from ..train import resolve_device, run_experiment
 from .tutorial import tutorial_dataset
 
-SWEEP_VARIANTS = ("no_bn", "bn_pre_act", "bn_post_act", "bn_post_pool", "bn_pre_act_bias", "ln_pre_act",
-                  "gn_pre_act", "scratch_bn_pre_act")  # the 8 variants of the 40-run placement sweep (× 5 seeds)
+
+def placement_variants() -> Tuple[str, ...]:
+    """The variants of the placement sweep, read from its preset conf/sweep/placement.yaml so that `--whole` times
+    the variants `bnablate sweep` runs (the two cannot drift apart)."""
+    params = OmegaConf.load(CONF_DIR / "sweep" / "placement.yaml").hydra.sweeper.params
+    return tuple(v.strip() for v in str(params.variant).split(","))  # a plain comma list, as Hydra's sweeper reads it
 
 
 def tutorial_run(cfg, device: torch.device) -> Dict[str, float]:
@@ -81,11 +86,11 @@ def sweep_bench(variants: Sequence[str] = ("no_bn", "bn_pre_act", "bn_post_act",
 
 
 def whole_sweep_bench(model: str = "cnn", dataset: str = "cifar10", epochs: int = 10, batch_size: int = 128,
-                      seeds: int = 5, device: str = "auto", variants: Sequence[str] = SWEEP_VARIANTS,
+                      seeds: int = 5, device: str = "auto", variants: Optional[Sequence[str]] = None,
                       overrides: Sequence[str] = ()) -> List[Dict]:
-    """ONE tutorial-style run (bn_pre_act, seed 0) against the WHOLE sweep (variants × seeds) through bnablate,
-    packed where the sweep would pack (pack=auto: on CUDA), each timed end to end. Rows: the tutorial run, then one
-    row per pack or unpacked run of the sweep."""
+    """ONE tutorial-style run (bn_pre_act, seed 0) against the WHOLE sweep (variants × seeds; variants default to the
+    placement sweep's) through bnablate, packed where the sweep would pack (pack=auto: on CUDA), each timed end to
+    end. Rows: the tutorial run, then one row per pack or unpacked run of the sweep."""
     from ..pack import plan_packs
     from ..train import run_packed
 
@@ -94,7 +99,7 @@ def whole_sweep_bench(model: str = "cnn", dataset: str = "cifar10", epochs: int 
     tut = tutorial_run(first, dev)
     rows = [{"impl": "tutorial", "variant": "bn_pre_act", "runs": 1, **tut,
              "samples_per_s": tut["train_samples"] / tut["seconds"]}]
-    for variant in variants:
+    for variant in placement_variants() if variants is None else variants:
         cfgs = [_config(model, dataset, variant, s, epochs, batch_size, device, overrides) for s in range(seeds)]
         plan = plan_packs(cfgs, [False] * len(cfgs))  # as the sweep would pack them
         for group in ([cfgs[i] for i in g.indices] for g in plan.packs + plan.lone):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data.sources import _cifar_class
+from ..data import cifar10_class
 
 
 def tutorial_dataset(dataset_cfg, train: bool = True):
@@ -25,7 +25,7 @@ def tutorial_dataset(dataset_cfg, train: bool = True):
     if dataset_cfg.name == "mnist":
         return datasets.MNIST(root, train=train, transform=tf)
     if dataset_cfg.name == "cifar10":  # torchvision's CIFAR10, with the md5 check made optional for re-packed copies
-        return _cifar_class(bool(dataset_cfg.verify))(root, train=train, transform=tf)
+        return cifar10_class(bool(dataset_cfg.verify))(root, train=train, transform=tf)
     raise ValueError(f"the tutorial loop has no torchvision dataset for '{dataset_cfg.name}'")
 
 

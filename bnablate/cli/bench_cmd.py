@@ -20,7 +20,8 @@ from ..bench.process_bench import process_bench
 from ..bench.sweep_bench import sweep_bench, whole_sweep_bench
 from ..data.fake_files import write_benchmark_files
 from ..data import DataError
-from ..results.records import atomic_write_text, provenance
+from ..atomic import atomic_write_text
+from ..results.records import provenance
 from ..train import ConfigError, resolve_device
 from .common import console, fail
 

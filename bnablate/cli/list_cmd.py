@@ -13,6 +13,7 @@ from ..config_doc import literal
 from ..data import DATASETS
 from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
 from ..models import MODELS
+from ..registry import unknown_name_message
 from ..train.bn_stats import EVAL_STATS
 from ..train.finetune import FINETUNE_BN
 from ..variants import variant_presets
@@ -118,7 +119,7 @@ def list_cmd(
 ) -> None:
     """Show the registered variants, models, datasets, sweep presets, variant axes and config options."""
     if what is not None and what not in TABLES:
-        fail(f"Unknown list '{what}'. Choose one of: {', '.join(WHAT)}.")
+        fail(unknown_name_message("list", what, list(WHAT)))
     for name in [what] if what else list(TABLES):
         try:
             table = TABLES[name]()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, List
 
 import torch
 
+from ..atomic import atomic_file
 from .registry import RawData
 
 VERSION = 1  # bump when the cached layout changes
@@ -40,21 +40,8 @@ def cached_load(name: str, files: List[Path], cache_dir: str, verify: bool, load
         pass
     raw = load()
     try:
-        _save_atomic(raw, path)
+        with atomic_file(path, mode=0o644) as f:  # concurrent runs never read a half-written cache; 0644: shared
+            torch.save(raw.__dict__, f)
     except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
         warnings.warn(f"could not cache {name} in {path.parent} ({e}); decoding from source each run.", stacklevel=2)
     return raw
-
-
-def _save_atomic(raw: RawData, path: Path) -> None:
-    """Write via a temp file in the same folder + os.replace, so concurrent runs never read a half-written cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + "-", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(raw.__dict__, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable by others
-        os.replace(tmp, path)
-    except BaseException:  # also on Ctrl-C: leave no temp file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..registry import check_choice
 from .cache import cached_load
 from .registry import DataError, RawData, dataset_spec
 from .sources import source_files
@@ -39,8 +40,7 @@ def _check_fractions(cfg) -> None:
         raise DataError(f"dataset.val_fraction must be in [0, 1), got {cfg.val_fraction}.")
     if not 0.0 < float(cfg.test_fraction) < 1.0:
         raise DataError(f"dataset.test_fraction must be in (0, 1), got {cfg.test_fraction}.")
-    if cfg.normalize not in NORMALIZE:
-        raise DataError(f"Unknown dataset.normalize '{cfg.normalize}'. Valid values: {', '.join(NORMALIZE)}.")
+    check_choice("dataset.normalize", cfg.normalize, NORMALIZE, DataError)
 
 
 def selected_classes(classes, num_classes: int, key: str = "dataset.classes") -> Optional[List[int]]:

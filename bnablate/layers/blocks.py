@@ -7,7 +7,7 @@ from typing import List, Optional
 
 from torch import nn
 
-from ..registry import unknown_name_message
+from ..registry import check_choice
 from .activations import ACTIVATIONS, create_act_layer
 from .norm import NORMS, create_norm_layer, norm_options
 
@@ -33,18 +33,13 @@ class VariantError(ValueError):
     """A variant whose axes are unknown or inconsistent."""
 
 
-def _check_choice(axis: str, value: str, choices) -> None:
-    if value not in choices:
-        raise VariantError(unknown_name_message(f"variant.{axis}", value, list(choices)))
-
-
 def validate_variant(v) -> None:
     """Reject unknown or out-of-range axis values with a message naming the fix."""
-    _check_choice("norm", v.norm, NORMS.names())
-    _check_choice("placement", v.placement, list(PLACEMENTS))
-    _check_choice("dropout", v.dropout, list(DROPOUTS))
-    _check_choice("bias", v.bias, list(BIASES))
-    _check_choice("activation", v.activation, ACTIVATIONS.names())
+    check_choice("variant.norm", v.norm, NORMS.names(), VariantError)
+    check_choice("variant.placement", v.placement, PLACEMENTS, VariantError)
+    check_choice("variant.dropout", v.dropout, DROPOUTS, VariantError)
+    check_choice("variant.bias", v.bias, BIASES, VariantError)
+    check_choice("variant.activation", v.activation, ACTIVATIONS.names(), VariantError)
     if v.dropout != "none" and not 0.0 <= float(v.dropout_p) < 1.0:
         raise VariantError(f"variant.dropout_p must be in [0, 1), got {v.dropout_p}.")
     if int(v.groups) < 1:

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ..layers import make_block
+from .heads import add_classifier
 from .registry import ModelShapeError, register_model, spatial
 
 
@@ -31,8 +32,5 @@ def cnn(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module
         h, w = h // 2, w // 2
     layers["flatten"] = nn.Flatten()
     width = c * h * w  # 128 × 4 × 4 = 2048 for CIFAR-10
-    for i, out in enumerate(model_cfg.fc, start=1):
-        layers[f"fc{i}"] = make_block("linear", width, int(out), variant, bn=bn)
-        width = int(out)
-    layers["head"] = nn.Linear(width, num_classes)
+    add_classifier(layers, width, model_cfg.fc, variant, num_classes, bn=bn)
     return nn.Sequential(layers)

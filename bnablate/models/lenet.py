@@ -7,6 +7,7 @@ from collections import OrderedDict
 from torch import nn
 
 from ..layers import make_block
+from .heads import add_classifier
 from .registry import ModelShapeError, conv_out, register_model, spatial
 
 MIN_SIZE = 28  # smaller inputs (digits' 8×8) are upsampled to 28×28 by a 'resize' layer
@@ -30,8 +31,5 @@ def lenet(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Modu
         raise ModelShapeError(f"lenet cannot take input shape {tuple(input_shape)}")
     layers["flatten"] = nn.Flatten()
     width = c2 * h * w  # 16 × 5 × 5 = 400 for 28×28 and 32×32 inputs
-    for i, out in enumerate(model_cfg.fc, start=1):
-        layers[f"fc{i}"] = make_block("linear", width, int(out), variant, bn=bn)
-        width = int(out)
-    layers["head"] = nn.Linear(width, num_classes)
+    add_classifier(layers, width, model_cfg.fc, variant, num_classes, bn=bn)
     return nn.Sequential(layers)

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..layers import make_block
+from .heads import add_classifier
 from .registry import register_model, spatial
 
 
@@ -15,8 +15,5 @@ def mlp(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module
     c, h, w = spatial(input_shape)
     layers: "OrderedDict[str, nn.Module]" = OrderedDict(flatten=nn.Flatten())
     width = c * h * w
-    for i, out in enumerate(model_cfg.hidden, start=1):
-        layers[f"fc{i}"] = make_block("linear", width, int(out), variant, bn=bn)
-        width = int(out)
-    layers["head"] = nn.Linear(width, num_classes)
+    add_classifier(layers, width, model_cfg.hidden, variant, num_classes, bn=bn)
     return nn.Sequential(layers)

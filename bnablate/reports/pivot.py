@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ..results.records import atomic_write_text
+from ..atomic import atomic_write_text
 from .plots import plt, save_figure  # plots selects the Agg backend (files only)
 from .render import _scale, mean_pm, natural_key
 from .stats import mean_ci

@@ -9,7 +9,7 @@ from typing import Callable, Dict, List
 import pandas as pd
 from rich.table import Table
 
-from ..results.records import atomic_write_text
+from ..atomic import atomic_write_text
 from .summary import Report, lower_is_better
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import KEYS
+from ..registry import unknown_name_message
 from .stats import compare, holm, mean_ci
 
 # Columns that identify a run but are not factors to group by: the record's own columns, and every config key that
@@ -123,8 +124,8 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
         return Report(pd.DataFrame(), list(by or ALWAYS), metric, baseline, alpha, ["no runs found"])
     runs = runs.copy()
     if metric not in runs:
-        raise ValueError(f"Unknown metric '{metric}'. Choose one of: "
-                         f"{', '.join(c for c in runs.columns if c.startswith(('final_', 'best_', 'test_acc')))}.")
+        metrics = [c for c in runs.columns if c.startswith(("final_", "best_", "test_acc"))]
+        raise ValueError(unknown_name_message("metric", metric, metrics))
     by = list(by) if by else default_by(runs, identifying)
     compared = split_baseline(baseline)[0]
     if compared not in runs:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict
 
+from ..atomic import atomic_write_text
 from ..config import CONF_DIR, NEUTRAL_VALUES, NON_RESULT_KEYS
 from ..keys import drop_key, get_key, without
 
@@ -76,27 +77,6 @@ def provenance(device: str) -> Dict[str, Any]:
         if os.environ.get(env):
             info[key] = os.environ[env]
     return info
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and os.replace, so readers never see a half-written file."""
-    atomic_write(path, text.encode())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """atomic_write_text for bytes (checkpoints): temp file in the same folder, fsync, os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class OutputError(RuntimeError):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..config import KEYS, NEUTRAL_VALUES
 from ..variants import variant_label
-from .records import atomic_write_text
+from ..atomic import atomic_write_text
 from .schema import load_records
 
 # Short names for the factors every analysis groups by; the rest of the config follows as dotted columns.

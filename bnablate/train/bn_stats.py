@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import batch_norm_layers
-from ..registry import unknown_name_message
+from ..registry import check_choice
 from .loop import batch_indices
 
 EVAL_STATS = {
@@ -28,8 +28,7 @@ DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Alpha
 
 def validate_bn(bn) -> None:
     """Reject a `bn` section that cannot run, naming the fix (ValueError; the runner turns it into ConfigError)."""
-    if bn.eval_stats not in EVAL_STATS:
-        raise ValueError(unknown_name_message("bn.eval_stats", str(bn.eval_stats), list(EVAL_STATS)))
+    check_choice("bn.eval_stats", bn.eval_stats, EVAL_STATS)
     if int(bn.precise_batches) < 1:
         raise ValueError(f"bn.precise_batches must be ≥ 1, got {bn.precise_batches} (fvcore's PreciseBN uses 200).")
     if bn.momentum is not None and not 0.0 <= float(bn.momentum) <= 1.0:

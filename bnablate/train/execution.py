@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError  # noqa: F401  (re-exported: callers import it from bnablate.train)
+from ..registry import check_choice
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # name → autocast dtype (None: no autocast)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -27,10 +28,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def validate_execution(train) -> None:
-    if train.precision not in PRECISIONS:
-        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got '{train.precision}'.")
-    if train.compile_mode not in COMPILE_MODES:
-        raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got '{train.compile_mode}'.")
+    check_choice("train.precision", train.precision, PRECISIONS, ConfigError)
+    check_choice("train.compile_mode", train.compile_mode, COMPILE_MODES, ConfigError)
 
 
 def configure_device(cfg) -> torch.device:

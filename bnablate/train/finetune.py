@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import time
 import warnings
@@ -17,8 +16,9 @@ from ..config import CONF_DIR, DatasetConfig, to_plain
 from ..data import DataSplits, class_count, dataset_spec, load_data, selected_classes
 from ..layers import BATCH_STAT_NORMS, batch_norm_layers, has_norm
 from ..models import build_model
-from ..registry import unknown_name_message
-from ..results.records import atomic_write, run_key
+from ..registry import check_choice, unknown_name_message
+from ..atomic import atomic_file
+from ..results.records import run_key
 from ..seeding import derive_seed, generator
 from .bn_stats import precise_bn
 from .loop import evaluate, train_one_epoch
@@ -59,8 +59,7 @@ def source_dataset_config(cfg) -> DictConfig:
 def validate_finetune(cfg) -> None:
     """Every fine-tuning check that needs no data (ValueError naming the fix; the runner makes it a ConfigError)."""
     ft = cfg.finetune
-    if ft.bn not in FINETUNE_BN:
-        raise ValueError(unknown_name_message("finetune.bn", str(ft.bn), list(FINETUNE_BN)))
+    check_choice("finetune.bn", ft.bn, FINETUNE_BN)
     if ft.source is None:
         if ft.bn != "train":
             raise ValueError(f"finetune.bn={ft.bn} applies only when fine-tuning: set finetune.source to the dataset "
@@ -159,9 +158,8 @@ def load_or_pretrain(cfg, device: torch.device) -> Tuple[Dict[str, Any], bool]:
         except Exception as e:  # noqa: BLE001  (unreadable: train it again and replace it)
             warnings.warn(f"pretraining checkpoint {path} could not be read ({e}); training it again.", stacklevel=2)
     ckpt = pretrain(cfg, device)
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    atomic_write(path, buf.getvalue())
+    with atomic_file(path) as f:
+        torch.save(ckpt, f)
     return ckpt, True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..registry import Registry, check_choice
 
 OPTIMIZERS: Registry = Registry("optimizer")
 SCHEDULES = ("none", "cosine", "step")
@@ -38,10 +38,8 @@ def validate_optim(cfg) -> None:
         raise ValueError(f"optim.weight_decay must be ≥ 0, got {cfg.weight_decay}.")
     if cfg.name == "sgd" and cfg.nesterov and not float(cfg.momentum) > 0:
         raise ValueError("optim.nesterov=true needs optim.momentum > 0.")
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"Unknown optim.schedule '{cfg.schedule}'. Valid values: {', '.join(SCHEDULES)}.")
-    if cfg.batch_scaling not in BATCH_SCALINGS:
-        raise ValueError(f"Unknown optim.batch_scaling '{cfg.batch_scaling}'. Valid values: {', '.join(BATCH_SCALINGS)}.")
+    check_choice("optim.schedule", cfg.schedule, SCHEDULES)
+    check_choice("optim.batch_scaling", cfg.batch_scaling, BATCH_SCALINGS)
     if int(cfg.ref_batch_size) < 1:
         raise ValueError(f"optim.ref_batch_size must be ≥ 1, got {cfg.ref_batch_size}.")
 
