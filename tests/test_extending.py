@@ -120,7 +120,7 @@ def test_the_doc_model_lists_inspects_composes_and_trains(tiny, tmp_path):
 
     cfg = compose_config([f"model={NAME}"])
     assert OmegaConf.get_type(cfg.model) is tiny  # the stored schema, picked by the file's defaults list
-    assert cfg.model.name == NAME and cfg.model.channels == 16 and cfg.model.cpu_pack_max_batch == 0
+    assert cfg.model.name == NAME and cfg.model.width == 16 and cfg.model.cpu_pack_max_batch == 0
     with pytest.raises(ModelShapeError, match="at least 2×2"):
         MODELS.get(NAME)(cfg.model, cfg.variant, (1, 1, 1), 10, bn=cfg.bn)
 
@@ -128,15 +128,15 @@ def test_the_doc_model_lists_inspects_composes_and_trains(tiny, tmp_path):
     assert rec["status"] == "ok", rec.get("error")
     (epoch,) = rec["metrics"]
     assert epoch["steps"] >= 1 and math.isfinite(epoch["train_loss"]) and math.isfinite(epoch["val_loss"])
-    assert rec["config"]["model"] == {"name": NAME, "cpu_pack_max_batch": 0, "channels": 16}
+    assert rec["config"]["model"] == {"name": NAME, "cpu_pack_max_batch": 0, "width": 16}
     assert rec["n_params"] == 16 * 1 * 3 * 3 + 2 * 16 + 16 * 4 * 4 * 10 + 10  # conv (no bias before BN), BN, head
 
-    # model.channels is a result option: in the run key, so a run at another width is another run. The doc's schema
-    # declares it so; the key lists take the role from its first declaration (CNNConfig's), which agrees.
-    assert KeyLists.of(tiny).by_key["channels"].role is Role.RESULT
-    assert KeyLists.of(Config).by_key["model.channels"].role is Role.RESULT
-    assert "model.channels" not in NON_RESULT_KEYS
-    keys = {run_key(to_plain(compose_config([f"model={NAME}", *ONE_STEP, f"model.channels={c}"]))) for c in (16, 8)}
+    # model.width is a result option: in the run key, so a run at another width is another run, as the doc's schema
+    # declares it.
+    assert KeyLists.of(tiny).by_key["width"].role is Role.RESULT
+    assert KeyLists.of(Config).by_key["model.width"].role is Role.RESULT
+    assert "model.width" not in NON_RESULT_KEYS
+    keys = {run_key(to_plain(compose_config([f"model={NAME}", *ONE_STEP, f"model.width={c}"]))) for c in (16, 8)}
     assert rec["run_key"] in keys and len(keys) == 2
 
 
