@@ -15,7 +15,7 @@ from .sweep_cmd import sweep_cmd
 from .verify_cmd import verify_cmd
 
 app = typer.Typer(
-    name="bnablate", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    name="bnablate", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
     help="Where does Batch Normalization go? Paired, multi-seed BN-placement ablations with tidy results.",
 )
 app.command("list")(list_cmd)

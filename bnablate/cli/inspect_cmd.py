@@ -11,10 +11,10 @@ from rich.table import Table
 from ..data import class_count, dataset_spec
 from ..models import build_model, count_params
 from ..variants import variant_label
-from .common import OVERRIDES_HELP, compose_or_fail, console
+from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console
 
 
-def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP)] = None) -> None:
+def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP, autocompletion=complete_override)] = None) -> None:
     """Print the layer stack of the model the overrides resolve to, with output shapes and parameter counts."""
     cfg = compose_or_fail(overrides or [])
     spec = dataset_spec(cfg.dataset.name)

@@ -14,7 +14,7 @@ from ..sweeps import Reporter
 from ..results.schema import RecordError
 from ..train import ConfigError
 from ..variants import variant_label
-from .common import OVERRIDES_HELP, compose_or_fail, console, err_console, fail
+from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console, err_console, fail
 
 HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_acc':>8} {'test_acc':>8} {'lr':>9} {'steps':>6} " \
          f"{'time_s':>7} {'samples/s':>10}"
@@ -38,7 +38,7 @@ class _EpochPrinter(Reporter):
 
 
 def run_cmd(
-    overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP)] = None,
+    overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP, autocompletion=complete_override)] = None,
     force: Annotated[bool, typer.Option("--force", help="Train again even if this run's record is already there.")] = False,
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config and exit.")] = False,
 ) -> None:

@@ -16,7 +16,7 @@ from ..results.schema import QUARANTINE_DIR, RecordError
 from ..sweeps import Reporter
 from ..train import ConfigError
 from ..variants import variant_label
-from .common import CONFIG_ERRORS, console, explain, fail
+from .common import CONFIG_ERRORS, complete_override, console, explain, fail
 from .report_cmd import print_report
 
 SWEEP_HELP = ("Hydra overrides and sweeps: sweep=NAME picks a preset from conf/sweep; variant=a,b seed=range(5) "
@@ -94,7 +94,7 @@ class SweepReporter(ProgressReporter):
                       "running its runs one by one.")
 
 
-def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP)] = None,
+def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP, autocompletion=complete_override)] = None,
               dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every job (data included) and print the "
                                                     "plan — jobs, packs and lone runs with the reason for each, "
                                                     "finished runs — without training or writing anything.")] = False

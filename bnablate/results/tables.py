@@ -12,6 +12,7 @@ import pandas as pd
 from ..config import KEYS, NEUTRAL_VALUES
 from ..variants import variant_label
 from ..atomic import atomic_write_text
+from . import parquet
 from .schema import load_records
 
 # Short names for the factors every analysis groups by; the rest of the config follows as dotted columns.
@@ -101,9 +102,12 @@ def _csv(df: pd.DataFrame) -> str:
 
 
 def rebuild_tables(out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rebuild results.csv and runs.csv from every record in out_dir (atomic writes: a partial sweep always has
-    consistent tables)."""
+    """Rebuild results.csv and runs.csv (and, with pyarrow installed, results.parquet and runs.parquet) from every
+    record in out_dir (atomic writes: a partial sweep always has consistent tables)."""
     results, runs = build_tables(load_records(out_dir))
     atomic_write_text(Path(out_dir) / "results.csv", _csv(results))
     atomic_write_text(Path(out_dir) / "runs.csv", _csv(runs))
+    if parquet.available():  # typed copies for pandas/Arrow users (bnablate[parquet]); the CSVs stay the default
+        parquet.write_parquet(results, Path(out_dir) / "results.parquet")
+        parquet.write_parquet(runs, Path(out_dir) / "runs.parquet")
     return results, runs
