@@ -1,4 +1,4 @@
-"""The Python API — `bnablate.sweeps`, `run`, `report`, `load_results` — that the CLI and notebooks both call."""
+"""The Python API — `bnablate.sweep`, `run`, `report`, `load_results`, `plan` — that the CLI and notebooks both call."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from .reports import FORMATS, make_report
 from .reports.summary import Report
 from .results import build_tables, load_records, rebuild_tables
 from .results.records import RECORDS_DIR, check_writable
-from .sweeps import Reporter, SweepPlan, execute_run, plan_sweep, quarantine_bad_records, run_sweep
+from .sweep_plan import SweepPlan, plan_sweep
+from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
 
 PathLike = Union[str, Path]

@@ -1,4 +1,5 @@
-"""Executing runs: one run with its record and tables, and a sweep as a Hydra multirun (so launcher plugins work)."""
+"""Executing runs: one run with its record and tables, one pack, and a planned sweep as a Hydra multirun (so launcher
+plugins work); the plan itself is bnablate/sweep_plan.py."""
 
 from __future__ import annotations
 
@@ -6,24 +7,21 @@ import os
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from omegaconf import DictConfig
 import torch
+from omegaconf import DictConfig
 
-from .config import compose_config, to_plain
-from .hydra_adapter import expand_sweep, launch_multirun
+from .config import to_plain
+from .data import DataError, DataSplits
+from .hydra_adapter import launch_multirun
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
-from .results.records import OutputError, record_path
+from .results.records import OutputError, now, record_path
 from .results.schema import BadRecord, RecordError, RecordVersionError, quarantine, read_record, scan_records
-from .results.records import now
-from .data import DataError, DataSplits, load_data
-from .pack import PackPlan, check_pack_options, plan_packs
-from .train import ConfigError, run_experiment, run_packed, validate_config
-from .train.runner import check_data
+from .sweep_plan import DataCache, SweepPlan
+from .train import ConfigError, run_experiment, run_packed
 from .variants import variant_label
 
 
@@ -31,7 +29,7 @@ class Reporter:
     """Progress hooks of a sweep or a run executed in this process (the basic launcher); no-ops by default. A
     parallel launcher's workers run without one: their runs appear as their records are written."""
 
-    def sweep_planned(self, plan: "SweepPlan") -> None: ...
+    def sweep_planned(self, plan: SweepPlan) -> None: ...
 
     def run_started(self, cfg: DictConfig, key: str, pack: int = 1) -> None: ...
 
@@ -109,7 +107,7 @@ def _quarantine_stale(path: Path) -> None:
         warnings.warn(f"{path}: {e}; moved to {moved} (bytes intact) and the run trains again.", stacklevel=3)
 
 
-def quarantine_bad_records(plan: "SweepPlan") -> None:
+def quarantine_bad_records(plan: SweepPlan) -> None:
     """Before a sweep trains: every bad file in its folders' records/ moved to records/quarantine/ (bytes intact),
     so the runs they were for train again; noted on plan.quarantined for the reporter."""
     for folder in plan.out_dirs:
@@ -159,25 +157,6 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None,
     for rec in records:
         reporter.run_done(rec)
     return records
-
-
-class DataCache:
-    """Each distinct dataset of a sweep loaded once (CPU tensors), shared by the checks, the pack plan's memory
-    estimate, the packs and the runs this process trains."""
-
-    def __init__(self) -> None:
-        self._data: Dict[str, DataSplits] = {}
-
-    def get(self, dataset_cfg) -> DataSplits:
-        key = repr(sorted(dataset_cfg.items()))
-        if key not in self._data:
-            self._data[key] = load_data(dataset_cfg)
-        return self._data[key]
-
-    def nbytes(self, cfg: DictConfig) -> int:
-        """Bytes of cfg's images (the copy a pack holds on the GPU beside its runs)."""
-        data = self.get(cfg.dataset)
-        return sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x, data.test_x))
 
 
 def _failed(cfg: DictConfig) -> Dict[str, Any]:
@@ -231,69 +210,6 @@ def _cached(data: Optional[DataCache], cfg: DictConfig) -> Optional[DataSplits]:
         return None if data is None else data.get(cfg.dataset)
     except DataError:
         return None
-
-
-@dataclass
-class SweepPlan:
-    overrides: List[str]  # as given: Hydra's multirun expands them again, to the same jobs
-    jobs: List[List[str]]  # each job's overrides, as Hydra's basic sweeper expands them
-    launcher: str = "basic"  # the hydra/launcher option: "basic" (in this process), joblib, submitit_local, slurm...
-    configs: List[DictConfig] = field(default_factory=list)
-    keys: List[str] = field(default_factory=list)
-    packs: PackPlan = field(default_factory=PackPlan)  # which unfinished jobs train as packs, which alone, and why
-    quarantined: List[Any] = field(default_factory=list)  # (BadRecord, where it was moved) per bad file found
-    data: DataCache = field(default_factory=DataCache, repr=False)
-
-    @property
-    def out_dirs(self) -> List[Path]:
-        return sorted({Path(c.out_dir) for c in self.configs})
-
-    def finished_count(self) -> int:
-        return sum(finished(Path(c.out_dir), k) is not None for c, k in zip(self.configs, self.keys))
-
-    def describe(self) -> List[str]:
-        """The plan in lines, as `bnablate sweep --dry-run` prints it: jobs, packs and lone runs with reasons."""
-        head = f"{len(self.jobs)} job(s) under the {self.launcher} launcher into {', '.join(map(str, self.out_dirs))}"
-        values: Dict[str, set] = {}
-        for job in self.jobs:
-            for item in job:
-                values.setdefault(item.split("=", 1)[0], set()).add(item)
-        varying = {k for k, v in values.items() if len(v) > 1}  # label each job by what tells it apart
-        labels = [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)"
-                  for job in self.jobs]
-        return [head, *self.packs.describe(labels)]
-
-
-def check_job(data: DataCache) -> Callable[[DictConfig], None]:
-    """Every check of one job before training, data included (each distinct dataset loaded once, into `data`), so
-    missing files fail before any training."""
-    def check(cfg: DictConfig) -> None:
-        validate_config(cfg)
-        check_pack_options(cfg)
-        check_data(cfg, data.get(cfg.dataset))  # e.g. a batch larger than the training split
-    return check
-
-
-NO_PACKS = "the {launcher} launcher trains each job in its own worker; packs train under the basic launcher"
-
-
-def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = None) -> SweepPlan:
-    """Expand the sweep into jobs exactly as Hydra's multirun will (hydra_adapter.expand_sweep), compose every job
-    and check it (default: check_job, data included; pass another check, e.g. validate_config, to skip the data)
-    — so a bad value anywhere in the grid is reported before any training starts — and plan its packs."""
-    jobs, launcher = expand_sweep(overrides)
-    plan = SweepPlan(overrides=list(overrides), jobs=jobs, launcher=launcher)
-    validate = validate or check_job(plan.data)
-    for job in plan.jobs:
-        cfg = compose_config(job)
-        validate(cfg)
-        check_pack_options(cfg)
-        plan.configs.append(cfg)
-        plan.keys.append(run_key(to_plain(cfg)))
-    done = [finished(Path(c.out_dir), k) is not None for c, k in zip(plan.configs, plan.keys)]
-    plan.packs = plan_packs(plan.configs, done, plan.data.nbytes,
-                            no_packs=None if launcher == "basic" else NO_PACKS.format(launcher=launcher))
-    return plan
 
 
 def run_sweep(plan: SweepPlan, reporter: Optional[Reporter] = None) -> None:

@@ -156,12 +156,12 @@ def test_sweep_packs_seeds_when_asked():
 
 def test_sweep_loads_each_dataset_once(monkeypatch):
     """The checks, the pack and the runs of one sweep share one load of its dataset (one per distinct dataset)."""
-    import bnablate.sweeps
+    import bnablate.sweep_plan
     import bnablate.train.runner
 
     calls = []
-    real = bnablate.sweeps.load_data
-    monkeypatch.setattr(bnablate.sweeps, "load_data", lambda cfg: calls.append(cfg.name) or real(cfg))
+    real = bnablate.sweep_plan.load_data
+    monkeypatch.setattr(bnablate.sweep_plan, "load_data", lambda cfg: calls.append(cfg.name) or real(cfg))
     monkeypatch.setattr(bnablate.train.runner, "load_data", lambda cfg: pytest.fail("a run loaded its data again"))
     res = invoke("sweep", *SMALL, "variant=no_bn,bn_dropout", "seed=range(2)", "pack=true", "out_dir=runs/once")
     assert res.exit_code == 0, res.output

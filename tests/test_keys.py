@@ -16,7 +16,7 @@ from bnablate.keys import Role, option, walk
 from bnablate.results import run_key
 from bnablate.results.tables import build_tables
 from bnablate.results.schema import load_records
-from bnablate.sweeps import plan_sweep
+from bnablate.sweep_plan import plan_sweep
 
 GOLDEN = Path(__file__).parent / "golden"
 KEYS_FILE = json.loads((GOLDEN / "run_keys.json").read_text())

@@ -22,7 +22,8 @@ def wheel(tmp_path_factory):
 def test_wheel_carries_conf(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for conf in ("bnablate/conf/config.yaml", "bnablate/conf/variant/bn_pre_act.yaml", "bnablate/conf/sweep/placement.yaml",
-                 "bnablate/conf/model/lenet.yaml", "bnablate/conf/dataset/digits.yaml"):
+                 "bnablate/conf/model/lenet.yaml", "bnablate/conf/dataset/digits.yaml",
+                 "bnablate/reports/templates/index.html.j2"):  # the HTML report's template travels too
         assert conf in names, conf
 
 

@@ -134,7 +134,8 @@ def test_report_files_rebuild_identically_and_figures_render(tmp_path):
     _, second = make_report([tmp_path / "runs"], out=tmp_path / "r2", target=0.9)
     names = sorted(p.name for p in first)
     assert names == sorted(["summary.csv", "summary.md", "summary.tex", "learning_curves.png", "learning_curves.pdf",
-                            "final_metric.png", "final_metric.pdf", "time_to_target.png", "time_to_target.pdf"])
+                            "final_metric.png", "final_metric.pdf", "time_to_target.png", "time_to_target.pdf",
+                            "index.html"])
     for name in names:
         assert (tmp_path / "r1" / name).read_bytes() == (tmp_path / "r2" / name).read_bytes(), name
     import matplotlib.image as mpimg

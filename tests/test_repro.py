@@ -14,7 +14,7 @@ from bnablate.cli import app
 from bnablate.config import CONF_DIR, compose_config
 from bnablate.reports import make_report, preset_options
 from bnablate.results import load_records, write_record
-from bnablate.sweeps import plan_sweep
+from bnablate.sweep_plan import plan_sweep
 from bnablate.train import build_optimizer, validate_config
 from bnablate.train.optim import effective_lr
 

@@ -47,7 +47,7 @@ def report_cmd(
     by: Annotated[Optional[str], typer.Option(
         help="Comma-separated grouping columns (default: dataset, model, variant + every factor that varies).")] = None,
     format: Annotated[str, typer.Option(
-        "--format", help=f"Comma-separated outputs from {', '.join(FORMATS)} (png = figures as PNG and PDF).")] = ",".join(FORMATS),
+        "--format", help=f"Comma-separated outputs from {', '.join(FORMATS)} (png = figures as PNG and PDF; html = report/index.html, one self-contained page).")] = ",".join(FORMATS),
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: FIRST_RUNS_DIR/report).")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level for the verdicts (Holm-corrected).")] = 0.05,
     pivot: Annotated[Optional[str], typer.Option(

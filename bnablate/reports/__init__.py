@@ -12,10 +12,11 @@ from ..results.schema import RecordError, RecordScan, scan_records
 from ..results.tables import build_tables, run_columns
 from . import plots
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
+from .html import write_html
 from .render import FILES, WRITERS, rich_table
 from .summary import Report, build_report
 
-FORMATS = ("csv", "md", "tex", "png")  # png = the figures, written as PNG and PDF
+FORMATS = ("csv", "md", "tex", "png", "html")  # png = the figures (PNG and PDF); html = report/index.html
 
 
 def merged_records(dirs: Iterable[Path]) -> RecordScan:
@@ -108,7 +109,22 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
         report.views["per epoch (see per_epoch.md for CIs)"] = per_epoch_table(frame, report.by, per_epoch,
                                                                                 with_ci=False)
         written += paths
+    if "html" in formats:  # last: it embeds the figures written above
+        page = out / "index.html"
+        write_html(report, page, written, command=report_command(dirs, metric, baseline, formats, pivot, per_epoch),
+                   files=[p.name for p in written])
+        written.append(page)
     return report, written
+
+
+def report_command(dirs: Sequence[Path], metric: str, baseline: Optional[str], formats: Sequence[str],
+                   pivot: Optional[str], per_epoch: Sequence[str]) -> str:
+    """The `bnablate report` command line that rebuilds this report from the same folders."""
+    args = ["bnablate report", *map(str, dirs), f"--metric {metric}"]
+    args += [f"--baseline {baseline}"] if baseline else []
+    args += [f"--pivot {pivot}"] if pivot else []
+    args += [f"--per-epoch {','.join(per_epoch)}"] if per_epoch else []
+    return " ".join(args + [f"--format {','.join(formats)}"])
 
 
 __all__ = ["FORMATS", "Report", "build_report", "collect", "make_report", "preset_options", "rich_table"]

@@ -1,0 +1,100 @@
+"""Planning a sweep before anything trains: its jobs as Hydra will run them, each composed and checked (data
+loaded once per dataset), their run keys, and which of them train as packs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from omegaconf import DictConfig
+
+from .config import compose_config, to_plain
+from .data import DataSplits, load_data
+from .hydra_adapter import expand_sweep
+from .pack import PackPlan, check_pack_options, plan_packs
+from .results import finished, run_key
+from .train import validate_config
+from .train.runner import check_data
+
+
+class DataCache:
+    """Each distinct dataset of a sweep loaded once (CPU tensors), shared by the checks, the pack plan's memory
+    estimate, the packs and the runs this process trains."""
+
+    def __init__(self) -> None:
+        self._data: Dict[str, DataSplits] = {}
+
+    def get(self, dataset_cfg) -> DataSplits:
+        key = repr(sorted(dataset_cfg.items()))
+        if key not in self._data:
+            self._data[key] = load_data(dataset_cfg)
+        return self._data[key]
+
+    def nbytes(self, cfg: DictConfig) -> int:
+        """Bytes of cfg's images (the copy a pack holds on the GPU beside its runs)."""
+        data = self.get(cfg.dataset)
+        return sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x, data.test_x))
+
+
+@dataclass
+class SweepPlan:
+    overrides: List[str]  # as given: Hydra's multirun expands them again, to the same jobs
+    jobs: List[List[str]]  # each job's overrides, as Hydra's basic sweeper expands them
+    launcher: str = "basic"  # the hydra/launcher option: "basic" (in this process), joblib, submitit_local, slurm...
+    configs: List[DictConfig] = field(default_factory=list)
+    keys: List[str] = field(default_factory=list)
+    packs: PackPlan = field(default_factory=PackPlan)  # which unfinished jobs train as packs, which alone, and why
+    quarantined: List[Any] = field(default_factory=list)  # (BadRecord, where it was moved) per bad file found
+    data: DataCache = field(default_factory=DataCache, repr=False)
+
+    @property
+    def out_dirs(self) -> List[Path]:
+        return sorted({Path(c.out_dir) for c in self.configs})
+
+    def finished_count(self) -> int:
+        return sum(finished(Path(c.out_dir), k) is not None for c, k in zip(self.configs, self.keys))
+
+    def describe(self) -> List[str]:
+        """The plan in lines, as `bnablate sweep --dry-run` prints it: jobs, packs and lone runs with reasons."""
+        head = f"{len(self.jobs)} job(s) under the {self.launcher} launcher into {', '.join(map(str, self.out_dirs))}"
+        values: Dict[str, set] = {}
+        for job in self.jobs:
+            for item in job:
+                values.setdefault(item.split("=", 1)[0], set()).add(item)
+        varying = {k for k, v in values.items() if len(v) > 1}  # label each job by what tells it apart
+        labels = [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)"
+                  for job in self.jobs]
+        return [head, *self.packs.describe(labels)]
+
+
+def check_job(data: DataCache) -> Callable[[DictConfig], None]:
+    """Every check of one job before training, data included (each distinct dataset loaded once, into `data`), so
+    missing files fail before any training."""
+    def check(cfg: DictConfig) -> None:
+        validate_config(cfg)
+        check_pack_options(cfg)
+        check_data(cfg, data.get(cfg.dataset))  # e.g. a batch larger than the training split
+    return check
+
+
+NO_PACKS = "the {launcher} launcher trains each job in its own worker; packs train under the basic launcher"
+
+
+def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = None) -> SweepPlan:
+    """Expand the sweep into jobs exactly as Hydra's multirun will (hydra_adapter.expand_sweep), compose every job
+    and check it (default: check_job, data included; pass another check, e.g. validate_config, to skip the data)
+    — so a bad value anywhere in the grid is reported before any training starts — and plan its packs."""
+    jobs, launcher = expand_sweep(overrides)
+    plan = SweepPlan(overrides=list(overrides), jobs=jobs, launcher=launcher)
+    validate = validate or check_job(plan.data)
+    for job in plan.jobs:
+        cfg = compose_config(job)
+        validate(cfg)
+        check_pack_options(cfg)
+        plan.configs.append(cfg)
+        plan.keys.append(run_key(to_plain(cfg)))
+    done = [finished(Path(c.out_dir), k) is not None for c, k in zip(plan.configs, plan.keys)]
+    plan.packs = plan_packs(plan.configs, done, plan.data.nbytes,
+                            no_packs=None if launcher == "basic" else NO_PACKS.format(launcher=launcher))
+    return plan
