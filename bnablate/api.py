@@ -53,7 +53,11 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     quarantine_bad_records(sweep_plan)  # bad files moved aside, bytes intact: their runs train again
     reporter = reporter or Reporter()
     reporter.sweep_planned(sweep_plan)
-    run_sweep(sweep_plan, reporter)
+    try:
+        run_sweep(sweep_plan, reporter)
+    except KeyboardInterrupt:  # a record may have been written just before the interrupt, its tables not yet
+        _rebuild_quietly(sweep_plan.out_dirs)
+        raise
     frames = [rebuild_tables(folder)[1] for folder in sweep_plan.out_dirs]
     runs = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) \
         else pd.DataFrame(columns=["run_key", "status"])
@@ -70,7 +74,21 @@ def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force
     to_plain(cfg)  # interpolation errors surface here, before any work
     data = preflight(cfg)  # missing files or a too-large batch fail here, before anything is written
     check_writable(cfg.out_dir)
-    return execute_run(cfg, reporter=reporter, skip_finished=not force, raise_setup_errors=True, data=data)
+    try:
+        return execute_run(cfg, reporter=reporter, skip_finished=not force, raise_setup_errors=True, data=data)
+    except KeyboardInterrupt:
+        _rebuild_quietly([Path(cfg.out_dir)])
+        raise
+
+
+def _rebuild_quietly(folders: Iterable[Path]) -> None:
+    """After Ctrl-C: the tables rebuilt from every record kept (one written just before the interrupt included), so
+    they match the records; a second interrupt here leaves them for the next rebuild."""
+    for folder in folders:
+        try:
+            rebuild_tables(folder)
+        except (KeyboardInterrupt, OSError):
+            return
 
 
 def _check_runs_dir(folder: Path) -> None:

@@ -76,3 +76,17 @@ def test_plan_describes_a_sweep_without_training(tmp_path):
     assert len(plan.jobs) == len(set(plan.keys)) == 6 and plan.launcher == "basic"
     assert plan.out_dirs == [tmp_path / "p"] and plan.finished_count() == 0
     assert not (tmp_path / "p").exists()
+
+
+def test_ctrl_c_between_a_record_and_its_tables_still_leaves_tables_that_match(tmp_path, monkeypatch):
+    """An interrupt right after a record is written (before the sweep rebuilt its tables): the API rebuilds them from
+    every record kept before it re-raises, so runs.csv lists exactly the finished runs."""
+    import bnablate.sweeps as sweeps
+
+    def interrupted(out_dir):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sweeps, "rebuild_tables", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bnablate.sweep([*SMALL, "variant=no_bn", "seed=range(2)"], out_dir=tmp_path / "c")
+    records = list((tmp_path / "c" / "records").glob("*.json"))
+    assert len(records) == 1 and len(pd.read_csv(tmp_path / "c" / "runs.csv")) == 1
