@@ -73,7 +73,6 @@ def check_job(data: DataCache) -> Callable[[DictConfig], None]:
     missing files fail before any training."""
     def check(cfg: DictConfig) -> None:
         validate_config(cfg)
-        check_pack_options(cfg)
         check_data(cfg, data.get(cfg.dataset))  # e.g. a batch larger than the training split
     return check
 
@@ -91,7 +90,7 @@ def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], N
     for job in plan.jobs:
         cfg = compose_config(job)
         validate(cfg)
-        check_pack_options(cfg)
+        check_pack_options(cfg)  # whichever check was passed: the pack options are the planner's own
         plan.configs.append(cfg)
         plan.keys.append(run_key(to_plain(cfg)))
     done = [finished(Path(c.out_dir), k) is not None for c, k in zip(plan.configs, plan.keys)]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..results.schema import RecordError, scan_records
+from ..results.schema import RecordError, scan_records, strict_error
 from ..variants import variant_label
 from ..verify import verify_runs
 from .common import console, fail
@@ -34,8 +34,7 @@ def verify_cmd(
     except RecordError as e:  # a record of a newer schema version
         fail(str(e))
     if strict and scan.bad:
-        fail(f"{len(scan.bad)} bad record file(s) (--strict): " + "; ".join(b.line() for b in scan.bad) +
-             ". Move them aside or rerun the sweep (it quarantines them and retrains their runs), or drop --strict.")
+        fail(str(strict_error(scan.bad)))
     warn_bad_records(scan.bad)
     if not scan.records:
         fail(f"{runs_dir} holds no {'readable ' if scan.bad else ''}run records ({runs_dir}/records/*.json"

@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
 
-from ..results.schema import RecordError, RecordScan, scan_records
+from ..results.schema import RecordScan, scan_records, strict_error
 from ..results.tables import build_tables, run_columns
 from . import plots
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
@@ -72,9 +72,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
     records/ is left out and named in the notes (and report.bad_records); strict: a RecordError instead."""
     scan = merged_records(dirs)  # read once: the preset's report options and the tables both come from them
     if strict and scan.bad:
-        raise RecordError(f"{len(scan.bad)} bad record file(s) (--strict): " + "; ".join(b.line() for b in scan.bad)
-                          + ". Move them aside or rerun the sweep (it quarantines them and retrains their runs), "
-                            "or drop --strict to report without them.")
+        raise strict_error(scan.bad)
     records = scan.records
     preset = preset_options(records)
     baseline = baseline or preset["baseline"]

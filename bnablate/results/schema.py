@@ -98,6 +98,13 @@ def problem(rec: Any, path: Path) -> Optional[str]:
     return None
 
 
+def strict_error(bad: Sequence[BadRecord]) -> RecordError:
+    """The --strict error of report and verify: every bad file named, and the ways out."""
+    return RecordError(f"{len(bad)} bad record file(s) (--strict): " + "; ".join(b.line() for b in bad) +
+                       ". Move them aside or rerun the sweep (it quarantines them and retrains their runs), or drop "
+                       "--strict.")
+
+
 def read_record(path: Path) -> Dict[str, Any]:
     """The record in `path`, validated; RecordError saying what is wrong (RecordVersionError: a newer version)."""
     try:
