@@ -9,6 +9,7 @@ import pandas as pd
 
 from .config import compose_config, to_plain
 from .reports import FORMATS, make_report
+from .reports.sources import table_files
 from .reports.summary import Report
 from .results import build_tables, load_records, rebuild_tables
 from .results.records import RECORDS_DIR, check_writable
@@ -91,10 +92,12 @@ def _rebuild_quietly(folders: Iterable[Path]) -> None:
             return
 
 
-def _check_runs_dir(folder: Path) -> None:
+def _check_runs_dir(folder: Path, tables_too: bool = False) -> None:
     if not (folder / RECORDS_DIR).is_dir():
+        also = (" or one holding runs.parquet + results.parquet (or runs.csv + results.csv) copied from such a folder"
+                if tables_too else "")
         raise ValueError(f"{folder} holds no run records ({folder}/{RECORDS_DIR}/*.json); give a folder written by "
-                         "`bnablate sweep` or `run`.")
+                         f"`bnablate sweep` or `run`{also}.")
 
 
 def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = None, metric: str = "final_test_acc",
@@ -106,7 +109,8 @@ def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = 
     trained_above, per_epoch — as the CLI's options. Raises ValueError naming the fix for a bad folder or option."""
     folders = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
     for folder in folders:
-        _check_runs_dir(folder)
+        if table_files(folder) is None:  # a folder of tables only (runs + results, Parquet or CSV) reports too
+            _check_runs_dir(folder, tables_too=True)
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"Unknown --format {', '.join(bad)}. Choose from: {', '.join(FORMATS)}.")

@@ -8,42 +8,21 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
 
-from ..results.schema import RecordScan, scan_records, strict_error
-from ..results.tables import build_tables, run_columns
+from ..results.schema import strict_error
 from . import plots
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
 from .html import write_html
 from .render import FILES, WRITERS, rich_table
+from .sources import load_sources, table_files
 from .summary import Report, build_report
 
 FORMATS = ("csv", "md", "tex", "png", "html")  # png = the figures (PNG and PDF); html = report/index.html
 
 
-def merged_records(dirs: Iterable[Path]) -> RecordScan:
-    """Records from several run folders merged (a run key seen twice counts once: the latest finished record), and
-    every bad file of those folders (named, with what is wrong)."""
-    by_key: Dict[str, Dict[str, Any]] = {}
-    merged = RecordScan()
-    for d in dirs:
-        scan = scan_records(Path(d))
-        merged.bad += scan.bad
-        for rec in scan.records:
-            old = by_key.get(rec["run_key"])
-            if old is None or (rec.get("finished_at") or "") > (old.get("finished_at") or ""):
-                by_key[rec["run_key"]] = rec
-    merged.records = list(by_key.values())
-    return merged
-
-
-def _tables(records: List[Dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:
-    results, runs = build_tables(records)
-    identifying = list(run_columns(records[0])) if records else []
-    return results, runs, identifying
-
-
 def collect(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:
-    """results.csv- and runs.csv-shaped tables and the identifying columns of the merged records of `dirs`."""
-    return _tables(merged_records(dirs).records)
+    """results.csv- and runs.csv-shaped tables and the identifying columns of the merged runs of `dirs`."""
+    src = load_sources(dirs)
+    return src.results, src.runs, src.identifying
 
 
 PRESET_OPTIONS = {"baseline": "no_bn", "pivot": None, "trained_above": None, "per_epoch": []}
@@ -70,21 +49,23 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
     baseline, pivot, trained_above, per_epoch left None take the sweep preset's values (`preset_options`). pivot:
     also a table/figure of the metric against that factor; per_epoch: also those metrics at every epoch. A bad file in
     records/ is left out and named in the notes (and report.bad_records); strict: a RecordError instead."""
-    scan = merged_records(dirs)  # read once: the preset's report options and the tables both come from them
-    if strict and scan.bad:
-        raise strict_error(scan.bad)
-    records = scan.records
-    preset = preset_options(records)
+    src = load_sources(dirs)  # read once: the preset's report options and the tables both come from them
+    if strict and src.bad:
+        raise strict_error(src.bad)
+    preset = preset_options(src.records)
     baseline = baseline or preset["baseline"]
     pivot = pivot or preset["pivot"]
     trained_above = trained_above if trained_above is not None else (preset["trained_above"] if pivot == preset["pivot"]
                                                                      else None)
     per_epoch = list(per_epoch if per_epoch is not None else preset["per_epoch"])
-    results, runs, identifying = _tables(records)
-    report = build_report(results, runs, identifying, metric=metric, baseline=baseline, target=target, by=by,
+    results, runs = src.results, src.runs
+    report = build_report(results, runs, src.identifying, metric=metric, baseline=baseline, target=target, by=by,
                           alpha=alpha)
-    report.bad_records = scan.bad
-    report.notes[:0] = [f"{b.line()}; left out of this report." for b in scan.bad]
+    report.bad_records = src.bad
+    report.notes[:0] = [f"{b.line()}; left out of this report." for b in src.bad]
+    report.notes[:0] = [f"{d} has no records/: read from its tables ({', '.join(p.name for p in table_files(d).values())}"
+                        "); the sweep preset's report options are not in them, so the defaults apply unless given."
+                        for d in src.from_tables]
     out = Path(out) if out is not None else Path(dirs[0]) / "report"
     written: List[Path] = []
     if report.summary.empty:

@@ -60,6 +60,15 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
+# The per-run summary columns run_summary adds after the identifying ones (a runs table read without its records
+# tells its identifying columns apart by these).
+SUMMARY_COLUMNS = (
+    "n_params", "epochs_done", "error", "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
+    "final_test_loss", "final_test_acc", "best_val_acc", "best_epoch", "test_acc_at_best_val", "steps",
+    "train_time_s", "mean_samples_per_s", "source_test_acc", "wall_time_s", "pack_size", "device_used", "finished_at",
+)
+
+
 def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
     """Final and best-validation metrics of one run (model selection uses validation accuracy only)."""
     m: List[Dict[str, Any]] = rec.get("metrics") or []

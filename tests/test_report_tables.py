@@ -1,0 +1,67 @@
+"""`bnablate report` on a folder of tables only (runs/results as Parquet or CSV, no records/): the same report."""
+
+import shutil
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bnablate import api
+from bnablate.cli import app
+from bnablate.reports.sources import table_files
+from bnablate.results.tables import SUMMARY_COLUMNS, run_summary
+
+
+@pytest.fixture
+def swept(tmp_path):
+    res = CliRunner().invoke(app, ["sweep", "model=mlp", "train.epochs=2", "variant=no_bn,bn_pre_act",
+                                   "seed=range(3)", "out_dir=runs/src"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return tmp_path / "runs" / "src"
+
+
+def _tables_only(src, dst, ext):
+    dst.mkdir(parents=True)
+    for name in ("runs", "results"):
+        shutil.copy(src / f"{name}.{ext}", dst / f"{name}.{ext}")
+    return dst
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_report_from_tables_equals_report_from_records(swept, tmp_path, ext):
+    if ext == "parquet":
+        pytest.importorskip("pyarrow")
+    folder = _tables_only(swept, tmp_path / f"shared-{ext}", ext)
+    assert {p.suffix for p in table_files(folder).values()} == {f".{ext}"}
+    want = api.report(swept, formats=())
+    got = api.report(folder, formats=())
+    assert got.by == want.by
+    pd.testing.assert_frame_equal(got.summary, want.summary)
+    assert any("has no records/" in n and f"runs.{ext}" in n for n in got.notes)
+
+
+def test_report_cli_on_tables_and_a_folder_with_neither(swept, tmp_path):
+    folder = _tables_only(swept, tmp_path / "shared", "csv")
+    res = CliRunner().invoke(app, ["report", str(folder), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    assert "bn_pre_act" in res.output and (folder / "report" / "summary.csv").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(app, ["report", str(empty)])
+    assert res.exit_code == 2 and "runs.parquet + results.parquet" in res.output and "Traceback" not in res.output
+
+
+def test_records_win_over_tables_of_the_same_runs(swept, tmp_path):
+    folder = _tables_only(swept, tmp_path / "copy", "csv")
+    runs = pd.read_csv(folder / "runs.csv")
+    runs["final_test_acc"] = -1.0  # a stale copy: its finished_at ties the records', so the records win
+    runs.to_csv(folder / "runs.csv", index=False)
+    merged = api.report([swept, folder], formats=())
+    assert (merged.summary["n_runs"] == 3).all()
+    assert (merged.summary["final_test_acc_mean"] > 0).all()
+
+
+def test_summary_columns_are_what_run_summary_writes():
+    rec = {"metrics": [{"epoch": 1, "steps": 2, "epoch_time_s": 1.0, "samples_per_s": 3.0, "train_loss": 0.1,
+                        "train_acc": 0.9, "val_loss": 0.2, "val_acc": 0.8, "test_loss": 0.3, "test_acc": 0.7}]}
+    assert set(run_summary(rec)) == set(SUMMARY_COLUMNS)
