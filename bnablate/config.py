@@ -169,6 +169,28 @@ class SweepConfig:
 
 
 @dataclass
+class TensorBoardLoggerConfig:
+    log_dir: str = option("${out_dir}/tb", L, "logger=tensorboard: one event folder per run under it "
+                                              "(`tensorboard --logdir` this)", table=False)
+
+
+@dataclass
+class MLflowLoggerConfig:
+    tracking_uri: str = option("sqlite:///${out_dir}/mlflow.db", L,
+                               "logger=mlflow: the tracking store (MLflow recommends a database store; its file store "
+                               "is deprecated); any URI MLflow accepts", table=False)
+
+
+@dataclass
+class LoggerConfig:
+    """Trackers each finished run is also logged to (conf/logger); never part of a run key or the tables."""
+    backends: List[str] = option([], E, "tensorboard and/or mlflow; [] (logger=none) logs nowhere else",
+                                 table=False)
+    tensorboard: TensorBoardLoggerConfig = field(default_factory=TensorBoardLoggerConfig)
+    mlflow: MLflowLoggerConfig = field(default_factory=MLflowLoggerConfig)
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
@@ -178,6 +200,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     bn: BNConfig = field(default_factory=BNConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = option(0, R, "every random stream of a run derives from it (init, batches, augmentation, dropout); an "
                                  "integer in [0, 2**32 - 1]",
                        pack_varies=True)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from .config import to_plain
 from .data import DataError, DataSplits
 from .hydra_adapter import launch_multirun
+from .loggers import log_record
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
 from .results.records import OutputError, now, record_path
@@ -90,6 +91,7 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
     finally:
         release(lock)  # also on Ctrl-C: the unfinished run leaves neither a record nor a claim
     rebuild_tables(out_dir)
+    log_record(cfg, record)  # trackers see each run once, from its written record (curves appear as it ends)
     reporter.run_done(record)
     return record
 
@@ -154,7 +156,8 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None,
         for lock in locks:
             release(lock)
     rebuild_tables(out_dir)
-    for rec in records:
+    for rec in records:  # a pack logs as K runs
+        log_record(cfgs[0], rec)
         reporter.run_done(rec)
     return records
 

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from omegaconf import DictConfig
 
+from ..loggers import check_loggers
 from ..data import DataSplits, class_count, dataset_spec, load_data
 from ..layers import BATCH_STAT_NORMS, has_norm
 from ..models import build_model, count_params
@@ -35,6 +36,7 @@ def validate_config(cfg) -> None:
         validate_bn(cfg.bn)
         build_model(cfg.model, cfg.variant, spec.input_shape, class_count(cfg.dataset), seed=0, bn=cfg.bn)
         validate_finetune(cfg)
+        check_loggers(cfg)  # a tracker that cannot start fails here, before any training
     except ConfigError:
         raise
     except (KeyError, ValueError) as e:
