@@ -67,3 +67,79 @@ def test_logger_none_leaves_keys_and_tables(tmp_path):
     for t in ("runs.csv", "results.csv"):
         assert (a / t).read_text().splitlines()[0] == (b / t).read_text().splitlines()[0]
     assert not (a / "tb").exists() and not (a / "mlflow.db").exists()
+
+
+def test_mlflow_packed_runs_log_as_k_runs_with_artifacts_in_the_run_folder(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/ml.db"
+    out = tmp_path / "runs" / "packed"
+    bnablate.sweep(FAST + ["logger=both", f"logger.mlflow.tracking_uri={uri}", "pack=true", "seed=range(2)", "variant=bn_pre_act",
+                           f"out_dir={out}"])
+    recs = _records(out)
+    assert len(recs) == 2 and all(r["pack_size"] == 2 for r in recs.values())
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("placement").experiment_id])
+    assert sorted(r.data.tags["bnablate.run_key"] for r in runs) == sorted(recs)
+    for r in runs:  # each run's own curve, not the pack's first run's
+        hist = client.get_metric_history(r.info.run_id, "train_loss")
+        want = recs[r.data.tags["bnablate.run_key"]]["metrics"]
+        assert [m.value for m in hist] == pytest.approx([m["train_loss"] for m in want])
+        assert r.info.artifact_uri.startswith((out / "mlartifacts").as_uri())
+    assert not (tmp_path / "mlruns").exists()
+    assert len(list((out / "tb").iterdir())) == 2
+
+
+def test_failed_run_is_logged_with_its_status(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    import bnablate.sweeps as sweeps
+
+    def boom(*a, **k):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(sweeps, "run_experiment", boom)
+    bnablate.run(FAST + ["logger=tensorboard"], out_dir=tmp_path)
+    (rec,) = _records(tmp_path).values()
+    assert rec["status"] == "failed"
+    (run_dir,) = (tmp_path / "tb").iterdir()
+    ea = EventAccumulator(str(run_dir))
+    ea.Reload()
+    assert ea.Tags()["scalars"] == [] or all(t.startswith("hparam/") for t in ea.Tags()["scalars"])
+
+
+def test_unwritable_tensorboard_dir_and_missing_library_are_config_errors(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="log_dir"):
+        bnablate.run(FAST + ["logger=tensorboard", f"logger.tensorboard.log_dir={blocker}/tb"], out_dir=tmp_path)
+    import builtins
+    real = builtins.__import__
+
+    def no_mlflow(name, *a, **k):
+        if name == "mlflow" or name.startswith("mlflow."):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlflow)
+    with pytest.raises(ConfigError, match=r"pip install 'bnablate\[mlflow\]'"):
+        bnablate.run(FAST + ["logger=mlflow"], out_dir=tmp_path / "x")
+    assert not (tmp_path / "x" / "records").exists() or not list((tmp_path / "x" / "records").glob("*.json"))
+
+
+def test_report_figures_go_to_mlflow_as_a_report_run(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+    uri = f"sqlite:///{tmp_path}/ml.db"
+    out = tmp_path / "runs" / "rep"
+    bnablate.sweep(FAST + ["logger=mlflow", f"logger.mlflow.tracking_uri={uri}", "variant=no_bn,bn_pre_act",
+                           "seed=range(2)", f"out_dir={out}"])
+    for _ in range(2):  # a second report replaces the first
+        rep = bnablate.report(out)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("placement").experiment_id
+    (run,) = client.search_runs([exp], filter_string="tags.`bnablate.kind` = 'report'")
+    names = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {p.name for p in rep.files} == names and any(n.endswith(".png") for n in names)
+    assert len(client.search_runs([exp])) == 4 + 1  # 4 runs + the report

@@ -40,6 +40,13 @@ def log_record(cfg: DictConfig, record: Dict[str, Any]) -> None:
         LOGGERS[n][1](cfg, record)
 
 
+def log_report_to_trackers(records: List[Dict[str, Any]], files: List[Any]) -> None:
+    """A report's files to the trackers its runs chose (MLflow: a `report` run per sweep; TensorBoard shows no
+    files, so nothing there)."""
+    if any("mlflow" in ((r.get("config") or {}).get("logger") or {}).get("backends", []) for r in records):
+        _mlflow.log_report(records, files)
+
+
 def run_label(record: Dict[str, Any]) -> str:
     """Unique, filesystem-safe name of a run: variant, seed and the run key."""
     seed = record.get("config", {}).get("seed", "")

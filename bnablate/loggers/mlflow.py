@@ -41,7 +41,14 @@ def _experiment(cfg: DictConfig) -> str:
     client = _client(cfg)
     name = str(cfg.sweep.name)
     exp = client.get_experiment_by_name(name)
-    return exp.experiment_id if exp else client.create_experiment(name)
+    if exp:
+        return exp.experiment_id
+    # A local database store would put artifacts in ./mlruns of whatever folder the command ran in; keep them beside
+    # the store, in the run folder. A remote tracking server decides its own artifact location.
+    uri = str(cfg.logger.mlflow.tracking_uri)
+    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    artifacts = (Path(str(cfg.out_dir)) / "mlartifacts").resolve().as_uri() if local else None
+    return client.create_experiment(name, artifact_location=artifacts)
 
 
 def _flat(d: Any, prefix: str = "") -> Dict[str, str]:
@@ -76,3 +83,19 @@ def log(cfg: DictConfig, record: Dict[str, Any]) -> None:
 
 
 register_logger("mlflow", check, log)
+
+
+def log_report(records, files) -> None:
+    """The report's files (figures, tables, index.html) as artifacts of one MLflow run per sweep named `report`
+    (tag bnablate.kind=report), in the store the sweep's runs chose; a newer report replaces the older run."""
+    from omegaconf import OmegaConf
+    chose = [r for r in records if "mlflow" in ((r.get("config") or {}).get("logger") or {}).get("backends", [])]
+    for sweep in sorted({r["config"]["sweep"]["name"] for r in chose}):
+        cfg = OmegaConf.create(next(r["config"] for r in chose if r["config"]["sweep"]["name"] == sweep))
+        client, exp = _client(cfg), _experiment(cfg)
+        for old in client.search_runs([exp], filter_string="tags.`bnablate.kind` = 'report'"):
+            client.delete_run(old.info.run_id)
+        rid = client.create_run(exp, run_name="report", tags={"bnablate.kind": "report"}).info.run_id
+        for path in files:
+            client.log_artifact(rid, str(path), artifact_path="report")
+        client.set_terminated(rid, "FINISHED")

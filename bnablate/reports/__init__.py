@@ -14,6 +14,7 @@ from .pivot import per_epoch_table, write_per_epoch, write_pivot
 from .html import write_html
 from .render import FILES, WRITERS, rich_table
 from .sources import load_sources, table_files
+from ..loggers import log_report_to_trackers
 from .summary import Report, build_report
 
 FORMATS = ("csv", "md", "tex", "png", "html")  # png = the figures (PNG and PDF); html = report/index.html
@@ -93,6 +94,8 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
         write_html(report, page, written, command=report_command(dirs, metric, baseline, formats, pivot, per_epoch),
                    files=[p.name for p in written])
         written.append(page)
+    if written and src.records:  # sweeps that logged to MLflow also get the report there (loggers/mlflow.py)
+        log_report_to_trackers(src.records, written)
     return report, written
 
 
