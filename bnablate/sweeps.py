@@ -156,8 +156,8 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None,
         for lock in locks:
             release(lock)
     rebuild_tables(out_dir)
-    for rec in records:  # a pack logs as K runs
-        log_record(cfgs[0], rec)
+    for cfg, rec in zip(cfgs, records):  # a pack logs as K runs
+        log_record(cfg, rec)
         reporter.run_done(rec)
     return records
 

@@ -18,7 +18,7 @@ def register_logger(name: str, check: Callable[[DictConfig], None], log: Callabl
 
 def chosen(cfg: DictConfig) -> List[str]:
     """The trackers cfg.logger.backends names (empty for logger=none)."""
-    names = list(cfg.get("logger", {}).get("backends", []) or [])
+    names = list(cfg.logger.backends)
     for n in names:
         if n not in LOGGERS:
             raise ConfigError(f"Unknown logger {n!r}; choose from {sorted(LOGGERS)} (conf/logger: none, tensorboard, "
@@ -42,9 +42,10 @@ def log_record(cfg: DictConfig, record: Dict[str, Any]) -> None:
 
 def log_report_to_trackers(records: List[Dict[str, Any]], files: List[Any]) -> None:
     """A report's files to the trackers its runs chose (MLflow: a `report` run per sweep; TensorBoard shows no
-    files, so nothing there)."""
-    if any("mlflow" in ((r.get("config") or {}).get("logger") or {}).get("backends", []) for r in records):
-        _mlflow.log_report(records, files)
+    files, so nothing there). Records written before loggers existed chose none."""
+    logged = [r for r in records if "mlflow" in r["config"].get("logger", {}).get("backends", [])]
+    if logged:
+        _mlflow.log_report(logged, files)
 
 
 def run_label(record: Dict[str, Any]) -> str:

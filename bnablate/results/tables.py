@@ -28,12 +28,13 @@ FACTOR_COLUMNS = {
 SKIP_KEYS = frozenset(KEYS.not_in_tables)
 
 
-def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """A nested config as dotted keys; lists as '[a,b]' strings (one cell each)."""
     flat: Dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            flat.update(_flatten(v, key + "."))
+            flat.update(flatten(v, key + "."))
         else:
             flat[key] = "[" + ",".join(str(x) for x in v) + "]" if isinstance(v, list) else v
     return flat
@@ -43,7 +44,7 @@ def run_columns(rec: Dict[str, Any]) -> Dict[str, Any]:
     """The identifying columns of a run: key, status, sweep, variant label, factors, then the rest of the config."""
     cfg = rec["config"]
     # A record written before a key existed ran at that key's neutral value: show it, so old and new runs group alike.
-    flat = _flatten(cfg)
+    flat = flatten(cfg)
     for key, neutral in NEUTRAL_VALUES.items():
         flat.setdefault(key, neutral)
     row: Dict[str, Any] = {"run_key": rec["run_key"], "status": rec["status"], "sweep": cfg["sweep"]["name"],
