@@ -24,7 +24,7 @@ out     = $(RUNS)/$(1)$(if $(smoke),-smoke)
 # $(call repro,SWEEP_PRESET,OUT_NAME,EXTRA_SMOKE_OVERRIDES)
 repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) dataset.verify=$(VERIFY) \
           out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3))
-REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-placement repro-high-lr repro-dropout-order repro-bias \
+REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
            repro-batch-size repro-finetune repro-eval-stats
 
 .PHONY: help setup demo test test-full bench docs clean repro-all $(REPROS)
@@ -57,11 +57,25 @@ docs: setup ## regenerate docs/configuration.md from the config schema (a test f
 repro-mlp-cifar10: setup ## MLP 3072-64-32-10 on CIFAR-10, BN vs none (the classic tutorial); SCALE=smoke for minutes
 	$(call repro,repro_mlp_cifar10,repro-mlp-cifar10)
 
-repro-lenet-fashion: setup ## LeNet + Sigmoid on Fashion-MNIST: BN (torch and from-scratch) vs none (d2l)
+repro-lenet-fashion: setup ## the BN + LeNet tutorial as its code runs (max-pool, batch 16): BN vs scratch BN vs none
 	$(call repro,repro_lenet_fashion,repro-lenet-fashion)
+	$(call repro,repro_lenet_fashion_scratch,repro-lenet-fashion)
+	$(call repro,repro_lenet_fashion_b4,repro-lenet-fashion)
+	$(BIN)/bnablate report $(call out,repro-lenet-fashion) --baseline bn_pre_sigmoid \
+	  --out $(call out,repro-lenet-fashion)/report-vs-bn
+	$(BIN)/bnablate report $(call out,repro-lenet-fashion) --baseline bn.conv_beta_init=0.0 \
+	  --out $(call out,repro-lenet-fashion)/report-beta-init
+	$(BIN)/bnablate report $(call out,repro-lenet-fashion) --baseline bn.momentum=0.1 \
+	  --out $(call out,repro-lenet-fashion)/report-momentum
+	$(BIN)/bnablate report $(call out,repro-lenet-fashion) --baseline bn.running_var_init=1.0 \
+	  --out $(call out,repro-lenet-fashion)/report-var-init
 
-repro-placement: setup ## the main study: 6 placements, LeNet on MNIST/Fashion-MNIST + cnn on CIFAR-10
+repro-lenet-fashion-d2l: setup ## d2l's LeNet (avg-pool, padding 2, batch 256): BN (torch and from-scratch) vs none
+	$(call repro,repro_lenet_fashion_d2l,repro-lenet-fashion-d2l)
+
+repro-placement: setup ## the main study: 6 placements, LeNet (avg- and max-pool) on MNIST/Fashion-MNIST + cnn on CIFAR-10
 	$(call repro,repro_placement_lenet,repro-placement)
+	$(call repro,repro_placement_lenet_maxpool,repro-placement)
 	$(call repro,repro_placement_cnn,repro-placement)
 	$(BIN)/bnablate report $(call out,repro-placement) --baseline bn_pre_act --out $(call out,repro-placement)/report-vs-bn_pre_act
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -63,6 +64,11 @@ class LeNetConfig(ModelConfig):
     conv_channels: List[int] = option([6, 16], R, "lenet: output channels of the two 5×5 convolutions")
     fc: List[int] = option([120, 84], R, "lenet/cnn: widths of the hidden fully connected layers before the "
                                          "classifier")
+    pool: str = option("avg", R, "lenet: the 2×2 pooling after each conv: avg (d2l's LeNet) | max (the max-pool "
+                                 "LeNet of many tutorials)", neutral="avg")
+    padding: Optional[int] = option(None, R, "lenet: zero padding of the first 5×5 conv; null: 2 on inputs under 32 "
+                                             "px (d2l: 28×28 → 16×5×5 = 400 features), 0 on 32×32; 0 on 28×28 is the "
+                                             "classic geometry (→ 16×4×4 = 256 features)", neutral=None)
 
 
 @dataclass
@@ -99,6 +105,11 @@ class BNConfig:
                                        "(its default) = PyTorch 0.01", neutral=0.1)
     eps: float = option(1e-5, R, "added to the variance before the square root (Keras' default is 1e-3)", neutral=1e-5)
     affine: bool = option(True, R, "learned per-channel scale γ and shift β", neutral=True)
+    conv_beta_init: float = option(0.0, R, "initial β of every norm after a conv layer (norms after linear layers "
+                                           "keep 0); a from-scratch BN tutorial starts it at 1", neutral=0.0)
+    running_var_init: float = option(1.0, R, "initial running variance of the batch-statistics norms (PyTorch: 1; a "
+                                             "from-scratch BN tutorial starts it at 0); running means start at 0",
+                                     neutral=1.0)
 
 
 @dataclass
@@ -219,13 +230,16 @@ class Config:
     out_dir: str = option("runs/${sweep.name}", L, "where records, tables and reports are written")
 
 
+# model name → its schema (conf/model/NAME.yaml extends base_NAME); a model key belongs to the models declaring it.
+MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn": CNNConfig}
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
-    cs.store(group="model", name="base_mlp", node=MLPConfig)
-    cs.store(group="model", name="base_lenet", node=LeNetConfig)
-    cs.store(group="model", name="base_cnn", node=CNNConfig)
+    for name, schema in MODEL_SCHEMAS.items():
+        cs.store(group="model", name=f"base_{name}", node=schema)
     cs.store(group="variant", name="base_variant", node=VariantConfig)
     cs.store(group="optim", name="base_optim", node=OptimConfig)
     cs.store(group="sweep", name="base_sweep", node=SweepConfig)
@@ -237,6 +251,14 @@ register_configs()
 KEYS = KeyLists.of(Config)
 NON_RESULT_KEYS = KEYS.not_in_run_key
 NEUTRAL_VALUES = KEYS.neutral_values
+
+
+def neutral_values_for(plain: Dict[str, Any]) -> Dict[str, Any]:
+    """The neutral values that apply to a plain config: a model key (model.pool) only where the config's model
+    declares it, so an mlp run does not show lenet's pooling; every other key everywhere."""
+    schema = MODEL_SCHEMAS.get(str(plain.get("model", {}).get("name")))
+    own = {f.name for f in dataclasses.fields(schema)} if schema else set()
+    return {k: v for k, v in NEUTRAL_VALUES.items() if not k.startswith("model.") or k[len("model."):] in own}
 
 
 def compose_config(overrides: Optional[List[str]] = None, return_hydra_config: bool = False) -> DictConfig:

@@ -109,6 +109,29 @@ def test_records_written_before_issue_20_are_skipped_on_resume(tmp_path):
     assert {p.name: p.read_bytes() for p in (out / "records").glob("*.json")} == before  # nothing retrained
 
 
+# Columns added to runs.csv after the golden v1 table was written: keys with a neutral value (old records show it)
+# and measurements old records lack (empty there).
+ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.running_var_init", "peak_mem_mb"}
+
+
 def test_tables_of_old_records_keep_their_columns():
     header = (GOLDEN / "v1" / "runs.csv").read_text().splitlines()[0].split(",")
-    assert _table_columns() == header
+    columns = _table_columns()
+    assert [c for c in columns if c in header] == header  # every old column kept, in its order
+    assert set(columns) - set(header) == ADDED_SINCE_V1
+
+
+def test_old_lenet_records_show_the_neutral_values_of_keys_added_since():
+    _, runs = build_tables(load_records(GOLDEN / "v1"))
+    assert set(runs["model"]) == {"lenet"}
+    assert set(runs["model.pool"]) == {"avg"} and runs["model.padding"].isna().all()
+    assert set(runs["bn.conv_beta_init"]) == {0.0} and set(runs["bn.running_var_init"]) == {1.0}
+    assert runs["peak_mem_mb"].isna().all()  # not measured then: empty, not 0
+
+
+def test_a_model_key_is_not_shown_for_models_without_it():
+    from bnablate.config import neutral_values_for
+
+    assert "model.pool" in neutral_values_for({"model": {"name": "lenet"}})
+    assert "model.pool" not in neutral_values_for({"model": {"name": "mlp"}})
+    assert "bn.conv_beta_init" in neutral_values_for({"model": {"name": "mlp"}})

@@ -23,7 +23,10 @@ from .fixtures import make_record, write_cifar10, write_mnist_like
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("repro_*.yaml"))
 GRID = {  # preset → (runs in the full grid, a key that must take the preset's value)
-    "repro_mlp_cifar10": (20, ("train.batch_size", 10)), "repro_lenet_fashion": (15, ("optim.lr", 0.01)),
+    "repro_mlp_cifar10": (20, ("train.batch_size", 10)), "repro_lenet_fashion": (15, ("train.batch_size", 16)),
+    "repro_lenet_fashion_d2l": (15, ("train.batch_size", 256)),
+    "repro_lenet_fashion_scratch": (24, ("model.pool", "max")), "repro_lenet_fashion_b4": (1, ("train.batch_size", 4)),
+    "repro_placement_lenet_maxpool": (60, ("model.pool", "max")),
     "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
     "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
     "repro_bias": (20, ("model.name", "lenet")), "repro_batch_size": (120, ("optim.batch_scaling", "linear")),
@@ -63,9 +66,21 @@ def test_the_eval_stats_preset_never_packs_so_its_modes_train_identical_weights(
     assert all(str(c.pack).lower() == "false" for c in plan.configs)  # on CUDA too, where pack=auto would pack
 
 
-def test_the_two_placement_presets_write_one_folder():
-    lenet, cnn = (compose_config([f"sweep=repro_placement_{m}"]) for m in ("lenet", "cnn"))
-    assert lenet.out_dir == cnn.out_dir == "runs/repro-placement"
+def test_the_placement_presets_write_one_folder():
+    cfgs = [compose_config([f"sweep=repro_placement_{m}"]) for m in ("lenet", "cnn", "lenet_maxpool")]
+    assert {c.out_dir for c in cfgs} == {"runs/repro-placement"}
+
+
+def test_the_tutorial_presets_write_one_folder_and_share_the_pytorch_corner():
+    """repro_lenet_fashion_scratch's all-PyTorch corner is repro_lenet_fashion's scratch runs (same keys: skipped)."""
+    cfgs = {n: compose_config([f"sweep=repro_lenet_fashion{n}"]) for n in ("", "_scratch", "_b4")}
+    assert {c.out_dir for c in cfgs.values()} == {"runs/repro-lenet-fashion"}
+    main = plan_sweep(["sweep=repro_lenet_fashion"], validate_config)
+    scratch = plan_sweep(["sweep=repro_lenet_fashion_scratch"], validate_config)
+    shared = set(main.keys) & set(scratch.keys)
+    assert len(shared) == 3 and all(c.variant.norm == "scratch" and c.bn.momentum == 0.1
+                                    for c, k in zip(scratch.configs, scratch.keys) if k in shared)
+    assert compose_config(["sweep=repro_lenet_fashion_d2l"]).out_dir == "runs/repro-lenet-fashion-d2l"
 
 
 def test_finetune_presets_share_a_folder_and_one_checkpoint_per_seed():
@@ -166,7 +181,8 @@ def _write_fixture_data(root: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-placement", "repro-high-lr",
+@pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-lenet-fashion-d2l",
+                                    "repro-placement", "repro-high-lr",
                                     "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune",
                                     "repro-eval-stats"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):

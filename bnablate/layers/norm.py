@@ -55,28 +55,37 @@ def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
 
 
 def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, momentum: Optional[float] = 0.1,
-                      eps: float = 1e-5, affine: bool = True) -> nn.Module | None:
+                      eps: float = 1e-5, affine: bool = True, conv_beta_init: float = 0.0,
+                      running_var_init: float = 1.0) -> nn.Module | None:
     """An instance of the named norm for `num_features` channels/features, or None for 'none'. momentum (PyTorch
     convention; None = cumulative average) only concerns the batch-statistics norms; eps and affine reach every norm
-    (LayerNorm's affine = its elementwise weight and bias)."""
+    (LayerNorm's affine = its elementwise weight and bias). conv_beta_init: β's start on a conv layer's norm (0 as in
+    PyTorch; a from-scratch tutorial's 1); running_var_init: the batch-statistics norms' running variance start (1 as
+    in PyTorch; that tutorial's 0)."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
     if name in BATCH_STAT_NORMS:
-        return cls(num_features, eps=eps, momentum=momentum, affine=affine)
-    if cls is GroupNormC:
-        return cls(num_features, groups=groups, eps=eps, affine=affine)
-    if cls is nn.LayerNorm:
-        return cls(num_features, eps=eps, elementwise_affine=affine, bias=affine)
-    return cls(num_features, eps=eps, affine=affine)
+        layer = cls(num_features, eps=eps, momentum=momentum, affine=affine)
+        layer.running_var.fill_(running_var_init)
+    elif cls is GroupNormC:
+        layer = cls(num_features, groups=groups, eps=eps, affine=affine)
+    elif cls is nn.LayerNorm:
+        layer = cls(num_features, eps=eps, elementwise_affine=affine, bias=affine)
+    else:
+        layer = cls(num_features, eps=eps, affine=affine)
+    if kind == "conv" and affine and conv_beta_init != 0.0:
+        nn.init.constant_(layer.bias, conv_beta_init)  # (C,)
+    return layer
 
 
 def norm_options(bn) -> Dict[str, Any]:
-    """create_norm_layer's momentum/eps/affine from a `bn` config section; {} (the defaults) for None."""
+    """create_norm_layer's keyword options from a `bn` config section; {} (the defaults) for None."""
     if bn is None:
         return {}
     return {"momentum": None if bn.momentum is None else float(bn.momentum), "eps": float(bn.eps),
-            "affine": bool(bn.affine)}
+            "affine": bool(bn.affine), "conv_beta_init": float(bn.conv_beta_init),
+            "running_var_init": float(bn.running_var_init)}
 
 
 def batch_norm_layers(model: nn.Module) -> List[nn.Module]:

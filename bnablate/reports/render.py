@@ -70,6 +70,7 @@ def display_frame(report: Report) -> pd.DataFrame:
     out["epoch s"] = [_num(x) for x in s["mean_epoch_time_s_mean"]]
     out["samples/s"] = ["—" if not math.isfinite(x) else f"{x:,.0f}" for x in s["mean_samples_per_s_mean"]]
     out["params"] = ["—" if not math.isfinite(x) else f"{x:,.0f}" for x in s["n_params_mean"]]
+    out["peak MiB"] = [_num(x, 1) for x in s["peak_mem_mb_mean"]]
     out["target"] = [_num(x, 3) for x in s["target"]]
     out["reached"] = s["reached"].tolist()
     out["steps to target"] = [_num(x, 0) for x in s["steps_to_target_mean"]]

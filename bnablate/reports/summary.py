@@ -23,9 +23,9 @@ NOT_FACTORS = frozenset({"run_key", "status", "sweep", "error", *KEYS.not_factor
 AXIS_COLUMNS = {"norm", "placement", "dropout", "bias", "activation", "groups"}
 ALWAYS = ["dataset", "model", "variant"]
 # Metrics where smaller is better; everything else (accuracies) is better when larger.
-LOWER_IS_BETTER = ("loss", "time", "steps", "epochs_to", "seconds")
+LOWER_IS_BETTER = ("loss", "time", "steps", "epochs_to", "seconds", "mem")
 CI_METRICS = ("final_test_acc", "test_acc_at_best_val", "best_val_acc")
-MEAN_METRICS = ("final_train_loss", "mean_epoch_time_s", "mean_samples_per_s", "n_params")
+MEAN_METRICS = ("final_train_loss", "mean_epoch_time_s", "mean_samples_per_s", "n_params", "peak_mem_mb")
 
 
 def split_baseline(baseline: str) -> tuple[str, str]:
@@ -107,7 +107,7 @@ def _group_row(g: pd.DataFrame, metric: str) -> Dict[str, object]:
         est = mean_ci(ok[m].tolist()) if m in ok else mean_ci([])
         row.update({f"{m}_mean": est.mean, f"{m}_std": est.std, f"{m}_ci_low": est.ci_low, f"{m}_ci_high": est.ci_high})
     for m in MEAN_METRICS:
-        row[f"{m}_mean"] = float(ok[m].mean()) if m in ok and len(ok) else math.nan
+        row[f"{m}_mean"] = float(pd.to_numeric(ok[m], errors="coerce").mean()) if m in ok and len(ok) else math.nan
     reached = ok["reached"].fillna(False).astype(bool) if "reached" in ok else pd.Series(dtype=bool)
     row["target"] = float(g["target"].iloc[0]) if "target" in g and len(g) else math.nan
     row["reached"] = f"{int(reached.sum())}/{len(ok)}"

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import pandas as pd
 
-from ..config import KEYS, NEUTRAL_VALUES
+from ..config import KEYS, neutral_values_for
 from ..variants import variant_label
 from ..atomic import atomic_write_text
 from . import parquet
@@ -45,7 +45,7 @@ def run_columns(rec: Dict[str, Any]) -> Dict[str, Any]:
     cfg = rec["config"]
     # A record written before a key existed ran at that key's neutral value: show it, so old and new runs group alike.
     flat = flatten(cfg)
-    for key, neutral in NEUTRAL_VALUES.items():
+    for key, neutral in neutral_values_for(cfg).items():
         flat.setdefault(key, neutral)
     row: Dict[str, Any] = {"run_key": rec["run_key"], "status": rec["status"], "sweep": cfg["sweep"]["name"],
                            "variant": variant_label(cfg["variant"])}
@@ -66,7 +66,8 @@ def _finite(x: Any) -> bool:
 SUMMARY_COLUMNS = (
     "n_params", "epochs_done", "error", "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
     "final_test_loss", "final_test_acc", "best_val_acc", "best_epoch", "test_acc_at_best_val", "steps",
-    "train_time_s", "mean_samples_per_s", "source_test_acc", "wall_time_s", "pack_size", "device_used", "finished_at",
+    "train_time_s", "mean_samples_per_s", "peak_mem_mb", "source_test_acc", "wall_time_s", "pack_size", "device_used",
+    "finished_at",
 )
 
 
@@ -85,6 +86,7 @@ def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
         out["steps"] = last["steps"]
         out["train_time_s"] = sum(r["epoch_time_s"] for r in m)
         out["mean_samples_per_s"] = sum(r["samples_per_s"] for r in m) / len(m)
+    out["peak_mem_mb"] = rec.get("peak_mem_mb")  # records written before it was measured: empty
     pretrain = rec.get("pretrain") or {}  # fine-tuned runs: the source model's accuracy before fine-tuning
     out["source_test_acc"] = pretrain.get("source_test_acc")
     out["wall_time_s"] = rec.get("wall_time_s")

@@ -37,6 +37,12 @@ def validate_bn(bn) -> None:
     if not float(bn.eps) > 0:
         raise ValueError(f"bn.eps must be > 0 (it keeps the division finite for a constant channel), got {bn.eps}; "
                          f"PyTorch's default is 1e-5, Keras' 1e-3.")
+    if not float(bn.running_var_init) >= 0:
+        raise ValueError(f"bn.running_var_init must be ≥ 0 (a variance), got {bn.running_var_init}; PyTorch starts "
+                         f"it at 1.")
+    if float(bn.conv_beta_init) != 0.0 and not bn.affine:
+        raise ValueError(f"bn.conv_beta_init={bn.conv_beta_init} needs a β to initialise: set bn.affine=true, or leave "
+                         f"bn.conv_beta_init at 0.")
 
 
 def sample_batches(n: int, batch_size: int, n_batches: int, g: torch.Generator) -> List[Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -21,6 +22,7 @@ from .execution import (ConfigError, amp_dtype, configure_device, execution_info
                         resolve_device, validate_execution)
 from .finetune import prepare_finetune, trainable_parameters, validate_finetune
 from .loop import LoneRun, evaluate, timed, train_one_epoch
+from .memory import PROBE_STEPS, TrainingMemory, run_set_bytes
 from .optim import build_optimizer, build_scheduler, effective_lr, validate_optim
 
 EpochCallback = Callable[[Dict[str, Any]], None]
@@ -121,33 +123,35 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     data = data.to(device)
     # channels_last only changes the memory layout of the images (same values, same shapes)
     data = replace(data, **{f: prepare_inputs(getattr(data, f), cfg.train) for f in ("train_x", "val_x", "test_x")})
+    memory = TrainingMemory(device)  # training's needs beyond the data: parameters, gradients, optimizer, activations
     models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s, bn=cfg.bn).to(device)
               for s in seeds]
     pretrained = None
     if cfg.finetune.source is not None:  # K = 1: packable() refuses fine-tuning
         pretrained = prepare_finetune(cfg, models[0], data, device)  # may pretrain (its own streams), or load
         torch.manual_seed(derive_seed(seeds[0], "torch"))  # so dropout masks do not depend on whether it pretrained
-    if k == 1:  # channels_last / torch.compile; the step model shares the parameters with models[0]
-        runs = LoneRun(prepare_model(models[0], cfg.train), trainable_parameters(models[0]))
-    else:
-        runs = PackedModel(models, impl=str(cfg.pack_impl))
-    opt = build_optimizer(runs.parameters(), cfg.optim, int(cfg.train.batch_size))
-    lrs = PerRunLR(runs.parameters(), [effective_lr(c.optim, int(c.train.batch_size)) for c in cfgs])
-    sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     amp = amp_dtype(cfg.train)
+    bn_eval = cfg.finetune.source is not None and cfg.finetune.bn == "freeze"
+    if device.type != "cuda":  # a copy trains a few steps under a live-tensor count (memory.py); CUDA measures below
+        probe = _run_set(cfgs, [copy.deepcopy(m) for m in models], compiled=False)
+        memory.probe(lambda: train_one_epoch(
+            probe[0], probe[1], data.train_x, data.train_y, int(cfg.train.batch_size),
+            [torch.Generator().manual_seed(0)] * k, amp=amp, bn_eval=bn_eval, max_steps=PROBE_STEPS,
+            step=None if probe[2].uniform else probe[2].step), run_set_bytes(probe[0]))
+        del probe
+    runs, opt, lrs = _run_set(cfgs, models)
+    sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     g_batches = [generator(s, "batches") for s in seeds]
     g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
     g_precise = generator(seeds[0], "precise_bn")
-    bn_eval = cfg.finetune.source is not None and cfg.finetune.bn == "freeze"
 
     metrics: List[List[Dict[str, Any]]] = [[] for _ in seeds]
     status, steps = ["ok"] * k, 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
-        tr, epoch_time = timed(lambda: train_one_epoch(runs, opt, data.train_x, data.train_y,
-                                                       int(cfg.train.batch_size), g_batches, g_augment, amp=amp,
-                                                       bn_eval=bn_eval, step=None if lrs.uniform else lrs.step),
-                                 device)
+        tr, epoch_time = timed(lambda: memory.track(lambda: train_one_epoch(
+            runs, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment, amp=amp,
+            bn_eval=bn_eval, step=None if lrs.uniform else lrs.step)), device)
         steps += tr["steps"]
         val, test = evaluate_epoch(runs, data, cfg, g_precise, amp)
         for i in range(k):
@@ -165,14 +169,30 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
         if sched is not None:
             sched.step()
     shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
-              "n_val": len(data.val_x), "n_test": len(data.test_x)}
+              "n_val": len(data.val_x), "n_test": len(data.test_x), "peak_mem_mb": memory.per_run_mb(k)}
+    info = {**execution_info(cfg, device), "memory_measure": memory.measure}
     if k == 1:
-        result = {"status": status[0], "metrics": metrics[0], **shared, "execution": execution_info(cfg, device)}
+        result = {"status": status[0], "metrics": metrics[0], **shared, "execution": info}
         if pretrained is not None:
             result["pretrain"] = pretrained
         return [result]
     return [{"status": status[i], "metrics": metrics[i], **shared, "pack_size": k,
-             "execution": {**execution_info(cfg, device), "pack_impl": runs.impl}} for i in range(k)]
+             "execution": {**info, "pack_impl": runs.impl}} for i in range(k)]
+
+
+def _run_set(cfgs: Sequence[DictConfig], models: List[torch.nn.Module], compiled: bool = True) -> tuple:
+    """(run set, optimizer, per-run lr) for these models: a LoneRun for K = 1 (channels_last / torch.compile when
+    compiled; the step model shares the parameters with models[0]; fine-tuning's frozen parameters left out), else a
+    PackedModel."""
+    cfg = cfgs[0]
+    if len(models) == 1:
+        model = prepare_model(models[0], cfg.train) if compiled else models[0]
+        runs = LoneRun(model, trainable_parameters(models[0]))
+    else:
+        runs = PackedModel(models, impl=str(cfg.pack_impl))
+    opt = build_optimizer(runs.parameters(), cfg.optim, int(cfg.train.batch_size))
+    lrs = PerRunLR(runs.parameters(), [effective_lr(c.optim, int(c.train.batch_size)) for c in cfgs])
+    return runs, opt, lrs
 
 
 def evaluate_epoch(runs, data: DataSplits, cfg, g_precise, amp: Optional[torch.dtype] = None) -> tuple:
