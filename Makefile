@@ -15,6 +15,7 @@ RUNS   ?= runs
 VERIFY ?= $(if $(wildcard ../shared/data),false,true)
 SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500
 FT_SMOKE := finetune.source_epochs=1 finetune.source_subset=500
+RN_SMOKE := dataset.test_subset=null
 comma  := ,
 ifeq ($(filter full smoke,$(SCALE)),)
 $(error SCALE must be full or smoke, got '$(SCALE)')
@@ -25,9 +26,9 @@ out     = $(RUNS)/$(1)$(if $(smoke),-smoke)
 repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) dataset.verify=$(VERIFY) \
           out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
-           repro-batch-size repro-finetune repro-eval-stats
+           repro-batch-size repro-finetune repro-eval-stats repro-resnet
 
-.PHONY: help setup demo test test-full bench docs clean repro-all $(REPROS)
+.PHONY: help setup demo test test-full bench docs clean repro-all repro-resnet-paper $(REPROS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
@@ -105,6 +106,15 @@ repro-finetune: setup ## BN while fine-tuning (trained/γβ frozen/frozen in eva
 
 repro-eval-stats: setup ## BN at evaluation: eval() running stats vs no_grad batch stats vs PreciseBN, batch 8 and 128
 	$(call repro,repro_eval_stats,repro-eval-stats)
+
+repro-resnet: setup ## ResNet-20 on CIFAR-10: BN in residual blocks ((a)–(e) of He et al. 2016, no norm, SkipInit, zero-γ) + depth 56
+	$(call repro,repro_resnet,repro-resnet,$(RN_SMOKE) model.depth=8)
+	$(call repro,repro_resnet_depth,repro-resnet,$(RN_SMOKE) model.depth=8$(comma)14)
+	$(BIN)/bnablate report $(call out,repro-resnet) --pivot model.depth --out $(call out,repro-resnet)/report-depth
+
+repro-resnet-paper: setup ## repro-resnet at the paper's scale (ResNet-56/110, all data, 164 epochs, 5 seeds): a GPU's days, not this CPU's
+	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=repro_resnet_paper dataset.verify=$(VERIFY) \
+	  out_dir=$(RUNS)/repro-resnet-paper
 
 repro-all: $(REPROS) ## every reproduction above, in turn (full forms: several hours on 2 cores)
 

@@ -36,6 +36,9 @@ class DatasetConfig:
     split_seed: int = option(0, R, "fixed across runs so every run validates on the same images")
     augment: bool = option(False, R, "random crop (pad 4) + horizontal flip on tensors, per batch")
     train_subset: Optional[int] = option(None, R, "keep only this many training images (seeded), for quick studies")
+    test_subset: Optional[int] = option(None, R, "keep only this many test images (seeded by split_seed: the same "
+                                                 "ones in every run), when evaluating the full test set every epoch "
+                                                 "would cost more than training; null keeps all", neutral=None)
     target_acc: float = option(0.9, B, "validation accuracy for the report's time-to-target (does not change "
                                        "training; each conf/dataset file sets its own)", table=True)
     normalize: str = option("standardize", R,
@@ -79,6 +82,15 @@ class CNNConfig(ModelConfig):
 
 
 @dataclass
+class ResNetConfig(ModelConfig):
+    depth: int = option(20, R, "resnet: 6n + 2 layers, n blocks per stage (20, 32, 44, 56, 110)")
+    widths: List[int] = option([16, 32, 64], R, "resnet: channels of the three stages")
+    shortcut: str = option("A", R, "resnet: where a block changes shape, A: the identity subsampled and zero-padded "
+                                   "(no parameters, He et al. 2015's CIFAR choice, so norm-free and normalized nets "
+                                   "differ only in their branches) | B: a 1×1 conv (+ norm in post-activation designs)")
+
+
+@dataclass
 class VariantConfig:
     norm: str = option("batch", R, "batch | scratch | layer | group | none (`bnablate list axes`)")
     placement: str = option("pre_act", R, "pre_act | post_act | post_pool | none: where the norm sits in each block")
@@ -87,6 +99,12 @@ class VariantConfig:
     bias: str = option("auto", R, "on | off | auto (off exactly when a norm directly follows the affine layer)")
     activation: str = option("relu", R, "the nonlinearity (`bnablate list axes`)")
     groups: int = option(8, R, "GroupNorm groups (channels must be divisible by it)")
+    residual: str = option("original", R, "residual models: the block design, He et al. 2016 Fig. 4: original (a) | "
+                                          "bn_after_add (b) | relu_before_add (c) | relu_preact (d) | full_preact (e)",
+                           neutral="original")
+    residual_init: str = option("standard", R, "residual models: how each residual branch starts: standard | "
+                                               "zero_gamma (last norm's γ = 0) | skipinit (a scalar gain from 0, no "
+                                               "norm)", neutral="standard")
     description: str = option("", B, "shown by `bnablate list variants`")
 
 
@@ -231,7 +249,7 @@ class Config:
 
 
 # model name → its schema (conf/model/NAME.yaml extends base_NAME); a model key belongs to the models declaring it.
-MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn": CNNConfig}
+MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn": CNNConfig, "resnet": ResNetConfig}
 
 
 def register_configs() -> None:

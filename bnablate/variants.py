@@ -9,15 +9,20 @@ from typing import Any, Dict, Mapping
 
 from omegaconf import OmegaConf
 
-from .config import CONF_DIR, VariantConfig
+from .config import CONF_DIR, NEUTRAL_VALUES, VariantConfig
 from .layers.blocks import block_order, use_bias
 from .registry import Registry
 
 
 
+# Axes added after the first release: a record written before one existed ran at its neutral value.
+_LATER_AXES = {k.split(".", 1)[1]: v for k, v in NEUTRAL_VALUES.items() if k.startswith("variant.")}
+
+
 def _canonical(v: Mapping[str, Any]) -> tuple:
     """The axes that change the network: placement 'none' and norm 'none' both mean no norm; dropout_p matters
     only with dropout, groups only with group norm."""
+    v = {**_LATER_AXES, **v}
     norm_on = v["norm"] != "none" and v["placement"] != "none"
     return (
         v["norm"] if norm_on else "none",
@@ -27,6 +32,8 @@ def _canonical(v: Mapping[str, Any]) -> tuple:
         v["bias"],
         v["activation"],
         int(v["groups"]) if norm_on and v["norm"] == "group" else None,
+        v["residual"],
+        v["residual_init"],
     )
 
 
@@ -56,8 +63,8 @@ def _effective_bias(v: Mapping[str, Any]) -> str:
 
 def _structure(v: Mapping[str, Any]) -> tuple:
     """The canonical axes without the dropout rate and the literal bias setting: which layers, in which order."""
-    norm, placement, dropout, _p, _bias, act, groups = _canonical(v)
-    return norm, placement, dropout, act, groups
+    norm, placement, dropout, _p, _bias, act, groups, residual, init = _canonical(v)
+    return norm, placement, dropout, act, groups, residual, init
 
 
 def variant_label(v: Mapping[str, Any]) -> str:
@@ -75,8 +82,12 @@ def variant_label(v: Mapping[str, Any]) -> str:
         bias = _effective_bias(v)
         return next((name for name, axes in same_layers if _effective_bias(axes) == bias),
                     f"{same_layers[0][0]}/bias_{bias}")
-    norm, placement, dropout, p, bias, act, groups = key
+    norm, placement, dropout, p, bias, act, groups, residual, init = key
     label = f"{norm}{groups or ''}/{placement}/{act}"
+    if residual != _LATER_AXES["residual"]:
+        label += f"/{residual}"
+    if init != _LATER_AXES["residual_init"]:
+        label += f"/{init}"
     if dropout != "none":
         label += f"/{dropout}@{p:g}"
     if bias != "auto":

@@ -121,6 +121,18 @@ def test_split_sizes_and_subset(tmp_path):
         load_data(cfg(tmp_path, "synthetic", train_subset=10**6))
     with pytest.raises(DataError, match="val_fraction"):
         load_data(cfg(tmp_path, "synthetic", val_fraction=1.5))
+
+
+def test_test_subset_keeps_the_same_test_images_and_moves_nothing_else(tmp_path):
+    full = load_data(cfg(tmp_path, "synthetic"))
+    a = load_data(cfg(tmp_path, "synthetic", test_subset=30))
+    b = load_data(cfg(tmp_path, "synthetic", test_subset=30, train_subset=50))
+    assert len(a.test_x) == 30 and torch.equal(a.test_y, b.test_y)  # the same 30 whatever else is chosen
+    rows = {tuple(x.flatten().tolist()) for x in full.test_x}
+    assert all(tuple(x.flatten().tolist()) in rows for x in a.test_x)  # a subset of the full test split
+    assert torch.equal(a.train_x, full.train_x) and torch.equal(a.val_y, full.val_y)
+    with pytest.raises(DataError, match="test_subset"):
+        load_data(cfg(tmp_path, "synthetic", test_subset=10**6))
     with pytest.raises(DataError, match="test_fraction"):
         load_data(cfg(tmp_path, "synthetic", test_fraction=0.0))
     with pytest.raises(DataError, match="no training images left"):

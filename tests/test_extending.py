@@ -55,7 +55,7 @@ BUILDER, SCHEMA = blocks(MODEL, "python")
 (MODEL_YAML,) = blocks(MODEL, "yaml")
 (VARIANT_YAML,) = blocks(VARIANT, "yaml")
 NAME = re.search(r'@register_model\("(\w+)"', BUILDER).group(1)  # "tiny"
-SCHEMA_NAME = re.search(r'cs\.store\(group="model", name="(\w+)"', SCHEMA).group(1)  # "base_tiny"
+SCHEMA_NAME = "base_" + re.search(r'MODEL_SCHEMAS\["(\w+)"\]', SCHEMA).group(1)  # "base_tiny"
 
 
 def exec_builder() -> None:
@@ -74,16 +74,18 @@ def doc_model(conf: Path):
     assert NAME not in MODELS and f"{SCHEMA_NAME}.yaml" not in cs.repo["model"], "left over from an earlier test"
     try:
         exec_builder()
-        # Step 2: the schema, declared as in bnablate/config.py (its namespace: dataclass, option, Role, ModelConfig)
-        # and stored the way register_configs() stores the others.
-        namespace = dict(vars(bnablate.config), cs=cs)
+        # Step 2: the schema, declared as in bnablate/config.py (its namespace: dataclass, option, Role, ModelConfig,
+        # MODEL_SCHEMAS) and stored by register_configs() with the others.
+        namespace = dict(vars(bnablate.config))
         exec(compile(SCHEMA, f"{DOC}:schema", "exec", dont_inherit=True), namespace)
+        bnablate.config.register_configs()
         # Step 3: the config file, at the path the doc names.
         path = conf / "model" / f"{NAME}.yaml"
         path.write_text(MODEL_YAML)
         yield namespace["TinyConfig"]
     finally:
         MODELS._entries.pop(NAME, None)
+        bnablate.config.MODEL_SCHEMAS.pop(NAME, None)
         cs.repo["model"].pop(f"{SCHEMA_NAME}.yaml", None)
         sys.modules.pop(f"bnablate.models.{NAME}", None)
 
@@ -105,7 +107,8 @@ def test_the_doc_names_the_places_it_tells_you_to_edit():
     assert "from . import cnn, lenet, mlp" in (Path(bnablate.__file__).parent / "models" / "__init__.py").read_text()
     import inspect
 
-    assert 'cs.store(group="model", name="base_mlp"' in inspect.getsource(bnablate.config.register_configs)
+    assert "MODEL_SCHEMAS.items()" in inspect.getsource(bnablate.config.register_configs)
+    assert bnablate.config.MODEL_SCHEMAS["mlp"] is bnablate.config.MLPConfig
     assert (NAME, SCHEMA_NAME) == ("tiny", "base_tiny") and f"model={NAME}" in MODEL
 
 

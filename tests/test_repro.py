@@ -27,6 +27,8 @@ GRID = {  # preset → (runs in the full grid, a key that must take the preset's
     "repro_lenet_fashion_d2l": (15, ("train.batch_size", 256)),
     "repro_lenet_fashion_scratch": (24, ("model.pool", "max")), "repro_lenet_fashion_b4": (1, ("train.batch_size", 4)),
     "repro_placement_lenet_maxpool": (60, ("model.pool", "max")),
+    "repro_resnet": (24, ("model.depth", 20)), "repro_resnet_depth": (18, ("optim.lr", 0.1)),
+    "repro_resnet_paper": (80, ("train.epochs", 164)),
     "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
     "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
     "repro_bias": (20, ("model.name", "lenet")), "repro_batch_size": (120, ("optim.batch_scaling", "linear")),
@@ -81,6 +83,17 @@ def test_the_tutorial_presets_write_one_folder_and_share_the_pytorch_corner():
     assert len(shared) == 3 and all(c.variant.norm == "scratch" and c.bn.momentum == 0.1
                                     for c, k in zip(scratch.configs, scratch.keys) if k in shared)
     assert compose_config(["sweep=repro_lenet_fashion_d2l"]).out_dir == "runs/repro-lenet-fashion-d2l"
+
+
+def test_the_resnet_depth_study_shares_its_depth_20_runs_with_the_design_study():
+    main = plan_sweep(["sweep=repro_resnet"], validate_config)
+    depth = plan_sweep(["sweep=repro_resnet_depth"], validate_config)
+    assert {c.out_dir for c in main.configs + depth.configs} == {"runs/repro-resnet"}
+    shared = set(main.keys) & set(depth.keys)
+    assert len(shared) == 9 and {int(c.model.depth) for c, k in zip(depth.configs, depth.keys) if k not in shared} \
+        == {56}
+    paper = plan_sweep(["sweep=repro_resnet_paper"], validate_config)
+    assert {int(c.model.depth) for c in paper.configs} == {56, 110} and paper.configs[0].dataset.train_subset is None
 
 
 def test_finetune_presets_share_a_folder_and_one_checkpoint_per_seed():
@@ -184,7 +197,7 @@ def _write_fixture_data(root: Path) -> None:
 @pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-lenet-fashion-d2l",
                                     "repro-placement", "repro-high-lr",
                                     "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune",
-                                    "repro-eval-stats"])
+                                    "repro-eval-stats", "repro-resnet"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     _write_fixture_data(tmp_path / "data")
     runs = tmp_path / "runs"

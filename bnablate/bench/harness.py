@@ -43,6 +43,7 @@ CASES: List[Case] = [
     Case("mlp-cifar10-b10", "mlp", "cifar10", 10),
     Case("mlp-cifar10-b128", "mlp", "cifar10", 128),
     Case("cnn-cifar10-b128", "cnn", "cifar10", 128),
+    Case("resnet20-cifar10-b128", "resnet", "cifar10", 128),
     Case("lenet-fmnist-b16-packed1", "lenet", "fashion_mnist", 16, pack=1),
     Case("lenet-fmnist-b16-packed4", "lenet", "fashion_mnist", 16, pack=4),
     Case("lenet-fmnist-b16-packed8", "lenet", "fashion_mnist", 16, pack=8),

@@ -19,9 +19,13 @@ def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OV
     cfg = compose_or_fail(overrides or [])
     spec = dataset_spec(cfg.dataset.name)
     model = build_model(cfg.model, cfg.variant, spec.input_shape, class_count(cfg.dataset), int(cfg.seed), bn=cfg.bn)
+    # The leaves in the order they run (a residual block: pre, branch, shortcut, add, post); empty containers are
+    # not layers.
+    leaves = [(n, m) for n, m in model.named_modules()
+              if n and not list(m.children()) and not isinstance(m, torch.nn.Sequential)]
     shapes = {}
     hooks = [m.register_forward_hook(lambda mod, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:])))
-             for n, m in model.named_modules() if n and not list(m.children())]
+             for n, m in leaves]
     model.eval()
     with torch.no_grad():
         model(torch.zeros(2, *spec.input_shape))
@@ -31,9 +35,8 @@ def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OV
                     f"{variant_label(cfg.variant)}", title_justify="left")
     for col in ("layer", "module", "output (C,H,W)", "params"):
         t.add_column(col)
-    for name, m in model.named_modules():
-        if name and not list(m.children()):
-            n = sum(p.numel() for p in m.parameters())
-            t.add_row(name, repr(m), "×".join(map(str, shapes.get(name, ()))), f"{n:,}" if n else "")
+    for name, m in leaves:
+        n = sum(p.numel() for p in m.parameters())
+        t.add_row(name, repr(m), "×".join(map(str, shapes.get(name, ()))), f"{n:,}" if n else "")
     console.print(t)
     console.print(f"total trainable parameters: {count_params(model):,}")

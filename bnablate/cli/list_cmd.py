@@ -12,6 +12,7 @@ from ..config import CONF_DIR, KEYS
 from ..config_doc import literal
 from ..data import DATASETS
 from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
+from ..layers.residual import RESIDUAL, RESIDUAL_INIT
 from ..models import MODELS
 from ..registry import unknown_name_message
 from ..train.bn_stats import EVAL_STATS
@@ -31,12 +32,13 @@ def _table(title: str, *columns: str) -> Table:
 
 def variants_table() -> Table:
     t = _table("variants (conf/variant; pick with variant=NAME, change an axis with variant.AXIS=VALUE)",
-               "name", "norm", "placement", "dropout", "bias", "activation", "description")
+               "name", "norm", "placement", "dropout", "bias", "activation", "residual", "description")
     for name, e in variant_presets().items():
         v = e.obj
         drop = v["dropout"] if v["dropout"] == "none" else f"{v['dropout']} p={v['dropout_p']}"
+        residual = v["residual"] + ("" if v["residual_init"] == "standard" else f" + {v['residual_init']}")
         t.add_row(name, v["norm"] + (f" ({v['groups']})" if v["norm"] == "group" else ""), v["placement"], drop,
-                  v["bias"], v["activation"], e.description)
+                  v["bias"], v["activation"], residual, e.description)
     return t
 
 
@@ -70,7 +72,8 @@ def axes_table() -> Table:
     t = _table("variant axes (variant.AXIS=VALUE)", "axis", "value", "meaning")
     for axis, choices in [("norm", {n: e.description for n, e in NORMS.items()}), ("placement", PLACEMENTS),
                           ("dropout", DROPOUTS), ("bias", BIASES),
-                          ("activation", {n: e.description for n, e in ACTIVATIONS.items()})]:
+                          ("activation", {n: e.description for n, e in ACTIVATIONS.items()}),
+                          ("residual", RESIDUAL), ("residual_init", RESIDUAL_INIT)]:
         for value, meaning in choices.items():
             t.add_row(axis, value, meaning)
     return t

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..registry import check_choice
+from ..seeding import generator
 from .cache import cached_load
 from .registry import DataError, RawData, dataset_spec
 from .sources import source_files
@@ -147,6 +148,12 @@ def load_data(cfg) -> DataSplits:
                             f"after the validation split.")
         keep = torch.randperm(len(train_x), generator=g)[:n]
         train_x, train_y = train_x.index_select(0, keep), train_y.index_select(0, keep)
+    if cfg.test_subset is not None:  # its own stream: the same images whatever train_subset is, the rest unmoved
+        n = int(cfg.test_subset)
+        if not 0 < n <= len(test_x):
+            raise DataError(f"dataset.test_subset={n} must be between 1 and the {len(test_x)} test images.")
+        keep = torch.randperm(len(test_x), generator=generator(int(cfg.split_seed), "test_subset"))[:n]
+        test_x, test_y = test_x.index_select(0, keep), test_y.index_select(0, keep)
     (train_x, val_x, test_x), mean, std = _normalize(train_x, val_x, test_x, mode=str(cfg.normalize))
     return DataSplits(cfg.name, train_x, train_y.long(), val_x, val_y.long(), test_x, test_y.long(),
                       len(ids) if ids else spec.num_classes, tuple(spec.input_shape), tuple(mean.tolist()), tuple(std.tolist()),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import validate_variant
-from . import cnn, lenet, mlp  # noqa: F401  (registers the builders)
+from ..layers.residual import validate_residual
+from . import cnn, lenet, mlp, resnet  # noqa: F401  (registers the builders)
 from .init import paired_init_
 from .registry import MODELS, ModelShapeError, register_model
 
@@ -14,7 +15,9 @@ def build_model(model_cfg, variant, input_shape, num_classes: int, seed: int, bn
     """The named model for this input shape and class count, with its variant's blocks (norms built with the `bn`
     section's momentum/eps/affine; None = defaults) and paired init."""
     validate_variant(variant)
-    model = MODELS.get(model_cfg.name)(model_cfg, variant, tuple(input_shape), int(num_classes), bn=bn)
+    builder = MODELS.get(model_cfg.name)
+    validate_residual(variant, getattr(builder, "residual", False))
+    model = builder(model_cfg, variant, tuple(input_shape), int(num_classes), bn=bn)
     return paired_init_(model, seed)
 
 

@@ -12,8 +12,14 @@ ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
-def register_model(name: str, description: str = "") -> Callable[[ModelBuilder], ModelBuilder]:
-    return MODELS.register(name, description)
+def register_model(name: str, description: str = "", residual: bool = False
+                   ) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Register a builder under `name`; residual=True when its blocks follow variant.residual / residual_init (other
+    models refuse non-default values of those axes)."""
+    def deco(builder: ModelBuilder) -> ModelBuilder:
+        builder.residual = residual  # type: ignore[attr-defined]
+        return MODELS.register(name, description)(builder)
+    return deco
 
 
 class ModelShapeError(ValueError):

@@ -19,13 +19,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers.norm import LayerNorm2d
+from ..layers.residual import ResidualAdd, ResidualBlock, ZeroPadShortcut
 from ..layers.scratch_bn import ScratchBatchNorm
 
 # Modules that act on each channel (or element) independently: they take (B, K·C, ...) as they are.
 CHANNELWISE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Identity, nn.AvgPool2d,
-               nn.MaxPool2d, nn.Upsample)
+               nn.MaxPool2d, nn.Upsample, nn.AdaptiveAvgPool2d)
 SUPPORTED = CHANNELWISE + (nn.Conv2d, nn.Linear, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm,
-                           nn.LayerNorm, ScratchBatchNorm)
+                           nn.LayerNorm, ScratchBatchNorm, ZeroPadShortcut, ResidualAdd)
+CONTAINERS = (nn.Sequential, ResidualBlock)  # composed from their children (a residual block's add joins two paths)
 
 Tensors = Dict[str, Tensor]
 
@@ -33,7 +35,7 @@ Tensors = Dict[str, Tensor]
 def unsupported(model: nn.Module) -> Optional[str]:
     """None if every layer of `model` has a grouped form, else the first that has not (vmap packs those)."""
     for name, m in model.named_modules():
-        if isinstance(m, nn.Sequential):
+        if isinstance(m, CONTAINERS):
             continue
         if not isinstance(m, SUPPORTED) or list(m.children()):
             return f"{name} ({type(m).__name__})"
@@ -93,28 +95,63 @@ def _scratch_bn(m: ScratchBatchNorm, p: Tensors, x: Tensor, k: int) -> Tensor:
     return wide(x)
 
 
+def _zero_pad(m: ZeroPadShortcut, p: Tensors, x: Tensor, k: int) -> Tensor:
+    b, kc, h, w = x.shape
+    y = m(x.reshape(b * k, kc // k, h, w))  # each run's (C, H, W) subsampled and padded alone
+    return y.view(b, -1, *y.shape[2:])  # (B, K·C', H', W')
+
+
 LAYERS: List[Tuple[type, Callable[..., Tensor]]] = [
     (nn.Conv2d, _conv), (nn.Linear, _linear), (nn.modules.batchnorm._BatchNorm, _batch_norm),
     (LayerNorm2d, _group_norm), (nn.GroupNorm, _group_norm), (nn.LayerNorm, _layer_norm),
-    (ScratchBatchNorm, _scratch_bn),
+    (ScratchBatchNorm, _scratch_bn), (ZeroPadShortcut, _zero_pad),
 ]
+Layer = Callable[[Tensor], Tensor]
 
 
 class GroupedForward:
-    """K runs of `base` (a Sequential tree on the meta device) whose tensors are `params`/`buffers`, stacked (K, ...),
-    called on x: (K, B, ...) per-run inputs or (B, ...) shared by every run; returns (K, B, classes). The per-layer
-    plan (function and tensor views) is built once: a step runs no name lookups."""
+    """K runs of `base` (a tree of Sequentials and residual blocks on the meta device) whose tensors are
+    `params`/`buffers`, stacked (K, ...), called on x: (K, B, ...) per-run inputs or (B, ...) shared by every run;
+    returns (K, B, classes). The tree is compiled once into closures over each layer's function and tensor views: a
+    step runs no name lookups."""
 
     def __init__(self, base: nn.Module, params: Tensors, buffers: Tensors, k: int) -> None:
         self.k = k
-        state = {**params, **buffers}
-        self.plan: List[Tuple[nn.Module, Optional[Callable[..., Tensor]], Tensors]] = []
-        for name, m in base.named_modules():
-            if isinstance(m, nn.Sequential):
-                continue
-            fn = next((f for cls, f in LAYERS if isinstance(m, cls)), None)
-            prefix = f"{name}."
-            self.plan.append((m, fn, {n[len(prefix):]: t for n, t in state.items() if n.startswith(prefix)}))
+        self.state = {**params, **buffers}
+        self.forward = self._compile(base, "")
+
+    def _tensors(self, prefix: str) -> Tensors:
+        return {n[len(prefix):]: t for n, t in self.state.items() if n.startswith(prefix)}
+
+    def _compile(self, m: nn.Module, prefix: str) -> Layer:
+        k = self.k
+        if isinstance(m, nn.Sequential):
+            layers = [self._compile(child, f"{prefix}{name}.") for name, child in m.named_children()]
+
+            def chain(h: Tensor) -> Tensor:
+                for layer in layers:
+                    h = layer(h)
+                return h
+            return chain
+        if isinstance(m, ResidualBlock):
+            pre, branch, shortcut, post = (self._compile(getattr(m, n), f"{prefix}{n}.")
+                                           for n in ("pre", "branch", "shortcut", "post"))
+            gain = self._tensors(f"{prefix}add.").get("gain")  # SkipInit: (K, 1), one scalar per run
+
+            def block(h: Tensor) -> Tensor:
+                h = pre(h)
+                r = branch(h)  # (B, K·C, H, W)
+                if gain is not None:
+                    r = (r.view(r.shape[0], k, -1) * gain.view(1, k, 1)).view(r.shape)
+                return post(r + shortcut(h))
+            return block
+        if isinstance(m, nn.Flatten):
+            return lambda h: h.reshape(h.shape[0], -1)  # (B, K·C·H·W): run k's features stay in block k
+        fn = next((f for cls, f in LAYERS if isinstance(m, cls)), None)
+        if fn is None:  # CHANNELWISE
+            return m
+        tensors = self._tensors(prefix)
+        return lambda h: fn(m, tensors, h, k)
 
     def __call__(self, x: Tensor, shared_input: bool = False) -> Tensor:
         k = self.k
@@ -122,11 +159,4 @@ class GroupedForward:
             x = x.unsqueeze(0).expand(k, *x.shape)
         b = x.shape[1]
         h = x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:])  # (B, K·C, ...): run k's channels in block k
-        for m, fn, tensors in self.plan:
-            if fn is not None:
-                h = fn(m, tensors, h, k)
-            elif isinstance(m, nn.Flatten):
-                h = h.reshape(b, -1)  # (B, K·C·H·W): run k's features stay in block k, in a lone run's order
-            else:  # CHANNELWISE
-                h = m(h)
-        return h.view(b, k, -1).transpose(0, 1)  # (K, B, classes)
+        return self.forward(h).view(b, k, -1).transpose(0, 1)  # (K, B, classes)

@@ -20,7 +20,8 @@ from .stats import compare, holm, mean_ci
 NOT_FACTORS = frozenset({"run_key", "status", "sweep", "error", *KEYS.not_factors})
 # Variant axes are summarized by the `variant` label (a preset name or a label built from the axes) — except the
 # dropout rate, which a preset's name leaves out (variant_label), so a sweep over it keeps dropout_p as a factor.
-AXIS_COLUMNS = {"norm", "placement", "dropout", "bias", "activation", "groups"}
+AXIS_COLUMNS = {"norm", "placement", "dropout", "bias", "activation", "groups", "variant.residual",
+                "variant.residual_init"}
 ALWAYS = ["dataset", "model", "variant"]
 # Metrics where smaller is better; everything else (accuracies) is better when larger.
 LOWER_IS_BETTER = ("loss", "time", "steps", "epochs_to", "seconds", "mem")

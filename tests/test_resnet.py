@@ -1,0 +1,194 @@
+"""Residual networks (issue 21): the CIFAR ResNet, the five block designs of He et al. 2016 against the paper's
+definitions, zero-initialised γ and SkipInit, paired init across designs, packing equal to separate runs, bad input."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import nn
+
+from bnablate.config import compose_config
+from bnablate.layers.residual import ResidualAdd, ResidualBlock, ZeroPadShortcut
+from bnablate.models import build_model, count_params
+from bnablate.pack import PackedModel
+from bnablate.train import run_experiment, run_packed
+
+from .test_packed import _assert_same
+
+SMALL = ["model=resnet", "model.depth=8", "model.widths=[4,8,8]", "variant.groups=2"]
+DESIGN_PRESETS = {"original": "bn_pre_act", "bn_after_add": "rn_bn_after_add", "relu_before_add": "rn_relu_before_add",
+                  "relu_preact": "rn_relu_preact", "full_preact": "rn_full_preact"}
+# He et al. 2016, Fig. 4: what a (non-opening) block computes, in order, with "add" the element-wise addition.
+PAPER = {
+    "original": ["conv", "BN", "ReLU", "conv", "BN", "add", "ReLU"],  # (a)
+    "bn_after_add": ["conv", "BN", "ReLU", "conv", "add", "BN", "ReLU"],  # (b)
+    "relu_before_add": ["conv", "BN", "ReLU", "conv", "BN", "ReLU", "add"],  # (c)
+    "relu_preact": ["ReLU", "conv", "BN", "ReLU", "conv", "BN", "add"],  # (d)
+    "full_preact": ["BN", "ReLU", "conv", "BN", "ReLU", "conv", "add"],  # (e)
+}
+KIND = {nn.Conv2d: "conv", nn.BatchNorm2d: "BN", nn.ReLU: "ReLU", ResidualAdd: "add"}
+
+
+def _model(variant, *extra, shape=(3, 32, 32), seed=0, classes=10):
+    cfg = compose_config(["model=resnet", f"variant={variant}", *extra])
+    return build_model(cfg.model, cfg.variant, shape, classes, seed=seed, bn=cfg.bn)
+
+
+def _sequence(block: ResidualBlock):
+    """The residual path of a block in execution order: pre, branch, add, post (the shortcut aside)."""
+    mods = [*block.pre, *block.branch, block.add, *block.post]
+    return [KIND[type(m)] for m in mods if type(m) in KIND]
+
+
+@pytest.mark.parametrize("design", list(PAPER))
+def test_each_design_has_the_papers_layer_order(design):
+    model = _model(DESIGN_PRESETS[design])
+    assert _sequence(model.layer1[1]) == PAPER[design]  # an inner block: identity shortcut, nothing shared
+    opening = model.layer2[0]  # the stage's first block: stride 2, 16 → 32 channels, option A shortcut
+    assert isinstance(opening.shortcut, ZeroPadShortcut) and opening.branch.conv1.stride == (2, 2)
+    assert _sequence(opening) == PAPER[design]  # pre-activation designs run it before the split: same order
+    if design in ("relu_preact", "full_preact"):
+        assert len(opening.pre) > 0 and list(model.layer2[1].pre) == []  # shared only where the stage opens
+        assert [KIND[type(m)] for m in model.final] == (["BN", "ReLU"] if design == "full_preact" else ["ReLU"])
+        assert [KIND[type(m)] for m in model.stem] == ["conv"]
+    else:
+        assert "final" not in dict(model.named_children())
+        assert [KIND[type(m)] for m in model.stem] == ["conv", "BN", "ReLU"]
+
+
+@pytest.mark.parametrize("depth,blocks", [(20, 3), (32, 5), (56, 9), (110, 18)])
+def test_depth_is_6n_plus_2_weighted_layers(depth, blocks):
+    model = _model("bn_pre_act", f"model.depth={depth}")
+    weighted = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == depth and all(len(getattr(model, f"layer{s}")) == blocks for s in (1, 2, 3))
+    if depth == 20:
+        assert count_params(model) == 269_722  # He et al.'s ResNet-20: 0.27M (option A, no conv bias before BN)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8), (3, 32, 32)])
+def test_resnet_takes_every_dataset_shape(shape):
+    model = _model("rn_full_preact", shape=shape, classes=7).eval()
+    assert model(torch.randn(2, *shape)).shape == (2, 7)
+
+
+def test_shortcut_b_is_a_projection_with_a_norm_only_after_activation_designs():
+    post = _model("bn_pre_act", "model.shortcut=B").layer2[0].shortcut
+    pre = _model("rn_full_preact", "model.shortcut=B").layer2[0].shortcut
+    assert [type(m) for m in post] == [nn.Conv2d, nn.BatchNorm2d] and post.conv.kernel_size == (1, 1)
+    assert [type(m) for m in pre] == [nn.Conv2d]
+
+
+@pytest.mark.parametrize("variant", ["bn_pre_act", "rn_bn_after_add", "rn_relu_before_add", "rn_relu_preact",
+                                     "rn_full_preact", "rn_zero_gamma", "no_bn", "rn_skipinit", "gn_pre_act",
+                                     "ln_pre_act", "scratch_bn_pre_act", "bn_post_act", "bn_dropout"])
+def test_every_residual_variant_trains_a_step(variant):
+    model = _model(variant, *SMALL[1:], shape=(3, 16, 16)).train()
+    out = model(torch.randn(6, 3, 16, 16))
+    assert out.shape == (6, 10) and torch.isfinite(out).all()
+    out.logsumexp(1).mean().backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    live = [n for n, g in grads.items() if g.abs().sum() > 0]
+    if variant not in ("rn_zero_gamma", "rn_skipinit"):  # a zero γ / gain blocks gradients to the branch at first
+        assert live == list(grads), set(grads) - set(live)
+
+
+def test_paired_init_identical_across_designs():
+    def convs(model):
+        return {n: p.detach() for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1}
+    base = convs(_model("bn_pre_act", seed=3))
+    for variant in ["rn_bn_after_add", "rn_relu_before_add", "rn_relu_preact", "rn_full_preact", "rn_zero_gamma",
+                    "no_bn", "rn_skipinit", "gn_pre_act"]:
+        other = convs(_model(variant, seed=3))
+        assert other.keys() == base.keys(), variant
+        assert all(torch.equal(other[k], base[k]) for k in base), variant
+    assert not torch.equal(convs(_model("bn_pre_act", seed=4))["stem.conv.weight"], base["stem.conv.weight"])
+
+
+@pytest.mark.parametrize("variant", ["rn_zero_gamma", "rn_skipinit"])
+def test_zero_gamma_and_skipinit_start_every_block_as_the_identity(variant):
+    model = _model(variant).eval()
+    x = torch.relu(torch.randn(3, 16, 8, 8))  # a block's input follows a ReLU: non-negative
+    for block in model.layer1:
+        torch.testing.assert_close(block(x), x)
+    gains = [m.gain for m in model.modules() if isinstance(m, ResidualAdd) and m.gain is not None]
+    assert (len(gains) == 9) == (variant == "rn_skipinit") and all(float(g.detach()) == 0 for g in gains)
+    if variant == "rn_zero_gamma":
+        last = [blk.branch.norm2.weight for s in (1, 2, 3) for blk in getattr(model, f"layer{s}")]
+        assert all(not w.any() for w in last)
+        assert model.layer1[0].branch.norm1.weight.eq(1).all()  # only the last norm of each branch
+
+
+@pytest.mark.parametrize("variant", ["bn_pre_act", "rn_bn_after_add", "rn_relu_before_add", "rn_relu_preact",
+                                     "rn_full_preact", "rn_skipinit", "gn_pre_act", "bn_post_act"])
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+@pytest.mark.parametrize("impl", ["grouped", "vmap"])
+def test_a_grouped_pack_of_residual_nets_equals_each_run_alone(variant, shortcut, impl):
+    cfg = compose_config([*SMALL, f"variant={variant}", f"model.shortcut={shortcut}", "bn.momentum=0.3"])
+    alone = [build_model(cfg.model, cfg.variant, (3, 16, 16), 10, seed=s, bn=cfg.bn) for s in range(3)]
+    for m in alone:  # SkipInit's gains start at 0; move them so the branches count
+        for add in (a for a in m.modules() if isinstance(a, ResidualAdd) and a.gain is not None):
+            add.gain.data.fill_(0.5)
+    pm = PackedModel([copy.deepcopy(m) for m in alone], impl=impl)
+    assert pm.impl == impl
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, 5, 3, 16, 16, generator=g), torch.randint(0, 10, (3, 5), generator=g)
+    out = pm(x)
+    F.cross_entropy(out.reshape(15, -1), y.reshape(-1), reduction="sum").backward()
+    for i, m in enumerate(alone):
+        ref = m(x[i])
+        F.cross_entropy(ref, y[i], reduction="sum").backward()
+        torch.testing.assert_close(out[i], ref, rtol=1e-5, atol=1e-5)
+        for name, p in m.named_parameters():
+            scale = float(p.grad.abs().max())
+            # a bias whose gradient is 0 up to rounding (a conv before BN-after-add): an absolute floor
+            torch.testing.assert_close(pm.params[name].grad[i], p.grad, rtol=1e-4, atol=1e-4 * scale + 1e-6, msg=name)
+        for name, buf in m.named_buffers():
+            torch.testing.assert_close(pm.buffers[name][i], buf, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("variant", ["bn_pre_act", "rn_relu_before_add", "rn_relu_preact", "rn_zero_gamma", "no_bn",
+                                     "rn_skipinit"])
+def test_packed_residual_runs_match_separate_runs(variant):
+    """Whole runs, packed vs alone. (Every design's single step is equal above; over many steps a ReLU whose input
+    lands within ~1e-7 of 0 can switch with the kernels' summation order, after which Adam carries the difference on,
+    e.g. rn_full_preact here from its second step, and rn_bn_after_add to 1.4e-4 in validation loss after two
+    epochs: equal in distribution, not digit for digit.)"""
+    over = ["dataset=synthetic", *SMALL, f"variant={variant}", "train.epochs=2", "train.batch_size=32"]
+    cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
+    packed = run_packed(cfgs)
+    assert {r["execution"]["pack_impl"] for r in packed} == {"grouped"}
+    for cfg, res in zip(cfgs, packed):
+        _assert_same(res, run_experiment(cfg))
+
+
+@pytest.mark.parametrize("over,message", [
+    (["model=resnet", "model.depth=21"], "model.depth must be 6n + 2"),
+    (["model=lenet", "variant=rn_full_preact"], "use model=resnet"),
+    (["model=lenet", "variant.residual_init=zero_gamma"], "use model=resnet"),
+    (["model=resnet", "variant=bn_pre_act", "variant.residual_init=skipinit"], "variant=rn_skipinit (no norm)"),
+    (["model=resnet", "variant=no_bn", "variant.residual_init=zero_gamma"], "its norm-free counterpart"),
+    (["model=resnet", "variant=rn_zero_gamma", "bn.affine=false"], "set bn.affine=true"),
+    (["model=resnet", "model.shortcut=C"], "Unknown model.shortcut 'C'"),
+    (["model=resnet", "variant.residual=preact"], "Did you mean"),
+])
+def test_bad_residual_settings_fail_before_training(over, message):
+    from bnablate.train import ConfigError, validate_config
+
+    with pytest.raises(ConfigError, match=None) as err:
+        validate_config(compose_config(["dataset=synthetic", *over]))
+    assert message in str(err.value)
+
+
+def test_variant_labels_name_the_residual_presets():
+    from bnablate.variants import variant_label
+
+    for name in ["rn_bn_after_add", "rn_full_preact", "rn_zero_gamma", "rn_skipinit", "bn_pre_act", "no_bn"]:
+        assert variant_label(compose_config([f"variant={name}"]).variant) == name
+    custom = OmegaConf.merge(compose_config(["variant=gn_pre_act"]).variant, {"residual": "full_preact"})
+    assert variant_label(custom) == "group2/pre_act/relu/full_preact"  # gn_pre_act has 2 groups
+    old = {k: v for k, v in OmegaConf.to_container(compose_config(["variant=bn_pre_act"]).variant).items()
+           if k not in ("residual", "residual_init")}  # a record written before the axes existed
+    assert variant_label(old) == "bn_pre_act"
