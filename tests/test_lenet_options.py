@@ -1,11 +1,8 @@
 """Issue 23's options: LeNet's pooling and first padding, the from-scratch tutorial's BN init deviations, and the
 peak-memory column — shapes, unchanged run keys at the defaults, packing, and the measurement itself."""
 
-import copy
-
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 from typer.testing import CliRunner
 
@@ -13,12 +10,11 @@ from bnablate.cli import app
 from bnablate.config import compose_config, to_plain
 from bnablate.layers import block_order
 from bnablate.models import build_model
-from bnablate.pack import PackedModel
 from bnablate.results import run_key
-from bnablate.train import run_experiment, run_packed
+from bnablate.train import run_experiment
 from bnablate.train.memory import LiveTensorBytes
 
-from .test_packed import _assert_same
+from .test_packed import assert_packs_like_separate_runs
 
 TUTORIAL = ["model=lenet", "model.pool=max", "model.padding=0"]
 
@@ -82,12 +78,8 @@ def test_inspect_shows_the_tutorial_shapes():
 
 @pytest.mark.parametrize("variant", ["bn_pre_sigmoid", "bn_post_pool"])
 def test_max_pool_lenet_packs_equal_to_separate_runs(variant):
-    over = ["dataset=synthetic", *TUTORIAL, f"variant={variant}", "train.epochs=2", "train.batch_size=16"]
-    cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
-    packed = run_packed(cfgs)
-    assert {r["execution"]["pack_impl"] for r in packed} == {"grouped"}
-    for cfg, res in zip(cfgs, packed):
-        _assert_same(res, run_experiment(cfg))
+    assert_packs_like_separate_runs(["dataset=synthetic", *TUTORIAL, f"variant={variant}", "train.epochs=2",
+                                     "train.batch_size=16"])
 
 
 def _norms(model):
@@ -121,11 +113,9 @@ def test_momentum_point_nine_weights_the_new_batch_statistics():
 
 
 def test_deviations_pack_equal_to_separate_runs():
-    over = ["dataset=synthetic", *TUTORIAL, "variant=scratch_bn_pre_sigmoid", "bn.conv_beta_init=1",
-            "bn.momentum=0.9", "bn.running_var_init=0", "train.epochs=2", "train.batch_size=16"]
-    cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
-    for cfg, res in zip(cfgs, run_packed(cfgs)):
-        _assert_same(res, run_experiment(cfg))
+    assert_packs_like_separate_runs(["dataset=synthetic", *TUTORIAL, "variant=scratch_bn_pre_sigmoid",
+                                     "bn.conv_beta_init=1", "bn.momentum=0.9", "bn.running_var_init=0",
+                                     "train.epochs=2", "train.batch_size=16"])
 
 
 def test_live_tensor_bytes_counts_what_ops_allocate_until_freed():

@@ -25,6 +25,16 @@ def _assert_same(packed, separate):
             assert p[k] == pytest.approx(s[k], rel=REL, abs=tol), k
 
 
+def assert_packs_like_separate_runs(over, seeds=(0, 1), impl="grouped"):
+    """The configs `over` + seed=s for each seed, trained as one pack (with `impl`) and alone: the same numbers."""
+    cfgs = [compose_config(list(over) + [f"seed={s}"]) for s in seeds]
+    packed = run_packed(cfgs)
+    assert {r["execution"]["pack_impl"] for r in packed} == {impl}
+    for cfg, res in zip(cfgs, packed):
+        _assert_same(res, run_experiment(cfg))
+    return packed
+
+
 @pytest.mark.parametrize("norm,placement", [("batch", "pre_act"), ("batch", "post_act"), ("batch", "post_pool"),
                                             ("scratch", "pre_act"), ("layer", "pre_act"), ("group", "post_act"),
                                             ("none", "none")])

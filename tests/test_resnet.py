@@ -1,21 +1,17 @@
 """Residual networks (issue 21): the CIFAR ResNet, the five block designs of He et al. 2016 against the paper's
 definitions, zero-initialised γ and SkipInit, paired init across designs, packing equal to separate runs, bad input."""
 
-import copy
-
 import pytest
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
 from bnablate.config import compose_config
 from bnablate.layers.residual import ResidualAdd, ResidualBlock, ZeroPadShortcut
 from bnablate.models import build_model, count_params
-from bnablate.pack import PackedModel
-from bnablate.train import run_experiment, run_packed
 
-from .test_packed import _assert_same
+from .test_grouped import assert_grouped_step_equals_alone
+from .test_packed import assert_packs_like_separate_runs
 
 SMALL = ["model=resnet", "model.depth=8", "model.widths=[4,8,8]", "variant.groups=2"]
 DESIGN_PRESETS = {"original": "bn_pre_act", "bn_after_add": "rn_bn_after_add", "relu_before_add": "rn_relu_before_add",
@@ -131,22 +127,8 @@ def test_a_grouped_pack_of_residual_nets_equals_each_run_alone(variant, shortcut
     for m in alone:  # SkipInit's gains start at 0; move them so the branches count
         for add in (a for a in m.modules() if isinstance(a, ResidualAdd) and a.gain is not None):
             add.gain.data.fill_(0.5)
-    pm = PackedModel([copy.deepcopy(m) for m in alone], impl=impl)
-    assert pm.impl == impl
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(3, 5, 3, 16, 16, generator=g), torch.randint(0, 10, (3, 5), generator=g)
-    out = pm(x)
-    F.cross_entropy(out.reshape(15, -1), y.reshape(-1), reduction="sum").backward()
-    for i, m in enumerate(alone):
-        ref = m(x[i])
-        F.cross_entropy(ref, y[i], reduction="sum").backward()
-        torch.testing.assert_close(out[i], ref, rtol=1e-5, atol=1e-5)
-        for name, p in m.named_parameters():
-            scale = float(p.grad.abs().max())
-            # a bias whose gradient is 0 up to rounding (a conv before BN-after-add): an absolute floor
-            torch.testing.assert_close(pm.params[name].grad[i], p.grad, rtol=1e-4, atol=1e-4 * scale + 1e-6, msg=name)
-        for name, buf in m.named_buffers():
-            torch.testing.assert_close(pm.buffers[name][i], buf, rtol=1e-5, atol=1e-6, msg=name)
+    # grad_floor: a bias whose gradient is 0 up to rounding (a conv before BN-after-add, B shortcuts)
+    assert_grouped_step_equals_alone(alone, (3, 16, 16), impl=impl, batch=5, grad_floor=1e-6)
 
 
 @pytest.mark.parametrize("variant", ["bn_pre_act", "rn_relu_before_add", "rn_relu_preact", "rn_zero_gamma", "no_bn",
@@ -156,30 +138,8 @@ def test_packed_residual_runs_match_separate_runs(variant):
     lands within ~1e-7 of 0 can switch with the kernels' summation order, after which Adam carries the difference on,
     e.g. rn_full_preact here from its second step, and rn_bn_after_add to 1.4e-4 in validation loss after two
     epochs: equal in distribution, not digit for digit.)"""
-    over = ["dataset=synthetic", *SMALL, f"variant={variant}", "train.epochs=2", "train.batch_size=32"]
-    cfgs = [compose_config(over + [f"seed={s}"]) for s in (0, 1)]
-    packed = run_packed(cfgs)
-    assert {r["execution"]["pack_impl"] for r in packed} == {"grouped"}
-    for cfg, res in zip(cfgs, packed):
-        _assert_same(res, run_experiment(cfg))
-
-
-@pytest.mark.parametrize("over,message", [
-    (["model=resnet", "model.depth=21"], "model.depth must be 6n + 2"),
-    (["model=lenet", "variant=rn_full_preact"], "use model=resnet"),
-    (["model=lenet", "variant.residual_init=zero_gamma"], "use model=resnet"),
-    (["model=resnet", "variant=bn_pre_act", "variant.residual_init=skipinit"], "variant=rn_skipinit (no norm)"),
-    (["model=resnet", "variant=no_bn", "variant.residual_init=zero_gamma"], "its norm-free counterpart"),
-    (["model=resnet", "variant=rn_zero_gamma", "bn.affine=false"], "set bn.affine=true"),
-    (["model=resnet", "model.shortcut=C"], "Unknown model.shortcut 'C'"),
-    (["model=resnet", "variant.residual=preact"], "Did you mean"),
-])
-def test_bad_residual_settings_fail_before_training(over, message):
-    from bnablate.train import ConfigError, validate_config
-
-    with pytest.raises(ConfigError, match=None) as err:
-        validate_config(compose_config(["dataset=synthetic", *over]))
-    assert message in str(err.value)
+    assert_packs_like_separate_runs(["dataset=synthetic", *SMALL, f"variant={variant}", "train.epochs=2",
+                                     "train.batch_size=32"])
 
 
 def test_variant_labels_name_the_residual_presets():
