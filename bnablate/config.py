@@ -91,6 +91,11 @@ class ResNetConfig(ModelConfig):
 
 
 @dataclass
+class TVResNetConfig(ModelConfig):
+    """torchvision's resnet18: nothing of its own to configure (the norm comes from the variant)."""
+
+
+@dataclass
 class VariantConfig:
     norm: str = option("batch", R, "batch | scratch | layer | group | none (`bnablate list axes`)")
     placement: str = option("pre_act", R, "pre_act | post_act | post_pool | none: where the norm sits in each block")
@@ -249,7 +254,8 @@ class Config:
 
 
 # model name → its schema (conf/model/NAME.yaml extends base_NAME); a model key belongs to the models declaring it.
-MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn": CNNConfig, "resnet": ResNetConfig}
+MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn": CNNConfig, "resnet": ResNetConfig,
+                                  "tv_resnet18": TVResNetConfig}
 
 
 def register_configs() -> None:

@@ -7,6 +7,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from bnablate.config import compose_config
+from bnablate.layers import ScratchBatchNorm
+from bnablate.layers.norm import GroupNormC
 from bnablate.layers.residual import ResidualAdd, ResidualBlock, ZeroPadShortcut
 from bnablate.models import build_model, count_params
 
@@ -28,7 +30,7 @@ KIND = {nn.Conv2d: "conv", nn.BatchNorm2d: "BN", nn.ReLU: "ReLU", ResidualAdd: "
 
 
 def _model(variant, *extra, shape=(3, 32, 32), seed=0, classes=10):
-    cfg = compose_config(["model=resnet", f"variant={variant}", *extra])
+    cfg = compose_config(["model=resnet", f"variant={variant}", *extra])  # extra may pick another model
     return build_model(cfg.model, cfg.variant, shape, classes, seed=seed, bn=cfg.bn)
 
 
@@ -152,3 +154,30 @@ def test_variant_labels_name_the_residual_presets():
     old = {k: v for k, v in OmegaConf.to_container(compose_config(["variant=bn_pre_act"]).variant).items()
            if k not in ("residual", "residual_init")}  # a record written before the axes existed
     assert variant_label(old) == "bn_pre_act"
+
+
+@pytest.mark.parametrize("variant,norm", [("bn_pre_act", nn.BatchNorm2d), ("gn_pre_act", GroupNormC),
+                                          ("scratch_bn_pre_act", ScratchBatchNorm), ("no_bn", nn.Identity)])
+def test_torchvisions_resnet18_takes_its_norms_from_the_factory(variant, norm):
+    model = _model(variant, "model=tv_resnet18")
+    norms = [model.bn1, *(getattr(b, n) for s in (1, 2, 3, 4) for b in getattr(model, f"layer{s}") for n in ("bn1", "bn2"))]
+    assert all(type(m) is norm for m in norms)
+    if variant == "bn_pre_act":
+        assert count_params(model) == 11_181_642  # torchvision's resnet18(num_classes=10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all((c.bias is not None) == (variant == "no_bn") for c in convs)  # bias auto/on: only without a norm
+    model.train()(torch.randn(2, 3, 32, 32)).sum().backward()
+    mnist = _model(variant, "model=tv_resnet18", shape=(1, 28, 28)).eval()
+    assert mnist(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_torchvisions_resnet18_zero_gamma_packs_and_refuses_other_axes():
+    model = _model("rn_zero_gamma", "model=tv_resnet18")
+    assert all(not b.bn2.weight.any() for s in (1, 2, 3, 4) for b in getattr(model, f"layer{s}"))
+    # torchvision's blocks pack under vmap; 32×32 keeps its last stage's BN away from 1×1 maps of a tiny batch, whose
+    # statistics would magnify rounding
+    alone = [_model("bn_pre_act", "model=tv_resnet18", seed=s) for s in range(2)]
+    assert_grouped_step_equals_alone(alone, (3, 32, 32), impl="vmap", batch=8)
+    for variant in ("bn_post_act", "bn_dropout", "rn_full_preact", "bn_pre_sigmoid"):
+        with pytest.raises(ValueError, match="Use model=resnet for the other axes"):
+            _model(variant, "model=tv_resnet18")

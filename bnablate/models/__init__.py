@@ -6,7 +6,7 @@ from torch import nn
 
 from ..layers import validate_variant
 from ..layers.residual import validate_residual
-from . import cnn, lenet, mlp, resnet  # noqa: F401  (registers the builders)
+from . import cnn, lenet, mlp, resnet, tv_resnet  # noqa: F401  (registers the builders)
 from .init import paired_init_
 from .registry import MODELS, ModelShapeError, register_model
 
