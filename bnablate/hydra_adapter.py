@@ -17,6 +17,33 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import CONF_DIR, compose_config
 
+_ABSENT = object()
+
+
+def defer_grid_keys(overrides: List[str]) -> List[str]:
+    """The overrides, with each plain `key=value` whose key the base config lacks rewritten as the one-value sweep
+    `key=choice(value)`. Hydra composes its base config from the plain overrides before the sweeper applies the
+    preset's grid, so a key of the model that grid picks (`sweep=repro_resnet model.depth=56`, on the default lenet)
+    would fail there; as a sweep it is applied per job, after the grid's `model: resnet`, and every job gets
+    `key=value`. A key no job has still fails, when the jobs are composed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    plain = [o for o in parsed if not o.is_sweep_override()]
+    dotted = [o for o in plain if "." in o.key_or_group and not o.key_or_group.startswith("hydra.")
+              and o.package is None and not o.is_add() and not o.is_delete()]
+    if not dotted:
+        return list(overrides)
+    base = compose_config([o.input_line for o in plain if o not in dotted])
+    out = []
+    for o in parsed:
+        if o in dotted and OmegaConf.select(base, o.key_or_group, default=_ABSENT) is _ABSENT:
+            out.append(f"{o.key_or_group}=choice({o.input_line.split('=', 1)[1]})")
+        else:
+            out.append(o.input_line)
+    return out
+
+
 def expand_sweep(overrides: List[str]) -> Tuple[List[List[str]], str]:
     """(every job's overrides, the launcher's name): the preset's grid (hydra.sweeper.params of the chosen
     conf/sweep) and the command line's sweep overrides expanded exactly as Hydra's basic sweeper does (the command
@@ -26,6 +53,7 @@ def expand_sweep(overrides: List[str]) -> Tuple[List[List[str]], str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
+    overrides = defer_grid_keys(overrides)
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
     with_hydra = compose_config(fixed, return_hydra_config=True)
     params = OmegaConf.to_container(with_hydra.hydra.sweeper.params) or {}
@@ -42,7 +70,7 @@ def launch_multirun(overrides: List[str], task: Callable[[DictConfig], Any]) -> 
 
     main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     saved = sys.argv
-    sys.argv = ["bnablate", "--multirun", *overrides]  # @hydra.main reads its overrides from the command line only
+    sys.argv = ["bnablate", "--multirun", *defer_grid_keys(overrides)]  # @hydra.main reads its overrides from the command line only
     try:
         main()
     finally:

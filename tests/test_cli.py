@@ -231,3 +231,16 @@ def test_a_partial_variant_file_works_everywhere(tmp_path, monkeypatch):
         assert (tanh["norm"], tanh["placement"], tanh["activation"]) == ("batch", "pre_act", "tanh")
     finally:
         bnablate.variants.variant_presets.cache_clear()
+
+
+def test_a_key_of_the_model_a_grid_picks_can_be_set_on_the_command_line(tmp_path):
+    """`sweep=repro_resnet model.depth=56` on the default lenet: Hydra composes its base config before the grid picks
+    resnet, so the key is deferred to the jobs (hydra_adapter.defer_grid_keys) and every job gets it."""
+    out = tmp_path / "rn"
+    res = invoke("sweep", "dataset=synthetic", "model=choice(resnet)", "model.depth=8", "model.widths=[4,8,8]",
+                 "train.epochs=1", "variant=bn_pre_act,rn_full_preact", "seed=0", f"out_dir={out}")
+    assert res.exit_code == 0, res.output
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["model.depth"]) == {8} and set(runs["variant"]) == {"bn_pre_act", "rn_full_preact"}
+    bad = runner.invoke(app, ["sweep", "dataset=synthetic", "model.depth=8", "--dry-run"])
+    assert bad.exit_code == 2 and "Unknown config key 'model.depth'" in bad.output  # no job has it: still an error

@@ -92,6 +92,9 @@ def test_the_resnet_depth_study_shares_its_depth_20_runs_with_the_design_study()
     shared = set(main.keys) & set(depth.keys)
     assert len(shared) == 9 and {int(c.model.depth) for c, k in zip(depth.configs, depth.keys) if k not in shared} \
         == {56}
+    # a key of the model the grid picks, given on the command line (the default model, lenet, has no depth)
+    smaller = plan_sweep(["sweep=repro_resnet", "model.depth=8", "seed=0"], validate_config)
+    assert len(smaller.configs) == 8 and {int(c.model.depth) for c in smaller.configs} == {8}
     paper = plan_sweep(["sweep=repro_resnet_paper"], validate_config)
     assert {int(c.model.depth) for c in paper.configs} == {56, 110} and paper.configs[0].dataset.train_subset is None
 
