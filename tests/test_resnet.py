@@ -186,3 +186,18 @@ def test_torchvisions_resnet18_zero_gamma_packs_and_refuses_other_axes():
     for variant in ("bn_post_act", "bn_dropout", "rn_full_preact", "bn_pre_sigmoid"):
         with pytest.raises(ValueError, match="Use model=resnet for the other axes"):
             _model(variant, "model=tv_resnet18")
+
+
+def test_list_shows_the_residual_models_presets_and_axes():
+    from typer.testing import CliRunner
+
+    from bnablate.cli import app
+
+    run = lambda *a: CliRunner().invoke(app, list(a), terminal_width=250).output  # noqa: E731
+    models = run("list", "models")
+    assert "resnet" in models and "tv_resnet18" in models and "variant.residual" in models
+    variants = run("list", "variants")
+    assert "residual" in variants and "rn_full_preact" in variants and "full_preact" in variants
+    assert "original + skipinit" in variants  # rn_skipinit: the design and how its branches start
+    axes = run("list", "axes")
+    assert all(v in axes for v in ("bn_after_add", "relu_before_add", "relu_preact", "zero_gamma", "skipinit"))
