@@ -79,6 +79,8 @@ repro-placement: setup ## the main study: 6 placements, LeNet (avg- and max-pool
 	$(call repro,repro_placement_lenet_maxpool,repro-placement)
 	$(call repro,repro_placement_cnn,repro-placement)
 	$(BIN)/bnablate report $(call out,repro-placement) --baseline bn_pre_act --out $(call out,repro-placement)/report-vs-bn_pre_act
+	$(BIN)/bnablate report $(call out,repro-placement) --baseline model.pool=avg \
+	  --out $(call out,repro-placement)/report-vs-avgpool
 
 repro-high-lr: setup ## SGD lr grid 0.01…2.0 × {no_bn, bn_pre_act, bn_post_act}: the largest lr that trains
 	$(call repro,repro_high_lr,repro-high-lr,optim.lr=0.03$(comma)1.0)
