@@ -27,7 +27,7 @@ GRID = {  # preset → (runs in the full grid, a key that must take the preset's
     "repro_lenet_fashion_d2l": (15, ("train.batch_size", 256)),
     "repro_lenet_fashion_scratch": (24, ("model.pool", "max")), "repro_lenet_fashion_b4": (1, ("train.batch_size", 4)),
     "repro_placement_lenet_maxpool": (60, ("model.pool", "max")),
-    "repro_resnet": (24, ("model.depth", 20)), "repro_resnet_depth": (18, ("optim.lr", 0.1)),
+    "repro_resnet": (24, ("model.depth", 20)), "repro_resnet_depth": (24, ("optim.lr", 0.1)),
     "repro_resnet_paper": (80, ("train.epochs", 164)),
     "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
     "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
@@ -90,7 +90,7 @@ def test_the_resnet_depth_study_shares_its_depth_20_runs_with_the_design_study()
     depth = plan_sweep(["sweep=repro_resnet_depth"], validate_config)
     assert {c.out_dir for c in main.configs + depth.configs} == {"runs/repro-resnet"}
     shared = set(main.keys) & set(depth.keys)
-    assert len(shared) == 9 and {int(c.model.depth) for c, k in zip(depth.configs, depth.keys) if k not in shared} \
+    assert len(shared) == 12 and {int(c.model.depth) for c, k in zip(depth.configs, depth.keys) if k not in shared} \
         == {56}
     # a key of the model the grid picks, given on the command line (the default model, lenet, has no depth)
     smaller = plan_sweep(["sweep=repro_resnet", "model.depth=8", "seed=0"], validate_config)
