@@ -11,6 +11,7 @@ DATA_ROOT ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 # $(RUNS)/repro-NAME-smoke. ../shared/data holds a faithfully re-packed CIFAR-10 whose md5s differ from torchvision's
 # list (see ../shared/README.md), so verification is off only when that folder is the data root.
 SCALE  ?= full
+DEMO_SEEDS ?= 10
 RUNS   ?= runs
 VERIFY ?= $(if $(wildcard ../shared/data),false,true)
 SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500
@@ -22,9 +23,11 @@ $(error SCALE must be full or smoke, got '$(SCALE)')
 endif
 smoke   = $(filter smoke,$(SCALE))
 out     = $(RUNS)/$(1)$(if $(smoke),-smoke)
-# $(call repro,SWEEP_PRESET,OUT_NAME,EXTRA_SMOKE_OVERRIDES)
+# $(call repro,SWEEP_PRESET,OUT_NAME,EXTRA_SMOKE_OVERRIDES,ARGS_AT_EVERY_SCALE)
 repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) dataset.verify=$(VERIFY) \
-          out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3))
+          out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3)) $(4)
+# $(call until,MAX_SEEDS): add seeds where a comparison is undecided (docs/statistics.md); 3 seeds in the smoke form
+until   = --until-decided --max-seeds $(if $(smoke),3,$(1))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
            repro-batch-size repro-finetune repro-eval-stats repro-resnet
 
@@ -40,8 +43,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
-demo: setup ## run the default sweep (BN placement on the embedded digits data) and print the summary table
-	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep
+demo: setup ## the default sweep (BN placement on the embedded digits data), seeds added until decided; prints verdicts
+	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep --until-decided --max-seeds $(DEMO_SEEDS)
 
 test: setup ## the test suite (no downloads, no real datasets; under 10 minutes on 2 cores)
 	$(BIN)/python -m pytest -q
@@ -75,11 +78,12 @@ repro-lenet-fashion-d2l: setup ## d2l's LeNet (avg-pool, padding 2, batch 256): 
 	$(call repro,repro_lenet_fashion_d2l,repro-lenet-fashion-d2l)
 
 repro-placement: setup ## the main study: 6 placements, LeNet (avg- and max-pool) on MNIST/Fashion-MNIST + cnn on CIFAR-10
-	$(call repro,repro_placement_lenet,repro-placement)
+	$(call repro,repro_placement_lenet,repro-placement,,$(call until,12))
 	$(call repro,repro_placement_lenet_maxpool,repro-placement)
 	$(call repro,repro_placement_cnn,repro-placement)
-	$(BIN)/bnablate report $(call out,repro-placement) --baseline bn_pre_act --out $(call out,repro-placement)/report-vs-bn_pre_act
-	$(BIN)/bnablate report $(call out,repro-placement) --baseline model.pool=avg \
+	$(BIN)/bnablate report $(call out,repro-placement) --compare baseline --baseline bn_pre_act \
+	  --out $(call out,repro-placement)/report-vs-bn_pre_act
+	$(BIN)/bnablate report $(call out,repro-placement) --compare baseline --baseline model.pool=avg \
 	  --out $(call out,repro-placement)/report-vs-avgpool
 
 repro-high-lr: setup ## SGD lr grid 0.01…2.0 × {no_bn, bn_pre_act, bn_post_act}: the largest lr that trains
@@ -110,7 +114,7 @@ repro-eval-stats: setup ## BN at evaluation: eval() running stats vs no_grad bat
 	$(call repro,repro_eval_stats,repro-eval-stats)
 
 repro-resnet: setup ## ResNet-20 on CIFAR-10: BN in residual blocks ((a)–(e) of He et al. 2016, no norm, SkipInit, zero-γ) + depth 56
-	$(call repro,repro_resnet,repro-resnet,$(RN_SMOKE) model.depth=8)
+	$(call repro,repro_resnet,repro-resnet,$(RN_SMOKE) model.depth=8,$(call until,10))
 	$(call repro,repro_resnet_depth,repro-resnet,$(RN_SMOKE) model.depth=8$(comma)14)
 	$(BIN)/bnablate report $(call out,repro-resnet) --pivot model.depth --out $(call out,repro-resnet)/report-depth
 

@@ -13,6 +13,7 @@ from .reports.sources import table_files
 from .reports.summary import Report
 from .results import build_tables, load_records, rebuild_tables
 from .results.records import RECORDS_DIR, check_writable
+from .sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decided, run_until_decided
 from .sweep_plan import SweepPlan, plan_sweep
 from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
@@ -38,9 +39,14 @@ def plan(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None) -> S
 
 
 def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
-          reporter: Optional[Reporter] = None) -> pd.DataFrame:
+          reporter: Optional[Reporter] = None, until_decided: bool = False, max_seeds: int = DEFAULT_MAX_SEEDS,
+          seed_step: int = DEFAULT_SEED_STEP) -> pd.DataFrame:
     """Train a grid of runs, as `bnablate sweep OVERRIDES` does, and return its runs.csv rows (one per planned run:
     finished ones from earlier sweeps included, failed runs as rows with status 'failed').
+
+    until_decided: as `--until-decided`: after the grid, add `seed_step` seeds at a time to the groups of every
+    comparison still undecided (report.* and sweep.baseline say what is compared and how), up to `max_seeds` seeds,
+    logging each look to OUT_DIR/decisions.csv (docs/statistics.md).
 
     overrides: Hydra overrides, e.g. ["variant=no_bn,bn_pre_act", "seed=range(3)"] or ["sweep=repro_bias"]; the
     default is the `placement` preset on the embedded digits data. out_dir: where records and tables go (default:
@@ -49,20 +55,26 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     trains (ConfigError/DataError); OutputError when the folder cannot take results (before training) or a record
     could not be written (after every other run)."""
     sweep_plan = plan(overrides, out_dir)
+    if until_decided:
+        check_until_decided(sweep_plan, max_seeds, seed_step)  # before anything is written
     for folder in sweep_plan.out_dirs:
         check_writable(folder)
     quarantine_bad_records(sweep_plan)  # bad files moved aside, bytes intact: their runs train again
     reporter = reporter or Reporter()
     reporter.sweep_planned(sweep_plan)
+    keys = list(sweep_plan.keys)
     try:
-        run_sweep(sweep_plan, reporter)
+        if until_decided:
+            keys = run_until_decided(sweep_plan, reporter, max_seeds, seed_step)[1]
+        else:
+            run_sweep(sweep_plan, reporter)
     except KeyboardInterrupt:  # a record may have been written just before the interrupt, its tables not yet
         _rebuild_quietly(sweep_plan.out_dirs)
         raise
     frames = [rebuild_tables(folder)[1] for folder in sweep_plan.out_dirs]
     runs = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) \
         else pd.DataFrame(columns=["run_key", "status"])
-    return runs[runs["run_key"].isin(sweep_plan.keys)].reset_index(drop=True)
+    return runs[runs["run_key"].isin(keys)].reset_index(drop=True)
 
 
 def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force: bool = False,
@@ -100,13 +112,16 @@ def _check_runs_dir(folder: Path, tables_too: bool = False) -> None:
                          f"`bnablate sweep` or `run`{also}.")
 
 
-def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = None, metric: str = "final_test_acc",
+def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = None, metric: Optional[str] = None,
            baseline: Optional[str] = None, formats: Sequence[str] = FORMATS, **options: Any) -> Report:
     """The statistics of the runs in `dirs` (one folder or several, merged), as `bnablate report` computes them, with
     its tables and figures written under `out` (default: FIRST_DIR/report; formats=() writes nothing). Returns the
-    Report: `.summary` (one row per group: mean ± CI, Δ vs baseline, Holm-corrected p, verdict), `.by`, `.notes`,
-    `.views` (pivot and per-epoch tables) and `.files` (what was written). options: target, by, alpha, pivot,
-    trained_above, per_epoch — as the CLI's options. Raises ValueError naming the fix for a bad folder or option."""
+    Report: `.summary` (one row per group: mean ± CI, rank, and in baseline mode Δ vs the baseline with its interval,
+    adjusted p, TOST p and verdict), `.comparisons` (one row per comparison: verdict better / worse / equivalent /
+    undecided, with the numbers behind it), `.by`, `.notes`, `.views` (pivot and per-epoch tables) and `.files`.
+    options: target, by, alpha, margin (metric points), compare ('baseline' | 'pairs'), pivot, trained_above,
+    per_epoch — as the CLI's options; metric, alpha, margin, compare and baseline default to the runs' report.* and
+    sweep.baseline. Raises ValueError naming the fix for a bad folder or option."""
     folders = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
     for folder in folders:
         if table_files(folder) is None:  # a folder of tables only (runs + results, Parquet or CSV) reports too
@@ -114,9 +129,6 @@ def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = 
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"Unknown --format {', '.join(bad)}. Choose from: {', '.join(FORMATS)}.")
-    alpha = options.get("alpha", 0.05)
-    if not 0 < alpha < 1:
-        raise ValueError(f"--alpha must be in (0, 1), got {alpha}.")
     result, written = make_report(folders, out=Path(out) if out is not None else None, metric=metric,
                                   baseline=baseline, formats=list(formats), **options)
     result.files = written

@@ -203,6 +203,19 @@ class SweepConfig:
 
 
 @dataclass
+class ReportConfig:
+    """How a report decides (the one written at the end of a sweep, `sweep --until-decided`'s looks, and `bnablate
+    report` on the folder unless its options say otherwise); docs/statistics.md explains each."""
+    metric: str = option("final_test_acc", B, "the runs.csv column ranked, tested and plotted")
+    alpha: float = option(0.05, B, "family-wise error rate of the verdicts (better / worse / equivalent), in (0, 1)")
+    margin: Optional[float] = option(None, B, "equivalence margin in metric points, declared before looking (1.0 = 1 "
+                                              "percentage point of accuracy); null: 1.0 for accuracies, no "
+                                              "equivalence calls for other metrics")
+    compare: str = option("baseline", B, "baseline: every group vs sweep.baseline | pairs: all pairs of groups, one "
+                                         "family per context")
+
+
+@dataclass
 class TensorBoardLoggerConfig:
     log_dir: str = option("${out_dir}/tb", L, "logger=tensorboard: one event folder per run under it "
                                               "(`tensorboard --logdir` this)", table=False)
@@ -235,6 +248,7 @@ class Config:
     bn: BNConfig = field(default_factory=BNConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     seed: int = option(0, R, "every random stream of a run derives from it (init, batches, augmentation, dropout); an "
                                  "integer in [0, 2**32 - 1]",
                        pack_varies=True)

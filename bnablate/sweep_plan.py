@@ -14,7 +14,8 @@ from .data import DataSplits, load_data
 from .hydra_adapter import expand_sweep
 from .pack import PackPlan, check_pack_options, plan_packs
 from .results import finished, run_key
-from .train import validate_config
+from .reports.metrics import check_report_options
+from .train import ConfigError, validate_config
 from .train.runner import check_data
 
 
@@ -68,6 +69,14 @@ class SweepPlan:
         return [head, *self.packs.describe(labels)]
 
 
+def check_report(cfg: DictConfig) -> None:
+    """report.* of one job (metric, alpha, margin, compare): ConfigError naming the fix, before anything trains."""
+    try:
+        check_report_options(str(cfg.report.metric), cfg.report.alpha, cfg.report.margin, str(cfg.report.compare))
+    except ValueError as e:
+        raise ConfigError(f"report options: {e}") from None
+
+
 def check_job(data: DataCache) -> Callable[[DictConfig], None]:
     """Every check of one job before training, data included (each distinct dataset loaded once, into `data`), so
     missing files fail before any training."""
@@ -80,17 +89,20 @@ def check_job(data: DataCache) -> Callable[[DictConfig], None]:
 NO_PACKS = "the {launcher} launcher trains each job in its own worker; packs train under the basic launcher"
 
 
-def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = None) -> SweepPlan:
+def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], None]] = None,
+               data: Optional[DataCache] = None) -> SweepPlan:
     """Expand the sweep into jobs exactly as Hydra's multirun will (hydra_adapter.expand_sweep), compose every job
     and check it (default: check_job, data included; pass another check, e.g. validate_config, to skip the data)
-    — so a bad value anywhere in the grid is reported before any training starts — and plan its packs."""
+    — so a bad value anywhere in the grid is reported before any training starts — and plan its packs. data: a
+    DataCache to share with other plans (`sweep --until-decided` plans each look's extra seeds)."""
     jobs, launcher = expand_sweep(overrides)
-    plan = SweepPlan(overrides=list(overrides), jobs=jobs, launcher=launcher)
+    plan = SweepPlan(overrides=list(overrides), jobs=jobs, launcher=launcher, data=data or DataCache())
     validate = validate or check_job(plan.data)
     for job in plan.jobs:
         cfg = compose_config(job)
         validate(cfg)
         check_pack_options(cfg)  # whichever check was passed: the pack options are the planner's own
+        check_report(cfg)  # and so are the report's (its end-of-sweep report, --until-decided's looks)
         plan.configs.append(cfg)
         plan.keys.append(run_key(to_plain(cfg)))
     done = [finished(Path(c.out_dir), k) is not None for c, k in zip(plan.configs, plan.keys)]

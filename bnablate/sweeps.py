@@ -38,6 +38,12 @@ class Reporter:
 
     def run_done(self, record: Dict[str, Any]) -> None: ...
 
+    def runs_added(self, plan: SweepPlan) -> None:
+        """`sweep --until-decided` planned more seeds (their runs follow)."""
+
+    def look_done(self, look: Any) -> None:
+        """`sweep --until-decided` looked at its comparisons (a sequential.Look)."""
+
     def pack_failed(self, size: int, error: BaseException) -> None:
         warnings.warn(f"a pack of {size} runs could not train as a pack ({type(error).__name__}: {error}); its runs "
                       "train one by one instead.")

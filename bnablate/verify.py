@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 
 from .config import compose_config
+from .results.correctness import record_correct
 from .results.schema import load_records
 from .train import run_experiment, run_packed
 
@@ -57,6 +58,17 @@ def compare_metrics(key: str, recorded: List[Dict[str, Any]], rerun: List[Dict[s
     return out
 
 
+def compare_correct(rec: Dict[str, Any], rerun: Dict[str, Any]) -> List[Mismatch]:
+    """The recorded and re-run test correctness masks (when both runs have one) as a mismatch at the last epoch, with
+    how many test examples flipped; records from before the field existed compare nothing."""
+    old, new = record_correct(rec), record_correct(rerun)
+    if old is None or new is None or (len(old) == len(new) and (old == new).all()):
+        return []
+    flipped = f", {int((old != new).sum())} example(s) differ" if len(old) == len(new) else ""
+    return [Mismatch(rec["run_key"], rec["metrics"][-1]["epoch"], "test_correct",
+                     f"{int(old.sum())}/{len(old)} correct", f"{int(new.sum())}/{len(new)} correct{flipped}")]
+
+
 def lone_rerun_reason(rec: Dict[str, Any], by_key: Dict[str, Dict[str, Any]]) -> Optional[str]:
     """Why a run trained in a pack must be re-run alone (and so can match only to float tolerance), or None when it
     was trained alone or its pack can be trained again."""
@@ -100,7 +112,7 @@ def verify_record(rec: Dict[str, Any], scratch: Path, by_key: Optional[Dict[str,
                   packs: Optional[Dict[tuple, List[Dict[str, Any]]]] = None) -> List[Mismatch]:
     """Train the record's run again (nothing written under the record's folder) and compare every epoch."""
     result = rerun(rec, scratch, by_key or {}, {} if packs is None else packs)
-    found = compare_metrics(rec["run_key"], rec["metrics"], result["metrics"])
+    found = compare_metrics(rec["run_key"], rec["metrics"], result["metrics"]) + compare_correct(rec, result)
     if result["status"] != rec["status"]:
         found.insert(0, Mismatch(rec["run_key"], None, "status", rec["status"], result["status"]))
     return found

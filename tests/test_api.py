@@ -33,7 +33,7 @@ def test_sweep_run_report_load_results_from_python(tmp_path):
 
     report = bnablate.report(out, baseline="no_bn", formats=["csv", "md"])
     assert set(report.summary["variant"]) == {"no_bn", "bn_pre_act"}
-    assert sorted(p.name for p in report.files) == ["summary.csv", "summary.md"]
+    assert sorted(p.name for p in report.files) == ["comparisons.csv", "summary.csv", "summary.md"]
     assert all(p.exists() for p in report.files)
 
 

@@ -29,4 +29,4 @@ def test_unknown_keys_complete_to_nothing_and_commands_offer_the_installer():
     assert complete_override("optim.lr=0") == []
     assert "--install-completion" in CliRunner().invoke(app, ["--help"]).output
     script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="bnablate")
-    assert script.exit_code == 0 and "_BNABLATE_COMPLETE" in script.output
+    assert script.exit_code == 0 and "_BNABLATE_COMPLETE" in script.output, (script.output, repr(script.exception))

@@ -54,7 +54,12 @@ def test_html_report_embeds_every_figure_and_lists_every_summary_row(tmp_path):
                    f"{row['n_seeds']}" in r for r in page.rows), row["variant"]
     text = (report / "index.html").read_text()
     assert "Numerics: fp32." in text  # the notes
-    assert "bnablate report runs/h --metric final_test_acc --baseline no_bn" in text  # how it was made
+    assert "bnablate report runs/h --metric final_test_acc --baseline no_bn --compare baseline" in text  # how
+    # the verdicts come first: the forest plot, then one row per comparison, before the summary
+    assert text.index("<h2>Verdicts</h2>") < text.index('alt="forest plot"') < text.index("<h2>Summary</h2>")
+    assert any(r.startswith("digits · mlp bn_pre_act no_bn 2") and r.split()[-1] in
+               ("better", "worse", "equivalent", "undecided") or "undecided (" in r for r in page.rows)
+    assert "margin ±1 pts" in text
 
 
 def test_html_without_figures_says_so(tmp_path):
@@ -64,3 +69,14 @@ def test_html_without_figures_says_so(tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "runs/n/only").iterdir()) == ["index.html"]
     assert "No figures: this report was written without the png format." in (tmp_path / "runs/n/only/index.html").read_text()
+
+
+def test_pairs_mode_shows_a_matrix_of_verdicts(tmp_path):
+    sweep = ["sweep", "model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act,bn_post_act", "seed=range(2)",
+             "report.compare=pairs", "out_dir=runs/p"]
+    res = CliRunner().invoke(app, sweep, catch_exceptions=False, terminal_width=200)
+    assert res.exit_code == 0 and "all pairs (the verdict reads A against B)" in res.output, res.output
+    text = (tmp_path / "runs/p/report/index.html").read_text()
+    assert 'class="matrix"' in text and text.count('<td class="undecided">?</td>') == 6  # 3 pairs, both ways
+    md = (tmp_path / "runs/p/report/summary.md").read_text()
+    assert "row vs column (> better, < worse, ≈ equivalent, ? undecided)" in md

@@ -112,7 +112,8 @@ def test_records_written_before_issue_20_are_skipped_on_resume(tmp_path):
 # Columns added to runs.csv after the golden v1 table was written: keys with a neutral value (old records show it)
 # and measurements old records lack (empty there).
 ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.running_var_init", "peak_mem_mb",
-                  "dataset.test_subset", "variant.residual", "variant.residual_init"}
+                  "dataset.test_subset", "variant.residual", "variant.residual_init",
+                  "n_train", "n_val", "n_test"}  # image counts: an accuracy's resolution for the report
 
 
 def test_tables_of_old_records_keep_their_columns():

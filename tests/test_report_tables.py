@@ -36,7 +36,12 @@ def test_report_from_tables_equals_report_from_records(swept, tmp_path, ext):
     want = api.report(swept, formats=())
     got = api.report(folder, formats=())
     assert got.by == want.by
-    pd.testing.assert_frame_equal(got.summary, want.summary)
+    # the tables do not carry which test images each run got right: those columns are empty, the rest identical
+    tests = [c for c in want.comparisons if c == "churn" or c.endswith("_tests")]
+    assert want.comparisons["churn"].notna().all() and got.comparisons[tests].isna().all().all()
+    pd.testing.assert_frame_equal(got.summary.drop(columns=["churn", "diff_ci_low_tests", "diff_ci_high_tests"]),
+                                  want.summary.drop(columns=["churn", "diff_ci_low_tests", "diff_ci_high_tests"]))
+    pd.testing.assert_frame_equal(got.comparisons.drop(columns=tests), want.comparisons.drop(columns=tests))
     assert any("has no records/" in n and f"runs.{ext}" in n for n in got.notes)
 
 

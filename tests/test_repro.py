@@ -159,7 +159,9 @@ def _lr_grid_records(out: Path):
 def test_preset_report_options_give_the_pivot_and_largest_trainable_lr(tmp_path):
     out = tmp_path / "runs"
     _lr_grid_records(out)
-    assert preset_options(load_records(out)) == {"baseline": "no_bn", "pivot": "lr", "trained_above": 0.5, "per_epoch": []}
+    assert preset_options(load_records(out)) == {"baseline": "no_bn", "pivot": "lr", "trained_above": 0.5, "per_epoch": [],
+                                                 "metric": "final_test_acc", "alpha": 0.05, "margin": None,
+                                                 "compare": "baseline"}
     report, written = make_report([out], formats=["csv"])
     (title, frame), = report.views.items()
     assert "by lr" in title and list(frame.columns[-3:]) == ["0.01", "1.0", "largest lr with mean ≥ 0.5"]
@@ -178,7 +180,7 @@ def test_report_cli_options_override_the_preset(tmp_path):
     result = CliRunner().invoke(app, ["report", str(out), "--baseline", "bn_pre_act", "--format", "csv",
                                       "--per-epoch", "train_loss,test_acc"])
     assert result.exit_code == 0, result.output
-    assert "baseline bn_pre_act" in result.output and "per epoch" in result.output
+    assert "Δ vs bn_pre_act" in result.output and "per epoch" in result.output
     per_epoch = pd.read_csv(out / "report" / "per_epoch.csv")
     assert set(per_epoch["epoch"]) == {1, 2} and {"train_loss_mean", "test_acc_ci_low"} <= set(per_epoch.columns)
     last = per_epoch[(per_epoch["variant"] == "bn_pre_act") & (per_epoch["lr"] == 1.0) & (per_epoch["epoch"] == 2)]

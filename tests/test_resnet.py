@@ -139,12 +139,13 @@ def test_a_grouped_pack_of_residual_nets_equals_each_run_alone(variant, shortcut
     assert_grouped_step_equals_alone(alone, (3, 16, 16), impl=impl, batch=5, grad_floor=1e-6)
 
 
-@pytest.mark.parametrize("variant", ["bn_pre_act", "rn_relu_preact", "rn_skipinit"])
+@pytest.mark.parametrize("variant", ["bn_pre_act", "rn_zero_gamma", "rn_skipinit"])
 def test_packed_residual_runs_match_separate_runs(variant):
     """Whole runs, packed vs alone. (Every design's single step is equal above; over many steps a ReLU whose input
     lands within ~1e-7 of 0 can switch with the kernels' summation order, after which Adam carries the difference on,
-    e.g. rn_full_preact here from its second step, and rn_bn_after_add to 1.4e-4 in validation loss after two
-    epochs: equal in distribution, not digit for digit.)"""
+    e.g. rn_full_preact here from its second step, rn_bn_after_add to 1.4e-4 in validation loss after two epochs, and
+    rn_relu_preact's seed 1 to 1.2e-4 in training loss on an Intel Xeon (exact on the AMD EPYC this test was first
+    run on): equal in distribution, not digit for digit. The designs here are exact on both.)"""
     assert_packs_like_separate_runs(["dataset=synthetic", *SMALL, f"variant={variant}", "train.epochs=2",
                                      "train.batch_size=32"])
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from .. import api
 from ..reports import FORMATS, rich_table
+from ..reports.render import rich_comparisons
 from ..reports.summary import Report
 from .common import console, fail
 
@@ -22,6 +23,8 @@ def warn_bad_records(bad) -> None:
 
 def print_report(report: Report) -> None:
     console.print(rich_table(report))
+    if report.compare == "pairs" and not report.comparisons.empty:
+        console.print(rich_comparisons(report))
     for title, frame in report.views.items():
         table = Table(title=title, title_justify="left")
         for c in frame.columns:
@@ -38,7 +41,9 @@ def print_report(report: Report) -> None:
 
 def report_cmd(
     runs_dirs: Annotated[List[Path], typer.Argument(help="Run folders (e.g. runs/placement); several are merged.")],
-    metric: Annotated[str, typer.Option(help="Metric to rank, test and plot (a runs.csv column).")] = "final_test_acc",
+    metric: Annotated[Optional[str], typer.Option(
+        help="Metric to rank, test and plot (a runs.csv column; default: the runs' report.metric, final_test_acc).")
+    ] = None,
     baseline: Annotated[Optional[str], typer.Option(
         help="Variant every other variant is compared with, or COLUMN=VALUE to compare another factor's values within "
              "each variant (e.g. finetune.bn=train) (default: the sweep preset's sweep.baseline, else no_bn).")] = None,
@@ -49,7 +54,14 @@ def report_cmd(
     format: Annotated[str, typer.Option(
         "--format", help=f"Comma-separated outputs from {', '.join(FORMATS)} (png = figures as PNG and PDF; html = report/index.html, one self-contained page).")] = ",".join(FORMATS),
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: FIRST_RUNS_DIR/report).")] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level for the verdicts (Holm-corrected).")] = 0.05,
+    alpha: Annotated[Optional[float], typer.Option(
+        help="Family-wise error rate of the verdicts, in (0, 1) (default: the runs' report.alpha, 0.05).")] = None,
+    margin: Annotated[Optional[float], typer.Option(
+        help="Equivalence margin in metric points, declared before looking (1.0 = 1 percentage point of accuracy; "
+             "default: the runs' report.margin, else 1.0 for accuracies and none for other metrics).")] = None,
+    compare: Annotated[Optional[str], typer.Option(
+        help="baseline: every group vs --baseline; pairs: all pairs of groups in each family (default: the runs' "
+             "report.compare, baseline).")] = None,
     pivot: Annotated[Optional[str], typer.Option(
         help="Also tabulate and plot the metric against this factor (e.g. lr, batch_size): pivot_<factor>.* "
              "(default: the sweep preset's sweep.pivot).")] = None,
@@ -62,15 +74,17 @@ def report_cmd(
         "--strict", help="Fail (exit 2) when a file in records/ is unreadable or not a valid record, instead of "
                          "warning and leaving it out.")] = False,
 ) -> None:
-    """Group runs by the factors that vary, report mean ± 95% CI per group, compare with a baseline (paired t-test by
-    seed when every seed is on both sides, Welch otherwise; Holm-corrected), and write summary.csv/.md/.tex + figures."""
+    """Group runs by the factors that vary, report mean ± 95% CI per group, and compare groups (with a baseline, or all
+    pairs) on the seeds both have: each comparison is better, worse, equivalent (within the margin) or undecided, read
+    off an anytime-valid interval with the family's error rate ≤ alpha. Writes summary/comparisons.csv, .md, .tex,
+    figures (the forest plot first) and index.html."""
     formats = [f.strip() for f in format.split(",") if f.strip()]
     try:
         report = api.report(runs_dirs, out=out, metric=metric, baseline=baseline, target=target,
                             by=[c.strip() for c in by.split(",")] if by else None, formats=formats, alpha=alpha,
                             pivot=pivot, trained_above=trained_above,
                             per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None,
-                            strict=strict)
+                            strict=strict, margin=margin, compare=compare)
     except ValueError as e:
         fail(str(e))
     warn_bad_records(report.bad_records)

@@ -13,6 +13,7 @@ from ..data import DataError
 from ..registry import UnknownNameError
 from ..results.records import OutputError
 from ..results.schema import QUARANTINE_DIR, RecordError
+from ..sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decided, describe_rule
 from ..sweeps import Reporter
 from ..train import ConfigError
 from ..variants import variant_label
@@ -93,21 +94,55 @@ class SweepReporter(ProgressReporter):
         console.print(f"[yellow]pack of {size} not trained as a pack[/yellow] ({type(error).__name__}: {error}); "
                       "running its runs one by one.")
 
+    def runs_added(self, plan) -> None:
+        self.progress.update(self.runs, total=self.progress.tasks[0].total + len(plan.jobs))
+
+    def look_done(self, look) -> None:
+        counts = look.counts()
+        verdicts = ", ".join(f"{counts[v]} {v}" for v in ("better", "worse", "equivalent", "undecided") if v in counts)
+        line = f"[bold]look {look.index}[/bold] at {len(look.seeds)} seeds: {verdicts or 'no comparisons'}"
+        if look.new_seeds:
+            line += f" → seeds {', '.join(map(str, look.new_seeds))} for {'; '.join(look.active_labels())}"
+        else:
+            line += f" → stop: {look.stop}"
+            if look.stop.startswith("--max-seeds"):
+                open_ = look.comparisons[look.comparisons["verdict"] == "undecided"]
+                line += "; undecided at the cap: " + "; ".join(
+                    f"{a} vs {b} (~{'> 2000' if n == float('inf') else f'{n:.0f}'} seeds needed)"
+                    for a, b, n in zip(open_["a"], open_["b"], open_["seeds_needed"]))
+        self.progress.console.print(line, highlight=False, soft_wrap=True)
+
 
 def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP, autocompletion=complete_override)] = None,
               dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every job (data included) and print the "
                                                     "plan — jobs, packs and lone runs with the reason for each, "
-                                                    "finished runs — without training or writing anything.")] = False
+                                                    "finished runs — without training or writing anything.")] = False,
+              until_decided: Annotated[bool, typer.Option(
+                  "--until-decided", help="After the grid, add seeds only to the groups of comparisons that are still "
+                                          "undecided (better/worse/equivalent, as the report decides with report.* "
+                                          "and sweep.baseline) and look again, until all are decided or --max-seeds; "
+                                          "every look is logged to OUT_DIR/decisions.csv.")] = False,
+              max_seeds: Annotated[int, typer.Option(
+                  help="--until-decided: at most this many seeds per group.")] = DEFAULT_MAX_SEEDS,
+              seed_step: Annotated[int, typer.Option(
+                  help="--until-decided: seeds added per look (they train as a pack where packing applies).")
+              ] = DEFAULT_SEED_STEP,
               ) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
     overrides = list(overrides or [])
     reporter = SweepReporter(0)
     try:
         if dry_run:
-            for line in api.plan(overrides).describe():
+            sweep_plan = api.plan(overrides)
+            lines = sweep_plan.describe()
+            if until_decided:
+                check_until_decided(sweep_plan, max_seeds, seed_step)
+                lines.append(describe_rule(max_seeds, seed_step))
+            for line in lines:
                 console.print(line, highlight=False, soft_wrap=True)
             return
-        runs = api.sweep(overrides, reporter=reporter)
+        runs = api.sweep(overrides, reporter=reporter, until_decided=until_decided, max_seeds=max_seeds,
+                         seed_step=seed_step)
     except (ConfigError, UnknownNameError, DataError, RecordError) as e:
         fail(str(e))
     except CONFIG_ERRORS as e:

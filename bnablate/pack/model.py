@@ -75,9 +75,13 @@ class PackedModel:
         k, b = out.shape[:2]
         return F.cross_entropy(out.reshape(k * b, -1), y.repeat(k), reduction="none").view(k, b).sum(1)
 
+    def correct(self, out: Tensor, y: Tensor) -> Tensor:
+        """Which predictions are right, (K, B) bool; y is (K, B) or (B,) shared."""
+        return out.argmax(-1) == y
+
     def hits(self, out: Tensor, y: Tensor) -> Tensor:
         """(K,) correct predictions; y is (K, B) or (B,) shared."""
-        return (out.argmax(-1) == y).sum(-1)
+        return self.correct(out, y).sum(-1)
 
     def train(self, mode: bool = True) -> "PackedModel":
         self.base.train(mode)

@@ -27,33 +27,43 @@ def collect(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]
 
 
 PRESET_OPTIONS = {"baseline": "no_bn", "pivot": None, "trained_above": None, "per_epoch": []}
+# report.* keys of the runs' configs (bnablate/config.py ReportConfig): records written before they existed lack them
+REPORT_OPTIONS = {"metric": "final_test_acc", "alpha": 0.05, "margin": None, "compare": "baseline"}
 
 
 def preset_options(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
-    """The report options named by the runs' sweep preset (sweep.baseline, sweep.pivot, ...; for each, the most
-    common value among the records), else the defaults."""
-    sweeps = [rec["config"]["sweep"] for rec in records]
-    options = dict(PRESET_OPTIONS)
-    for key in options:
-        values = [repr(s[key]) for s in sweeps if s.get(key) not in (None, [], ())]
-        if values:
-            options[key] = ast.literal_eval(pd.Series(values).mode().iloc[0])
+    """The report options named by the runs' configs — the sweep preset's sweep.baseline, sweep.pivot, ... and the
+    report.* keys; for each, the most common value among the records — else the defaults."""
+    records = list(records)
+    options = dict(PRESET_OPTIONS, **REPORT_OPTIONS)
+    for section, keys in (("sweep", PRESET_OPTIONS), ("report", REPORT_OPTIONS)):
+        values_of = [rec["config"].get(section) or {} for rec in records]
+        for key in keys:
+            values = [repr(s[key]) for s in values_of if s.get(key) not in (None, [], ())]
+            if values:
+                options[key] = ast.literal_eval(pd.Series(values).mode().iloc[0])
     return options
 
 
-def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = "final_test_acc",
+def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Optional[str] = None,
                 baseline: Optional[str] = None, target: Optional[float] = None, by: Optional[Sequence[str]] = None,
-                formats: Sequence[str] = FORMATS, alpha: float = 0.05, pivot: Optional[str] = None,
+                formats: Sequence[str] = FORMATS, alpha: Optional[float] = None, pivot: Optional[str] = None,
                 trained_above: Optional[float] = None, per_epoch: Optional[Sequence[str]] = None,
-                strict: bool = False) -> tuple[Report, List[Path]]:
+                strict: bool = False, margin: Optional[float] = None, compare: Optional[str] = None
+                ) -> tuple[Report, List[Path]]:
     """Build the report from the records in `dirs` and write it under `out` (default: first dir / report).
-    baseline, pivot, trained_above, per_epoch left None take the sweep preset's values (`preset_options`). pivot:
-    also a table/figure of the metric against that factor; per_epoch: also those metrics at every epoch. A bad file in
-    records/ is left out and named in the notes (and report.bad_records); strict: a RecordError instead."""
+    metric, alpha, margin, compare, baseline, pivot, trained_above, per_epoch left None take the runs' configured
+    values (`preset_options`: report.* and the sweep preset's). pivot: also a table/figure of the metric against that
+    factor; per_epoch: also those metrics at every epoch. A bad file in records/ is left out and named in the notes
+    (and report.bad_records); strict: a RecordError instead."""
     src = load_sources(dirs)  # read once: the preset's report options and the tables both come from them
     if strict and src.bad:
         raise strict_error(src.bad)
     preset = preset_options(src.records)
+    metric = metric or preset["metric"]
+    alpha = alpha if alpha is not None else preset["alpha"]
+    margin = margin if margin is not None else preset["margin"]
+    compare = compare or preset["compare"]
     baseline = baseline or preset["baseline"]
     pivot = pivot or preset["pivot"]
     trained_above = trained_above if trained_above is not None else (preset["trained_above"] if pivot == preset["pivot"]
@@ -61,7 +71,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
     per_epoch = list(per_epoch if per_epoch is not None else preset["per_epoch"])
     results, runs = src.results, src.runs
     report = build_report(results, runs, src.identifying, metric=metric, baseline=baseline, target=target, by=by,
-                          alpha=alpha)
+                          alpha=alpha, margin=margin, compare=compare, correctness=src.correctness())
     report.bad_records = src.bad
     report.notes[:0] = [f"{b.line()}; left out of this report." for b in src.bad]
     report.notes[:0] = [f"{d} has no records/: read from its tables ({', '.join(p.name for p in table_files(d).values())}"
@@ -76,7 +86,10 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
         if fmt in WRITERS:
             WRITERS[fmt](report, out / FILES[fmt])
             written.append(out / FILES[fmt])
+            if fmt == "csv":
+                written.append(out / "comparisons.csv")
         elif fmt == "png":
+            written += plots.forest(report, out)
             written += plots.learning_curves(results, report, out)
             written += plots.final_metric(report, out)
             written += plots.time_to_target(report, out)
@@ -91,7 +104,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
         written += paths
     if "html" in formats:  # last: it embeds the figures written above
         page = out / "index.html"
-        write_html(report, page, written, command=report_command(dirs, metric, baseline, formats, pivot, per_epoch),
+        write_html(report, page, written, command=report_command(dirs, report, formats, pivot, per_epoch),
                    files=[p.name for p in written])
         written.append(page)
     if written and src.records:  # sweeps that logged to MLflow also get the report there (loggers/mlflow.py)
@@ -99,11 +112,13 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: str = 
     return report, written
 
 
-def report_command(dirs: Sequence[Path], metric: str, baseline: Optional[str], formats: Sequence[str],
-                   pivot: Optional[str], per_epoch: Sequence[str]) -> str:
+def report_command(dirs: Sequence[Path], report: Report, formats: Sequence[str], pivot: Optional[str],
+                   per_epoch: Sequence[str]) -> str:
     """The `bnablate report` command line that rebuilds this report from the same folders."""
-    args = ["bnablate report", *map(str, dirs), f"--metric {metric}"]
-    args += [f"--baseline {baseline}"] if baseline else []
+    args = ["bnablate report", *map(str, dirs), f"--metric {report.metric}", f"--baseline {report.baseline}",
+            f"--compare {report.compare}", f"--alpha {report.alpha:g}"]
+    margin = report.settings.margin_points if report.settings else None
+    args += [f"--margin {margin:g}"] if margin is not None else []
     args += [f"--pivot {pivot}"] if pivot else []
     args += [f"--per-epoch {','.join(per_epoch)}"] if per_epoch else []
     return " ".join(args + [f"--format {','.join(formats)}"])

@@ -11,7 +11,7 @@ import pandas as pd
 from ..atomic import atomic_write_text
 from .plots import plt, save_figure  # plots selects the Agg backend (files only)
 from .render import _scale, mean_pm, natural_key
-from .stats import mean_ci
+from ..stats import mean_ci
 from .summary import Report
 
 

@@ -17,7 +17,7 @@ from scipy import stats  # noqa: E402
 
 from .summary import Report, as_labels  # noqa: E402
 
-FIGURES = ("learning_curves", "final_metric", "time_to_target")
+FIGURES = ("forest", "learning_curves", "final_metric", "time_to_target")
 
 
 def _contexts(frame: pd.DataFrame, by: List[str], compared: str) -> List[Tuple[str, pd.DataFrame]]:
@@ -127,16 +127,64 @@ def time_to_target(report: Report, out_dir: Path) -> List[Path]:
     for ax, (name, s) in zip(axes[0], contexts):
         s = s.sort_values(line, kind="stable")
         y = np.arange(len(s))
-        steps = s["steps_to_target_mean"].to_numpy(float)
+        steps = s["steps_to_target_median"].to_numpy(float)
         ax.barh(y, np.nan_to_num(steps), color="tab:blue", alpha=0.7)
         top = np.nanmax(steps) if np.isfinite(steps).any() else 1.0
         for yi, st, reached in zip(y, steps, s["reached"]):
-            ax.text((st if math.isfinite(st) else 0) + 0.01 * top, yi, "not reached" if not math.isfinite(st)
-                    else f"{st:,.0f} ({reached})", va="center", fontsize=7)
+            ax.text((st if math.isfinite(st) else 0) + 0.01 * top, yi, f"median not reached ({reached})"
+                    if not math.isfinite(st) else f"{st:,.0f} ({reached})", va="center", fontsize=7)
         ax.set_yticks(y, s[line].astype(str).tolist(), fontsize=8)
         target = s["target"].iloc[0] if len(s) else math.nan
-        ax.set_xlabel(f"optimizer steps until val acc ≥ {target:.3g} (mean over runs that reached it)")
+        ax.set_xlabel(f"optimizer steps until val acc ≥ {target:.3g} (Kaplan–Meier median; runs that never reach "
+                      "it are censored)")
         ax.set_title(name, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, out_dir, "time_to_target")
+
+
+VERDICT_COLORS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue", "undecided": "tab:gray"}
+
+
+def forest(report: Report, out_dir: Path) -> List[Path]:
+    """Each comparison's difference with its anytime-valid interval (the one its verdict is read off) against the
+    ±margin band, one panel per family; an interval still unbounded is drawn to the panel's edge with an arrow."""
+    c = report.comparisons
+    if c.empty:
+        return []
+    k = 100.0 if "acc" in report.metric else 1.0
+    fams = list(dict.fromkeys(c["family"]))
+    fig, axes = plt.subplots(1, len(fams), figsize=(6.5 * len(fams), 1.3 + 0.42 * c.groupby("family").size().max()),
+                             squeeze=False)
+    margin = report.settings.margin if report.settings else None
+    for ax, fam in zip(axes[0], fams):
+        part = c[c["family"] == fam].reset_index(drop=True)
+        diff, lo, hi = (k * part[col].to_numpy(float) for col in ("diff", "ci_low", "ci_high"))
+        finite = np.concatenate([diff[np.isfinite(diff)], lo[np.isfinite(lo)], hi[np.isfinite(hi)],
+                                 [0.0] + ([k * margin, -k * margin] if margin else [])])
+        span = max(finite.max() - finite.min(), 1e-9)
+        left, right = finite.min() - 0.15 * span, finite.max() + 0.15 * span
+        if margin:
+            ax.axvspan(-k * margin, k * margin, color="tab:blue", alpha=0.08, lw=0, label=f"±{k * margin:g} margin")
+        ax.axvline(0, color="black", lw=0.8)
+        y = np.arange(len(part))[::-1]
+        for yi, d, a, b, v in zip(y, diff, lo, hi, part["verdict"]):
+            color = VERDICT_COLORS.get(v, "black")
+            a_, b_ = max(a, left), min(b, right)
+            ax.plot([a_, b_], [yi, yi], color=color, lw=1.8)
+            for end, edge, mark in ((a, left, "<"), (b, right, ">")):
+                if not math.isfinite(end) or end != max(min(end, right), left):
+                    ax.plot([edge], [yi], marker=mark, color=color, ms=6)
+            if math.isfinite(d):
+                ax.plot([d], [yi], "o", color=color, ms=5)
+        ax.set_xlim(left, right)
+        ax.set_yticks(y, [f"{a} vs {b} (n={n}): {v}" for a, b, n, v in
+                          zip(part["a"], part["b"], part["n_pairs"], part["verdict"])], fontsize=8)
+        ax.set_xlabel(f"Δ {report.metric.replace('_', ' ')}{' (points)' if k == 100 else ''}, A − B, with the "
+                      f"anytime-valid CI at 1 − α/{int(part['family_size'].iloc[0])}")
+        ax.set_title(fam, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        if margin:
+            ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, out_dir, "forest")

@@ -1,4 +1,5 @@
-"""Report outputs: summary.csv (tidy), summary.md (GitHub table), summary.tex (booktabs, best in bold), rich table."""
+"""Report outputs: summary.csv and comparisons.csv (tidy), summary.md (GitHub tables), summary.tex (booktabs),
+and the console's rich table; every table states its method, margin and families."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import pandas as pd
 from rich.table import Table
 
 from ..atomic import atomic_write_text
-from .summary import Report, lower_is_better
+from .summary import Report
+
+VERDICT_MARK = {"better": ">", "worse": "<", "equivalent": "≈", "undecided": "?"}
 
 
 def _num(x: float, digits: int = 2) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+    return "—" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def _scale(metric: str) -> float:
@@ -29,19 +32,49 @@ def mean_pm(row: pd.Series, metric: str) -> str:
         return "—"
     if lo is None or not math.isfinite(lo):
         return _num(k * mean)
-    return f"{_num(k * mean)} ± {_num(k * (hi - lo) / 2)}"
+    return f"{_num(k * mean)} ± {_num(k * max(hi - mean, mean - lo))}"  # clipped at 0/100 %: the wider side
+
+
+def _signed(x: float) -> str:
+    return "−∞" if x == -math.inf else "+∞" if x == math.inf else f"{x:+.2f}"
 
 
 def diff_ci(row: pd.Series, metric: str) -> str:
+    """'+4.27 [+1.02, +7.52]' (the comparison's anytime-valid interval; unbounded while too few seeds)."""
     k = _scale(metric)
-    if not math.isfinite(row["diff"]):
+    if not isinstance(row.get("diff"), float) or not math.isfinite(row["diff"]):
         return ""
-    ci = f" [{k * row['diff_ci_low']:+.2f}, {k * row['diff_ci_high']:+.2f}]" if math.isfinite(row["diff_ci_low"]) else ""
-    return f"{k * row['diff']:+.2f}{ci}"
+    return f"{k * row['diff']:+.2f} [{_signed(k * row['ci_low'])}, {_signed(k * row['ci_high'])}]"
 
 
 def _p(x: float) -> str:
-    return "" if not math.isfinite(x) else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
+    return "" if not isinstance(x, float) or not math.isfinite(x) else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
+
+
+def _seeds(x: float) -> str:
+    return "—" if not math.isfinite(x) else ("> 2000" if x == math.inf else f"{x:.0f}")
+
+
+def verdict_text(row: pd.Series, metric: str) -> str:
+    """The verdict, and for an undecided one what deciding would take."""
+    v = row.get("verdict") or ""
+    if v != "undecided":
+        return v
+    k = _scale(metric)
+    mde = row.get("mde")
+    extra = f"MDE {k * mde:.2f}" if isinstance(mde, float) and math.isfinite(mde) else ""
+    need = row.get("seeds_needed")
+    if isinstance(need, float) and not math.isnan(need):
+        extra += ("; " if extra else "") + f"~{_seeds(need)} seeds"
+    return f"undecided ({extra})" if extra else v
+
+
+def p_improve(row: pd.Series) -> str:
+    p = row.get("p_improve")
+    if not isinstance(p, float) or not math.isfinite(p):
+        return ""
+    lo, hi = row.get("p_improve_ci_low"), row.get("p_improve_ci_high")
+    return f"{p:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if isinstance(lo, float) and math.isfinite(lo) else "")
 
 
 def natural_key(col: pd.Series) -> pd.Series:
@@ -51,9 +84,21 @@ def natural_key(col: pd.Series) -> pd.Series:
 
 
 def sorted_summary(report: Report) -> pd.DataFrame:
-    """The summary in context order (numeric factors ascending), then by rank within each context."""
-    return report.summary.sort_values([c for c in report.by if c != report.compared] + ["rank"], kind="stable",
-                                      key=natural_key)
+    """The summary in context order (numeric factors ascending), then by rank and mean within each context."""
+    s = report.summary.assign(_neg=-report.summary[f"{report.metric}_mean"] * (1 if report.settings is None or
+                                                                               report.settings.metric.higher_is_better
+                                                                               else -1))
+    return s.sort_values([c for c in report.by if c != report.compared] + ["rank", "_neg"], kind="stable",
+                         key=natural_key).drop(columns="_neg")
+
+
+def header(report: Report) -> str:
+    """The one line every table starts with: metric, CI, comparisons, margin, error rate."""
+    unit = " (%)" if "acc" in report.metric else ""
+    what = f"Δ vs {report.baseline}" if report.compare == "baseline" else "all pairs"
+    margin = report.settings.margin_text() if report.settings else ""
+    return (f"{report.metric}{unit} by {', '.join(report.by)}: mean ± 95% CI over seeds; {what} with anytime-valid "
+            f"CIs at 1 − α/k per family; {margin}; α={report.alpha:g}")
 
 
 def display_frame(report: Report) -> pd.DataFrame:
@@ -61,7 +106,7 @@ def display_frame(report: Report) -> pd.DataFrame:
     s = sorted_summary(report)
     m, unit = report.metric, (" (%)" if "acc" in report.metric else "")
     out: Dict[str, List[str]] = {c: s[c].astype(str).tolist() for c in report.by}
-    out["seeds"] = [f"{n}" + (f" (+{d} diverged)" if d else "") + (f" (+{f} failed)" if f else "")
+    out["seeds"] = [f"{n}" + (f" ({d} diverged)" if d else "") + (f" (+{f} failed)" if f else "")
                     for n, d, f in zip(s["n_seeds"], s["n_diverged"], s["n_failed"])]
     out[f"{m}{unit} ± 95% CI"] = [mean_pm(r, m) for _, r in s.iterrows()]
     if m != "test_acc_at_best_val":
@@ -73,25 +118,73 @@ def display_frame(report: Report) -> pd.DataFrame:
     out["peak MiB"] = [_num(x, 1) for x in s["peak_mem_mb_mean"]]
     out["target"] = [_num(x, 3) for x in s["target"]]
     out["reached"] = s["reached"].tolist()
-    out["steps to target"] = [_num(x, 0) for x in s["steps_to_target_mean"]]
-    out["s to target"] = [_num(x, 1) for x in s["seconds_to_target_mean"]]
+    out["steps to target (median)"] = [_num(x, 0) for x in s["steps_to_target_median"]]
+    out["s to target (median)"] = [_num(x, 1) for x in s["seconds_to_target_median"]]
     out["rank"] = [_num(x, 0) for x in s["rank"]]
-    out[f"Δ vs {report.baseline} [95% CI]"] = [diff_ci(r, m) for _, r in s.iterrows()]
-    out["test"] = s["test"].tolist()
-    out["p (Holm)"] = [_p(x) for x in s["p_holm"]]
-    out["effect size"] = [_num(x) for x in s["effect_size"]]
-    out["verdict"] = s["verdict"].tolist()
+    if report.compare == "baseline":
+        out[f"Δ vs {report.baseline} [CI]"] = [diff_ci(r, m) for _, r in s.iterrows()]
+        out["p (adj)"] = [_p(x) for x in s["p_adj"]]
+        out["p TOST (adj)"] = [_p(x) for x in s["p_tost_adj"]]
+        out["P(better)"] = [p_improve(r) for _, r in s.iterrows()]
+        out["d_z"] = [_num(x) for x in s["effect_dz"]]
+        out["verdict"] = [verdict_text(r, m) for _, r in s.iterrows()]
+    else:
+        for col, name in (("n_better", "better than"), ("n_equivalent", "equivalent to"), ("n_worse", "worse than"),
+                          ("n_undecided", "undecided with")):
+            out[name] = [str(int(x)) for x in s[col]]
     return pd.DataFrame(out)
+
+
+def comparisons_frame(report: Report) -> pd.DataFrame:
+    """One row per comparison, as strings: what the pairs mode prints (and summary.md lists in both modes)."""
+    c, m = report.comparisons, report.metric
+    if c.empty:
+        return pd.DataFrame()
+    k = _scale(m)
+    churn = c["churn"].map(lambda x: "" if not math.isfinite(x) else f"{100 * x:.1f}")
+    return pd.DataFrame({
+        "family": c["family"], "A": c["a"].astype(str), "B": c["b"].astype(str), "seeds": c["n_pairs"].astype(str),
+        "Δ A − B [CI]": [diff_ci(r, m) for _, r in c.iterrows()], "p (adj)": c["p_adj"].map(_p),
+        "p TOST (adj)": c["p_tost_adj"].map(_p), "P(A better)": [p_improve(r) for _, r in c.iterrows()],
+        "churn (%)": churn,
+        "Δ CI seeds+tests": [f"[{k * lo:+.2f}, {k * hi:+.2f}]" if math.isfinite(lo) else ""
+                             for lo, hi in zip(c["diff_ci_low_tests"], c["diff_ci_high_tests"])],
+        "verdict (A vs B)": [verdict_text(r, m) for _, r in c.iterrows()]})
+
+
+def matrix(report: Report, family: str) -> pd.DataFrame:
+    """Pairs mode: the verdicts of one family as a matrix, row vs column (> better, < worse, ≈ equivalent,
+    ? undecided)."""
+    c = report.comparisons[report.comparisons["family"] == family]
+    names = list(dict.fromkeys([*c["a"].astype(str), *c["b"].astype(str)]))
+    grid = pd.DataFrame("", index=names, columns=names)
+    flip = {">": "<", "<": ">"}
+    for _, r in c.iterrows():
+        mark = VERDICT_MARK.get(r["verdict"], "")
+        grid.at[str(r["a"]), str(r["b"])] = mark
+        grid.at[str(r["b"]), str(r["a"])] = flip.get(mark, mark)
+    for n in names:
+        grid.at[n, n] = "·"
+    return grid
 
 
 def write_csv(report: Report, path: Path) -> None:
     atomic_write_text(path, report.summary.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(path.with_name("comparisons.csv"), report.comparisons.to_csv(index=False, float_format="%.10g"))
 
 
 def write_markdown(report: Report, path: Path) -> None:
-    text = display_frame(report).to_markdown(index=False, disable_numparse=True)
+    parts = [header(report), "", display_frame(report).to_markdown(index=False, disable_numparse=True)]
+    comps = comparisons_frame(report)
+    if not comps.empty:
+        parts += ["", "Comparisons (Δ in the metric's points; the verdict reads A against B):", "",
+                  comps.to_markdown(index=False, disable_numparse=True)]
+    if report.compare == "pairs":
+        for family in dict.fromkeys(report.comparisons["family"]):
+            parts += ["", f"Verdicts of {family}, row vs column (> better, < worse, ≈ equivalent, ? undecided):", "",
+                      matrix(report, family).to_markdown(disable_numparse=True)]
     notes = "".join(f"\n- {n}" for n in report.notes)
-    atomic_write_text(path, text + "\n" + (f"\nNotes:{notes}\n" if notes else ""))
+    atomic_write_text(path, "\n".join(parts) + "\n" + (f"\nNotes:{notes}\n" if notes else ""))
 
 
 def _tex_escape(s: str) -> str:
@@ -102,34 +195,31 @@ def _tex_escape(s: str) -> str:
 
 
 def write_latex(report: Report, path: Path) -> None:
-    """A booktabs tabular, mean ± CI half-width, the best value of each numeric column in bold within each context
-    (the group columns other than the compared one, normally variant)."""
+    """A booktabs tabular, mean ± CI half-width; in bold the groups no other group of their context beats (all pairs,
+    the verdicts' error control), and only in contexts where some pair is decided."""
     s = sorted_summary(report)
-    ctx_cols = [c for c in report.by if c != report.compared]
-    ctx = s[ctx_cols].astype(str).agg("|".join, axis=1) if ctx_cols else pd.Series("", index=s.index)
-    columns: Dict[str, tuple] = {  # header → (value column for "best", formatter, lower is better)
-        f"{report.metric.replace('_', ' ')}": (f"{report.metric}_mean", lambda r: mean_pm(r, report.metric),
-                                               lower_is_better(report.metric)),
-        "test acc @ best val": ("test_acc_at_best_val_mean", lambda r: mean_pm(r, "test_acc_at_best_val"), False),
-        "train loss": ("final_train_loss_mean", lambda r: _num(r["final_train_loss_mean"], 4), True),
-        "steps to target": ("steps_to_target_mean", lambda r: _num(r["steps_to_target_mean"], 0), True),
-    }
+    m = report.metric
     body = []
-    for i, r in s.iterrows():
+    for _, r in s.iterrows():
         cells = [_tex_escape(str(r[c])) for c in report.by] + [str(r["n_seeds"])]
-        for col, fmt, low in columns.values():
-            same = s[ctx == ctx[i]][col]
-            best = same.min() if low else same.max()
-            text = _tex_escape(fmt(r)).replace("±", r"$\pm$")
-            bold = math.isfinite(r[col]) and r[col] == best and same.notna().sum() > 1
-            cells.append(rf"\textbf{{{text}}}" if bold else text)
-        cells += [_tex_escape(diff_ci(r, report.metric)), _p(r["p_holm"])]
+        text = _tex_escape(mean_pm(r, m)).replace("±", r"$\pm$")
+        cells.append(rf"\textbf{{{text}}}" if r["rank_decided"] and r["rank"] == 1 and r["n_seeds"] >= 2 else text)
+        cells += [_tex_escape(mean_pm(r, "test_acc_at_best_val")).replace("±", r"$\pm$"),
+                  _num(r["final_train_loss_mean"], 4), _num(r["steps_to_target_median"], 0)]
+        if report.compare == "baseline":
+            cells += [_tex_escape(diff_ci(r, m)).replace("∞", r"$\infty$").replace("−", "-"), _p(r["p_adj"]),
+                      _tex_escape(r["verdict"] or "")]
         body.append(" & ".join(cells) + r" \\")
-    header = [_tex_escape(c) for c in report.by] + ["$n$"] + [_tex_escape(h) for h in columns] + \
-        [_tex_escape(f"Δ vs {report.baseline}").replace("Δ", r"$\Delta$"), r"$p_\mathrm{Holm}$"]
-    spec = "l" * len(report.by) + "r" * (len(header) - len(report.by))
-    lines = [r"% bnablate report: accuracies in %, mean $\pm$ half-width of the 95% Student-t CI over seeds",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule", *body,
+    header_cells = [_tex_escape(c) for c in report.by] + ["$n$", _tex_escape(m.replace("_", " ")),
+                                                          "test acc @ best val", "train loss", "steps to target"]
+    if report.compare == "baseline":
+        header_cells += [_tex_escape(f"Δ vs {report.baseline}").replace("Δ", r"$\Delta$"), r"$p_\mathrm{adj}$",
+                         "verdict"]
+    spec = "l" * len(report.by) + "r" * (len(header_cells) - len(report.by) - 1) + ("l" if report.compare ==
+                                                                                   "baseline" else "r")
+    lines = [f"% bnablate report: {_tex_escape(header(report))}",
+             r"% accuracies in %, mean $\pm$ half-width of the 95% Student-t CI over seeds; steps to target: median",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header_cells) + r" \\", r"\midrule", *body,
              r"\bottomrule", r"\end{tabular}", ""]
     atomic_write_text(path, "\n".join(lines))
 
@@ -140,16 +230,28 @@ FILES = {"csv": "summary.csv", "md": "summary.md", "tex": "summary.tex"}
 
 def rich_table(report: Report) -> Table:
     d = display_frame(report)
-    keep = list(report.by) + ["seeds", d.columns[len(report.by) + 1], f"Δ vs {report.baseline} [95% CI]",
-                              "p (Holm)", "reached", "verdict"]
-    unit = " (%)" if "acc" in report.metric else ""
-    t = Table(title=f"{report.metric}{unit} by {', '.join(report.by)}: mean ± 95% CI half-width over seeds; "
-                    f"baseline {report.baseline}, Holm-corrected p",
-              title_justify="left")
+    mean_col = d.columns[len(report.by) + 1]
+    if report.compare == "baseline":
+        keep = list(report.by) + ["seeds", mean_col, f"Δ vs {report.baseline} [CI]", "p (adj)", "p TOST (adj)",
+                                  "reached", "verdict"]
+    else:
+        keep = list(report.by) + ["seeds", mean_col, "rank", "better than", "equivalent to", "worse than",
+                                  "undecided with"]
+    t = Table(title=header(report), title_justify="left")
     for c in keep:
-        header = "mean ± CI" if c.endswith("± 95% CI") else c  # the title names the metric and the CI level
-        t.add_column(header, justify="left" if c in report.by or c == "verdict" else "right",
-                     no_wrap=c not in ("verdict",))
+        name = "mean ± CI" if c.endswith("± 95% CI") else c  # the title names the metric and the CI level
+        t.add_column(name, justify="left" if c in report.by or c == "verdict" else "right", no_wrap=c != "verdict")
     for _, r in d[keep].iterrows():
+        t.add_row(*[str(v) for v in r])
+    return t
+
+
+def rich_comparisons(report: Report) -> Table:
+    """Pairs mode's console table: one row per pair."""
+    d = comparisons_frame(report).drop(columns=["churn (%)", "Δ CI seeds+tests"])
+    t = Table(title="all pairs (the verdict reads A against B)", title_justify="left")
+    for c in d.columns:
+        t.add_column(c, justify="left" if c in ("family", "A", "B", "verdict (A vs B)") else "right")
+    for _, r in d.iterrows():
         t.add_row(*[str(v) for v in r])
     return t

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..results import parquet
+from ..results.correctness import record_correct
 from ..results.records import RECORDS_DIR
 from ..results.schema import BadRecord, scan_records
 from ..results.tables import SUMMARY_COLUMNS, build_tables, run_columns
@@ -55,6 +57,15 @@ class Sources:
     records: List[Dict[str, Any]] = field(default_factory=list)
     bad: List[BadRecord] = field(default_factory=list)
     from_tables: List[Path] = field(default_factory=list)
+
+    def correctness(self) -> Dict[str, np.ndarray]:
+        """run key → which test images the run got right at its last epoch, for the records that recorded it."""
+        out = {}
+        for rec in self.records:
+            bits = record_correct(rec)
+            if bits is not None:
+                out[rec["run_key"]] = bits
+        return out
 
 
 def _latest(frames: Sequence[pd.DataFrame], keep: pd.Series) -> pd.DataFrame:

@@ -1,19 +1,23 @@
-"""The report's summary: runs grouped by the factors that vary, per-group statistics, time-to-target, and
-comparisons against a baseline variant with Holm-corrected p-values, ranks and plain-English verdicts."""
+"""The report's summary: runs grouped by the factors that vary, per-group statistics (diverged runs counted),
+time-to-target with censoring, and the comparisons with their verdicts (reports/comparisons.py, bnablate.stats)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..config import KEYS
-from ..registry import unknown_name_message
-from .stats import compare, holm, mean_ci
+from ..stats import km_median, mean_ci
+from .comparisons import Settings, attach_baseline, compare_groups, families, pairwise_rank, split_baseline
+from .metrics import check_report_options, lower_is_better, metric_info
+
+__all__ = ["ALWAYS", "Report", "as_labels", "build_report", "default_by", "lower_is_better", "split_baseline",
+           "time_to_target"]
 
 # Columns that identify a run but are not factors to group by: the record's own columns, and every config key that
 # is not a result (execution options, locations, labels; their roles are declared in bnablate/config.py) or the seed.
@@ -23,21 +27,9 @@ NOT_FACTORS = frozenset({"run_key", "status", "sweep", "error", *KEYS.not_factor
 AXIS_COLUMNS = {"norm", "placement", "dropout", "bias", "activation", "groups", "variant.residual",
                 "variant.residual_init"}
 ALWAYS = ["dataset", "model", "variant"]
-# Metrics where smaller is better; everything else (accuracies) is better when larger.
-LOWER_IS_BETTER = ("loss", "time", "steps", "epochs_to", "seconds", "mem")
 CI_METRICS = ("final_test_acc", "test_acc_at_best_val", "best_val_acc")
 MEAN_METRICS = ("final_train_loss", "mean_epoch_time_s", "mean_samples_per_s", "n_params", "peak_mem_mb")
-
-
-def split_baseline(baseline: str) -> tuple[str, str]:
-    """(compared column, baseline value): 'no_bn' → ('variant', 'no_bn'); 'finetune.bn=train' → ('finetune.bn',
-    'train'), for comparing the values of any factor (fine-tuning modes, eval statistics) within each variant."""
-    column, sep, value = baseline.partition("=")
-    return (column.strip(), value.strip()) if sep else ("variant", baseline)
-
-
-def lower_is_better(metric: str) -> bool:
-    return any(tag in metric for tag in LOWER_IS_BETTER)
+FINISHED = ("ok", "diverged")  # outcomes of training: both count; a failed run (a crash) has no outcome
 
 
 def as_labels(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
@@ -62,20 +54,16 @@ def default_by(runs: pd.DataFrame, identifying: Sequence[str]) -> List[str]:
 
 
 def time_to_target(results: pd.DataFrame, targets: pd.Series) -> pd.DataFrame:
-    """Per run: optimizer steps, epochs and training seconds until validation accuracy first reaches its target
-    (NaN when never reached). `targets` maps run_key → target accuracy."""
+    """Per run: optimizer steps, epochs and training seconds until validation accuracy first reaches its target, or,
+    when it never does, the steps/epochs/seconds it trained (censored: reached False). `targets`: run_key → target."""
     rows = []
     for key, g in results.sort_values("epoch").groupby("run_key", sort=False):
         target = targets.get(key, math.nan)
         seconds = g["epoch_time_s"].cumsum()
         hit = g.index[g["val_acc"] >= target] if math.isfinite(target) else []
-        if len(hit):
-            first = hit[0]
-            rows.append({"run_key": key, "target": target, "reached": True, "steps_to_target": g.at[first, "steps"],
-                         "epochs_to_target": g.at[first, "epoch"], "seconds_to_target": seconds.at[first]})
-        else:
-            rows.append({"run_key": key, "target": target, "reached": False, "steps_to_target": math.nan,
-                         "epochs_to_target": math.nan, "seconds_to_target": math.nan})
+        at = hit[0] if len(hit) else g.index[-1]
+        rows.append({"run_key": key, "target": target, "reached": bool(len(hit)), "steps_to_target": g.at[at, "steps"],
+                     "epochs_to_target": g.at[at, "epoch"], "seconds_to_target": seconds.at[at]})
     return pd.DataFrame(rows, columns=["run_key", "target", "reached", "steps_to_target", "epochs_to_target",
                                        "seconds_to_target"])
 
@@ -91,42 +79,89 @@ class Report:
     views: Dict[str, pd.DataFrame] = field(default_factory=dict)  # extra tables (pivot, per-epoch) by title
     files: List[Path] = field(default_factory=list)  # what make_report wrote (tables, figures)
     bad_records: List[Any] = field(default_factory=list)  # schema.BadRecord: files of records/ left out, and why
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per comparison (comparisons.csv)
+    settings: Optional[Settings] = None
 
     @property
     def compared(self) -> str:
-        """The column whose values are compared with the baseline's (variant, or COLUMN of --baseline COLUMN=VALUE);
-        the other grouping columns form the contexts."""
+        """The column whose values are compared (variant, or COLUMN of --baseline COLUMN=VALUE); the other grouping
+        columns form the contexts, one family of comparisons each."""
         return split_baseline(self.baseline)[0]
 
+    @property
+    def compare(self) -> str:
+        return self.settings.compare if self.settings else "baseline"
 
-def _group_row(g: pd.DataFrame, metric: str) -> Dict[str, object]:
+
+def _finished_values(g: pd.DataFrame, column: str) -> Dict[int, float]:
+    """seed → value over finished runs (ok and diverged: a diverged run counts at its last evaluated value, so an
+    unstable variant is not judged on its survivors), finite values only."""
+    done = g[g["status"].isin(FINISHED)]
+    vals = pd.to_numeric(done[column], errors="coerce") if column in done else pd.Series(dtype=float)
+    return {int(s): float(v) for s, v in zip(done["seed"], vals) if pd.notna(v) and math.isfinite(v)}
+
+
+def _group_row(g: pd.DataFrame, metric: str, resolution: Mapping[str, float]) -> Dict[str, object]:
     ok = g[g["status"] == "ok"]
-    row: Dict[str, object] = {"n_seeds": int(ok["seed"].nunique()), "n_runs": len(g),
+    done = g[g["status"].isin(FINISHED)]
+    values = _finished_values(g, metric)
+    row: Dict[str, object] = {"n_seeds": len(values), "n_runs": len(g),
                               "n_diverged": int((g["status"] == "diverged").sum()),
-                              "n_failed": int((g["status"] == "failed").sum())}
+                              "n_failed": int((g["status"] == "failed").sum()),
+                              "_values": values, "_resolution": resolution[metric],
+                              "_runs": {int(s): k for s, k in zip(done["seed"], done["run_key"])},
+                              "_status": {int(s): st for s, st in zip(g["seed"], g["status"])}}
     for m in dict.fromkeys((metric,) + CI_METRICS):
-        est = mean_ci(ok[m].tolist()) if m in ok else mean_ci([])
+        info = metric_info(m)
+        est = mean_ci(list(_finished_values(g, m).values()), resolution=resolution.get(m, 0.0), bounds=info.bounds)
         row.update({f"{m}_mean": est.mean, f"{m}_std": est.std, f"{m}_ci_low": est.ci_low, f"{m}_ci_high": est.ci_high})
     for m in MEAN_METRICS:
         row[f"{m}_mean"] = float(pd.to_numeric(ok[m], errors="coerce").mean()) if m in ok and len(ok) else math.nan
-    reached = ok["reached"].fillna(False).astype(bool) if "reached" in ok else pd.Series(dtype=bool)
+    reached = done["reached"].fillna(False).astype(bool) if "reached" in done else pd.Series(False, index=done.index)
     row["target"] = float(g["target"].iloc[0]) if "target" in g and len(g) else math.nan
-    row["reached"] = f"{int(reached.sum())}/{len(ok)}"
+    row["reached"] = f"{int(reached.sum())}/{len(done)}"
     for m in ("steps_to_target", "epochs_to_target", "seconds_to_target"):
-        row[f"{m}_mean"] = float(ok.loc[reached, m].mean()) if reached.any() else math.nan
+        if m not in done:
+            row[f"{m}_median"] = math.nan
+            continue
+        # a diverged run that never reached the target never will: it is censored after every other run
+        t = np.where(reached | (done["status"] == "ok"), pd.to_numeric(done[m], errors="coerce"), np.inf)
+        row[f"{m}_median"] = km_median(t, reached.to_numpy())
     return row
+
+
+def _check_one_run_per_seed(runs: pd.DataFrame, keys: List[pd.Series], by: Sequence[str],
+                            identifying: Sequence[str]) -> None:
+    """A group must hold one run per seed: otherwise a factor that varies was left out of --by, and its runs would
+    be averaged into one mean while the pairing by seed kept only one of them."""
+    frame = pd.concat(keys, axis=1).set_axis(list(by), axis=1).assign(seed=runs["seed"].to_numpy())
+    dup = frame.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    first = frame[dup].iloc[0]
+    rows = runs[(frame[list(by)] == first[list(by)]).all(axis=1).to_numpy()]  # the first such group, every seed
+    varying = [c for c in identifying if c in rows and c not in ("run_key", "status", "seed", "sweep") and
+               c not in by and c not in AXIS_COLUMNS and as_labels(rows, [c])[c].nunique() > 1]
+    group = " / ".join(str(first[c]) for c in by)
+    raise ValueError(f"The group {group} holds {len(rows)} runs for {rows['seed'].nunique()} seed(s): they differ "
+                     f"in {', '.join(varying) or 'a column left out of --by'}. Add "
+                     f"{varying[0] if varying else 'that column'} to --by (e.g. --by {','.join([*by, *varying[:1]])}), "
+                     f"or report the folders separately.")
 
 
 def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequence[str], metric: str = "final_test_acc",
                  baseline: str = "no_bn", target: Optional[float] = None, by: Optional[Sequence[str]] = None,
-                 alpha: float = 0.05) -> Report:
-    """Summarize runs (runs.csv rows, results.csv rows) into one row per group with CIs and baseline comparisons."""
+                 alpha: float = 0.05, margin: Optional[float] = None, compare: str = "baseline",
+                 correctness: Optional[Mapping[str, np.ndarray]] = None) -> Report:
+    """Summarize runs (runs.csv rows, results.csv rows) into one row per group with CIs, and compare the groups
+    (with the baseline, or all pairs) with verdicts: better / worse / equivalent (within `margin` metric points) /
+    undecided. correctness: run key → which test images it got right (records that recorded it)."""
     if runs.empty:
         return Report(pd.DataFrame(), list(by or ALWAYS), metric, baseline, alpha, ["no runs found"])
+    check_report_options(metric, alpha, margin, compare, runs.columns)
     runs = runs.copy()
-    if metric not in runs:
-        metrics = [c for c in runs.columns if c.startswith(("final_", "best_", "test_acc"))]
-        raise ValueError(unknown_name_message("metric", metric, metrics))
+    info = metric_info(metric)
+    settings = Settings(info, alpha, info.margin_points(margin), compare, baseline)
     by = list(by) if by else default_by(runs, identifying)
     compared = split_baseline(baseline)[0]
     if compared not in runs:
@@ -138,28 +173,28 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
     if missing:
         raise ValueError(f"Unknown --by column(s) {', '.join(missing)}. Columns: {', '.join(identifying)}.")
     runs["mean_epoch_time_s"] = runs["train_time_s"] / runs["epochs_done"].where(runs["epochs_done"] > 0)
-    targets = pd.Series(target if target is not None else runs.get("dataset.target_acc", math.nan),
-                        index=runs.index, dtype=float)
-    runs["target"] = targets.values
+    runs["target"] = pd.Series(target if target is not None else runs.get("dataset.target_acc", math.nan),
+                               index=runs.index, dtype=float).values
     ttt = time_to_target(results, runs.set_index("run_key")["target"]) if not results.empty else None
     if ttt is not None and len(ttt):
         runs = runs.merge(ttt.drop(columns="target"), on="run_key", how="left")
     keys = [as_labels(runs, [c])[c] for c in by]
-    groups = runs.groupby(keys, sort=False, dropna=False)
+    _check_one_run_per_seed(runs, keys, by, identifying)
+    resolution = {m: metric_info(m).resolution(runs) for m in dict.fromkeys((metric,) + CI_METRICS)}
     rows = []
-    for values, g in groups:
+    for values, g in runs.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
-        rows.append({**dict(zip(by, values)), **_group_row(g, metric), "_seeds": _by_seed(g, metric)})
+        rows.append({**dict(zip(by, values)), **_group_row(g, metric, resolution)})
     summary = pd.DataFrame(rows)
-    notes = [_numerics_note(runs)] + _notes(summary)
-    _rank_and_compare(summary, by, metric, baseline, alpha, notes)
-    summary = summary.drop(columns="_seeds")
-    return Report(summary, by, metric, baseline, alpha, notes)
-
-
-def _by_seed(g: pd.DataFrame, metric: str) -> Dict[int, float]:
-    ok = g[g["status"] == "ok"]
-    return {int(s): float(v) for s, v in zip(ok["seed"], ok[metric]) if v is not None and not pd.isna(v)}
+    comparisons, comparison_notes = compare_groups(summary, by, settings, correctness)
+    attach_baseline(summary, comparisons, settings)
+    for label, index in families(summary, by, compared):  # every group, the baseline's row included
+        summary.loc[index, "family"] = label
+    summary["rank"], summary["rank_decided"] = pairwise_rank(summary, by, settings)
+    notes = [_numerics_note(runs), _method_note(settings)] + comparison_notes + _notes(summary, metric)
+    summary = summary.drop(columns=["_values", "_runs", "_status", "_resolution"])
+    comparisons = comparisons.drop(columns=["_i", "_j"], errors="ignore")
+    return Report(summary, by, metric, baseline, alpha, notes, comparisons=comparisons, settings=settings)
 
 
 def _numerics_note(runs: pd.DataFrame) -> str:
@@ -171,64 +206,24 @@ def _numerics_note(runs: pd.DataFrame) -> str:
     return f"Numerics: {', '.join(kinds)}{mixed}."
 
 
-def _notes(summary: pd.DataFrame) -> List[str]:
+def _method_note(settings: Settings) -> str:
+    return (f"Verdicts: each comparison's difference has an anytime-valid confidence interval (paired t, normal "
+            f"mixture; valid however seeds were added) at level 1 − α/k for its family of k; better/worse when it "
+            f"excludes 0, equivalent when it lies within the {settings.margin_text()}, else undecided with the smallest "
+            f"difference a fixed design of this many seeds detects (power 0.8) and the seeds needed. Family-wise error "
+            f"≤ α={settings.alpha:g} for all verdicts together (docs/statistics.md).")
+
+
+def _notes(summary: pd.DataFrame, metric: str) -> List[str]:
     notes = []
     for _, r in summary.iterrows():
         label = " / ".join(str(r[c]) for c in ALWAYS if c in r)
         if r["n_diverged"]:
-            notes.append(f"{label}: {r['n_diverged']} diverged run(s) excluded from the means.")
+            notes.append(f"{label}: {r['n_diverged']} diverged run(s) counted at their last evaluated {metric} (an "
+                         f"unstable variant is not judged on its survivors alone).")
         if r["n_failed"]:
-            notes.append(f"{label}: {r['n_failed']} failed run(s) excluded (see runs.csv `error`).")
+            notes.append(f"{label}: {r['n_failed']} failed run(s) have no outcome and are left out (see runs.csv "
+                         f"`error`).")
         if r["n_seeds"] == 1:
-            notes.append(f"{label}: one seed only, so no confidence interval or test.")
+            notes.append(f"{label}: one seed only, so no confidence interval and no verdict.")
     return notes
-
-
-def _rank_and_compare(summary: pd.DataFrame, by: List[str], metric: str, baseline: str, alpha: float,
-                      notes: List[str]) -> None:
-    """Within each context (the group columns other than the compared one, `variant` unless the baseline is
-    COLUMN=VALUE), rank by the metric and compare every group with the baseline's group; Holm-correct all
-    comparisons of the report together."""
-    compared, value = split_baseline(baseline)
-    context_cols = [c for c in by if c != compared]
-    contexts = summary.groupby(context_cols, sort=False).groups if context_cols else {(): summary.index}
-    ascending = lower_is_better(metric)
-    summary["rank"] = np.nan
-    for col in ("baseline", "test", "verdict"):
-        summary[col] = ""
-    for col in ("diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "effect_size"):
-        summary[col] = np.nan
-    is_base = as_labels(summary, [compared])[compared] == value
-    for ctx, index in contexts.items():
-        part = summary.loc[index]
-        summary.loc[index, "rank"] = part[f"{metric}_mean"].rank(ascending=ascending, method="min")
-        base = part[is_base.loc[index]]
-        if base.empty:
-            notes.append(f"{ctx if ctx != () else 'all runs'}: no '{baseline}' runs, so no comparisons "
-                         f"(choose --baseline from: {', '.join(sorted(as_labels(part, [compared])[compared].unique()))}).")
-            continue
-        base_seeds = base.iloc[0]["_seeds"]
-        for i in index:
-            if is_base.at[i]:
-                summary.at[i, "verdict"] = "baseline"
-                continue
-            c = compare(summary.at[i, "_seeds"], base_seeds)
-            summary.loc[i, ["baseline", "test"]] = [baseline, c.test]
-            summary.loc[i, ["diff", "diff_ci_low", "diff_ci_high", "p", "effect_size"]] = [
-                c.diff, c.ci_low, c.ci_high, c.p, c.effect_size]
-    summary["p_holm"] = holm(summary["p"].tolist())
-    for i in summary.index:
-        if summary.at[i, "verdict"] != "baseline":
-            summary.at[i, "verdict"] = verdict(summary.loc[i], metric, baseline, alpha)
-
-
-def verdict(row: pd.Series, metric: str, baseline: str, alpha: float) -> str:
-    """'better' / 'worse' than the baseline when the Holm-corrected p is below alpha, else no detectable difference."""
-    if not row["baseline"]:
-        return ""
-    if not math.isfinite(row["p_holm"]):
-        return "too few seeds to test"
-    if row["p_holm"] >= alpha:
-        return f"no detectable difference at α={alpha:g}"
-    better = (row["diff"] < 0) if lower_is_better(metric) else (row["diff"] > 0)
-    return f"{'better' if better else 'worse'} than {row['baseline']} (Holm p={row['p_holm']:.2g})"

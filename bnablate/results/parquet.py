@@ -15,7 +15,7 @@ CATEGORICAL = ("status", "sweep", "variant", "dataset", "model", "norm", "placem
                "optimizer", "schedule")
 # Counts: nullable integers (a failed run has no steps, epochs_done 0, no best epoch).
 INTEGER = ("epoch", "epochs", "batch_size", "seed", "groups", "steps", "n_params", "epochs_done", "best_epoch",
-           "pack_size")
+           "pack_size", "n_train", "n_val", "n_test")
 
 
 def available() -> bool:

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..config import NEUTRAL_VALUES
 from ..keys import get_key
+from .correctness import FIELD as CORRECT_FIELD, record_correct
 from .records import RECORDS_DIR, SCHEMA_VERSION, record_path, run_key
 
 # SCHEMA_VERSION 2 adds the schema_version field itself; records without it are version 1, of the same shape.
@@ -95,6 +96,25 @@ def problem(rec: Any, path: Path) -> Optional[str]:
             return f"epoch row {i} lacks a number for {', '.join(bad)}"
     if status == "ok" and not all(math.isfinite(r["train_loss"]) for r in metrics):
         return "status ok with a non-finite train_loss (a diverged run is status diverged)"
+    return _correct_problem(rec) if CORRECT_FIELD in rec else None
+
+
+def _correct_problem(rec: Dict[str, Any]) -> Optional[str]:
+    """What is wrong with a record's test_correct (optional: records before it have none), or None: it must decode,
+    hold n_test examples, and agree with the last epoch's test_acc (which is correct count / n)."""
+    try:
+        mask = record_correct(rec)
+    except ValueError as e:
+        return str(e)
+    n_test, metrics = rec.get("n_test"), rec["metrics"]
+    if n_test is not None and len(mask) != n_test:
+        return f"{CORRECT_FIELD} holds {len(mask)} test examples, but n_test is {n_test!r}"
+    if not metrics:
+        return f"{CORRECT_FIELD} without per-epoch metrics"
+    hits, last = int(mask.sum()), metrics[-1]["test_acc"]
+    if not abs(hits / max(len(mask), 1) - last) <= 1e-12:  # NaN fails too
+        return f"{CORRECT_FIELD} marks {hits} of {len(mask)} test examples correct, but the last epoch's test_acc is " \
+               f"{last!r}"
     return None
 
 

@@ -67,7 +67,7 @@ SUMMARY_COLUMNS = (
     "n_params", "epochs_done", "error", "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
     "final_test_loss", "final_test_acc", "best_val_acc", "best_epoch", "test_acc_at_best_val", "steps",
     "train_time_s", "mean_samples_per_s", "peak_mem_mb", "source_test_acc", "wall_time_s", "pack_size", "device_used",
-    "finished_at",
+    "finished_at", "n_train", "n_val", "n_test",
 )
 
 
@@ -93,6 +93,8 @@ def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
     out["pack_size"] = rec.get("pack_size", 1)  # >1: trained in a pack; timings are the pack's time / pack_size
     out["device_used"] = (rec.get("provenance") or {}).get("device")
     out["finished_at"] = rec.get("finished_at")
+    for split in ("n_train", "n_val", "n_test"):  # image counts: an accuracy's resolution is 1/N (the report's floor)
+        out[split] = rec.get(split)
     return out
 
 

@@ -60,9 +60,13 @@ class LoneRun:
     def summed_losses(self, out: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(out, y, reduction="sum")
 
+    def correct(self, out: Tensor, y: Tensor) -> Tensor:
+        """Which predictions are right, (B,) bool."""
+        return out.argmax(-1) == y
+
     def hits(self, out: Tensor, y: Tensor) -> Tensor:
         """Correct predictions, 0-d."""
-        return (out.argmax(-1) == y).sum()
+        return self.correct(out, y).sum()
 
     def train(self, mode: bool = True) -> "LoneRun":
         self.model.train(mode)
@@ -162,25 +166,33 @@ def eval_slices(n: int, batch_size: int, fold_single: bool = False) -> List[slic
 
 @torch.no_grad()
 def evaluate(runs, x: Tensor, y: Tensor, batch_size: int = 1024, bn_stats: str = "running",
-             amp: Optional[torch.dtype] = None) -> Dict[str, List[float]]:
+             amp: Optional[torch.dtype] = None, masks: bool = False) -> Dict[str, object]:
     """Per-run mean cross-entropy and accuracy of K runs (a LoneRun / nn.Module, or a PackedModel) on the same
     inputs, under no_grad; restores the previous mode. bn_stats='running': eval mode (BN uses its running
     statistics, which stay untouched). 'batch' reproduces the common mistake of evaluating in train mode: BN
     normalizes each batch with that batch's statistics and, as in PyTorch, updates its running statistics with every
     batch; dropout is on too (its masks from a forked global RNG, so training's stream is unchanged). amp: autocast
-    dtype (bf16), None for FP32."""
+    dtype (bf16), None for FP32. masks: also return "correct", which examples each run got right, a (K, N) bool
+    tensor left on x's device (acc is its row means)."""
     runs = as_runs(runs)
     was_training = runs.module.training
     runs.train(bn_stats == "batch")
     fork = [x.device] if x.device.type == "cuda" else []
     loss_sum = torch.zeros(runs.k, device=x.device)
     correct = torch.zeros(runs.k, device=x.device, dtype=torch.long)
+    parts: List[Tensor] = []  # per batch (K, b) bool, or (b,) for a lone run
     with torch.random.fork_rng(devices=fork, enabled=bn_stats == "batch"):
         for part in eval_slices(len(x), batch_size, fold_single=bn_stats == "batch"):
             xb, yb = x[part], y[part]
             with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
                 out = runs(xb, shared_input=True)  # (K, b, classes); a lone run (b, classes)
             loss_sum += runs.summed_losses(out.float(), yb)
-            correct += runs.hits(out, yb)
+            right = runs.correct(out, yb)
+            correct += right.sum(-1)
+            if masks:
+                parts.append(right)
     runs.train(was_training)
-    return {"loss": _per_run(loss_sum, len(x)), "acc": _per_run(correct, len(x))}
+    result: Dict[str, object] = {"loss": _per_run(loss_sum, len(x)), "acc": _per_run(correct, len(x))}
+    if masks:
+        result["correct"] = torch.cat(parts, dim=-1).view(runs.k, len(x))
+    return result

@@ -16,6 +16,7 @@ from ..layers import BATCH_STAT_NORMS, has_norm
 from ..models import build_model, count_params
 from ..pack.model import PackedModel, PerRunLR
 from ..pack.rules import packable
+from ..results.correctness import encode_correct
 from ..seeding import derive_seed, generator
 from .bn_stats import precise_bn, validate_bn
 from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
@@ -146,6 +147,8 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     g_precise = generator(seeds[0], "precise_bn")
 
     metrics: List[List[Dict[str, Any]]] = [[] for _ in seeds]
+    # each run's (N_test,) bool test mask at its last recorded epoch (a diverged run's: where it diverged), on device
+    last_correct: List[Optional[torch.Tensor]] = [None] * k
     status, steps = ["ok"] * k, 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
@@ -154,12 +157,14 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
             bn_eval=bn_eval, step=None if lrs.uniform else lrs.step)), device)
         steps += tr["steps"]
         val, test = evaluate_epoch(runs, data, cfg, g_precise, amp)
+        correct = test.pop("correct")  # (K, N_test) bool
         for i in range(k):
             if status[i] != "ok":
                 continue  # a diverged run stopped (in a pack its slice keeps computing, touching nobody else's)
             metrics[i].append(epoch_row(epoch, {n: tr[n][i] for n in ("train_loss", "train_acc")},
                                         {n: v[i] for n, v in val.items()}, {n: v[i] for n, v in test.items()},
                                         lrs.lr(i, lr), steps, epoch_time / k, len(data.train_x)))
+            last_correct[i] = correct[i]
             if not math.isfinite(tr["train_loss"][i]):
                 status[i] = "diverged"  # non-finite training loss: stop this run, the sweep goes on
         if on_epoch is not None:
@@ -171,13 +176,15 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
               "n_val": len(data.val_x), "n_test": len(data.test_x), "peak_mem_mb": memory.per_run_mb(k)}
     info = {**execution_info(cfg, device), "memory_measure": memory.measure}
+    masks = torch.stack(last_correct).cpu()  # (K, N_test): one device read for the whole training
     if k == 1:
-        result = {"status": status[0], "metrics": metrics[0], **shared, "execution": info}
+        result = {"status": status[0], "metrics": metrics[0], **shared, "test_correct": encode_correct(masks[0]),
+                  "execution": info}
         if pretrained is not None:
             result["pretrain"] = pretrained
         return [result]
-    return [{"status": status[i], "metrics": metrics[i], **shared, "pack_size": k,
-             "execution": {**info, "pack_impl": runs.impl}} for i in range(k)]
+    return [{"status": status[i], "metrics": metrics[i], **shared, "test_correct": encode_correct(masks[i]),
+             "pack_size": k, "execution": {**info, "pack_impl": runs.impl}} for i in range(k)]
 
 
 def _run_set(cfgs: Sequence[DictConfig], models: List[torch.nn.Module], compiled: bool = True) -> tuple:
@@ -199,7 +206,8 @@ def evaluate_epoch(runs, data: DataSplits, cfg, g_precise, amp: Optional[torch.d
     """Validation and test metrics with the statistics bn.eval_stats names: running (eval mode); batch (train mode
     under no_grad, in batches of train.batch_size as a loader built like the training one would give, moving the
     running statistics); precise (PreciseBN over bn.precise_batches training batches first, then eval mode);
-    precise_nodrop (the same with dropout off during the recomputation)."""
+    precise_nodrop (the same with dropout off during the recomputation). The test metrics carry "correct", which test
+    examples each run got right ((K, N_test) bool, on the device)."""
     mode = cfg.bn.eval_stats
     if mode in ("precise", "precise_nodrop"):
         precise_bn(runs.module, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise,
@@ -207,4 +215,4 @@ def evaluate_epoch(runs, data: DataSplits, cfg, g_precise, amp: Optional[torch.d
     size = int(cfg.train.batch_size) if mode == "batch" else int(cfg.train.eval_batch_size)
     stats = "batch" if mode == "batch" else "running"
     return (evaluate(runs, data.val_x, data.val_y, size, bn_stats=stats, amp=amp),
-            evaluate(runs, data.test_x, data.test_y, size, bn_stats=stats, amp=amp))
+            evaluate(runs, data.test_x, data.test_y, size, bn_stats=stats, amp=amp, masks=True))

@@ -1,0 +1,204 @@
+"""The report's comparisons: one family per question (the grouping columns other than the compared one), each group
+against the baseline or all pairs of groups, their verdicts (bnablate.stats) and the pairwise rank."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from ..stats import PHI, Verdict, compare_paired, decide
+from ..stats.bootstrap import seeds_and_tests
+from ..stats.decide import ABOVE, BELOW, difference_variance
+from .metrics import Metric
+
+
+def split_baseline(baseline: str) -> Tuple[str, str]:
+    """(compared column, baseline value): 'no_bn' → ('variant', 'no_bn'); 'finetune.bn=train' → ('finetune.bn',
+    'train'), for comparing the values of any factor (fine-tuning modes, eval statistics) within each variant."""
+    column, sep, value = baseline.partition("=")
+    return (column.strip(), value.strip()) if sep else ("variant", baseline)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a report decides with: the metric, the error rate, the declared margin, and what is compared."""
+    metric: Metric
+    alpha: float
+    margin_points: Optional[float]  # as declared or defaulted, in display points (None: no equivalence calls)
+    compare: str  # baseline | pairs
+    baseline: str  # a variant, or COLUMN=VALUE
+
+    @property
+    def margin(self) -> Optional[float]:
+        """The margin in the metric's own units (accuracy 0.01 for 1 point)."""
+        return None if self.margin_points is None else self.margin_points / self.metric.scale
+
+    @property
+    def compared(self) -> str:
+        return split_baseline(self.baseline)[0]
+
+    def method(self, family_size: int) -> str:
+        return (f"anytime-valid paired t (normal mixture, φ={PHI:g}), Bonferroni over {family_size}: interval at "
+                f"level 1 − {self.alpha:g}/{family_size}")
+
+    def margin_text(self) -> str:
+        return (f"margin ±{self.margin_points:g}{' pts' if self.metric.scale == 100 else ''}"
+                if self.margin_points is not None else "no margin declared (no equivalence calls; --margin M)")
+
+
+def context_columns(by: Sequence[str], compared: str) -> List[str]:
+    return [c for c in by if c != compared]
+
+
+def families(summary: pd.DataFrame, by: Sequence[str], compared: str) -> List[Tuple[str, pd.Index]]:
+    """(label, row index) per family: the groups that share every grouping column but the compared one, e.g.
+    'digits · lenet'. A family is one question, so adding an unrelated folder to a report leaves it unchanged."""
+    cols = context_columns(by, compared)
+    if not cols:
+        return [("all runs", summary.index)]
+    labels = summary[cols].astype(str).agg(" · ".join, axis=1)
+    return [(label, summary.index[labels == label]) for label in dict.fromkeys(labels)]
+
+
+def _test_bits(a_runs: Mapping[int, str], b_runs: Mapping[int, str], seeds: Sequence[int],
+               correctness: Mapping[str, np.ndarray]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The paired runs' correctness bits as two (seeds, images) arrays, when every paired run recorded them."""
+    a = [correctness.get(a_runs.get(s, "")) for s in seeds]
+    b = [correctness.get(b_runs.get(s, "")) for s in seeds]
+    if len(seeds) < 2 or any(x is None for x in a + b) or len({len(x) for x in a + b}) != 1:
+        return None
+    return np.stack(a), np.stack(b)
+
+
+def _row(summary: pd.DataFrame, i, j, family: str, k: int, settings: Settings,
+         correctness: Mapping[str, np.ndarray]) -> Dict[str, object]:
+    m = settings.metric
+    c = compare_paired(summary.at[i, "_values"], summary.at[j, "_values"], family_size=k, alpha=settings.alpha,
+                       margin=settings.margin, resolution=summary.at[i, "_resolution"],
+                       higher_is_better=m.higher_is_better)
+    compared = settings.compared
+    row: Dict[str, object] = {
+        "family": family, "family_size": k, "compared": compared, "a": summary.at[i, compared],
+        "b": summary.at[j, compared], "n_pairs": c.n, "seeds": ",".join(map(str, c.seeds)),
+        "lost_seeds": ",".join(map(str, c.lost)), "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
+        "ci_level": 1 - settings.alpha / k, "p_adj": c.p, "p_tost_adj": c.p_tost, "e_value": c.e_value,
+        "margin": settings.margin, "verdict": c.verdict.value, "effect_dz": c.effect_dz, "sd_diff": c.sd,
+        "mde": c.mde, "seeds_needed": c.seeds_needed, "seeds_needed_fixed": c.seeds_needed_fixed,
+        "p_improve": c.p_improve, "p_improve_ci_low": c.p_improve_low, "p_improve_ci_high": c.p_improve_high,
+        "churn": math.nan, "diff_ci_low_tests": math.nan, "diff_ci_high_tests": math.nan,
+        "p_improve_ci_low_tests": math.nan, "p_improve_ci_high_tests": math.nan,
+        "method": settings.method(k), "_i": i, "_j": j,
+    }
+    bits = _test_bits(summary.at[i, "_runs"], summary.at[j, "_runs"], c.seeds, correctness) \
+        if m.name == "final_test_acc" else None
+    if bits is not None:  # Bouthillier et al.: resample test images too, and measure how often predictions differ
+        tb = seeds_and_tests(*bits, higher_is_better=m.higher_is_better)
+        row.update(churn=tb.churn, diff_ci_low_tests=tb.diff_low, diff_ci_high_tests=tb.diff_high,
+                   p_improve_ci_low_tests=tb.p_improve_low, p_improve_ci_high_tests=tb.p_improve_high)
+    return row
+
+
+def compare_groups(summary: pd.DataFrame, by: Sequence[str], settings: Settings,
+                   correctness: Optional[Mapping[str, np.ndarray]] = None) -> Tuple[pd.DataFrame, List[str]]:
+    """One row per comparison (tidy: comparisons.csv) and the notes it needs (families, missing baselines, seeds
+    left out of a pairing). summary rows carry `_values` (seed → metric), `_runs` (seed → run key), `_status`
+    (seed → status) and `_resolution`."""
+    compared, value = split_baseline(settings.baseline)
+    labels = summary[compared].astype(str)
+    rows, notes, described = [], [], []
+    for family, index in families(summary, by, compared):
+        if settings.compare == "pairs":
+            ordered = sorted(index, key=lambda i: labels[i])
+            pairs = list(itertools.combinations(ordered, 2))
+        else:
+            base = [i for i in index if labels[i] == value]
+            if not base:
+                notes.append(f"{family}: no '{settings.baseline}' runs, so no comparisons (choose --baseline from: "
+                             f"{', '.join(sorted(labels[index].unique()))}).")
+                continue
+            pairs = [(i, base[0]) for i in index if i != base[0]]
+        k = len(pairs)
+        if not k:
+            continue
+        described.append(f"{family}: {k} comparison{'s' * (k > 1)}" +
+                         (f" vs {value}" if settings.compare == "baseline" else " (all pairs)"))
+        for i, j in pairs:
+            rows.append(_row(summary, i, j, family, k, settings, correctness or {}))
+    frame = pd.DataFrame(rows)
+    if described:
+        notes.insert(0, f"Families (Bonferroni within each, α={settings.alpha:g}; {settings.margin_text()}): "
+                        + "; ".join(described) + ".")
+    for _, r in frame.iterrows():
+        if r["lost_seeds"]:
+            why = "; ".join(f"{r[side]}: {_why_lost(summary.at[r[f'_{s}'], '_status'], r['lost_seeds'])}"
+                            for side, s in (("a", "i"), ("b", "j")))
+            notes.append(f"{r['family']}: {r['a']} vs {r['b']} paired on seeds {r['seeds'] or 'none'}; seeds "
+                         f"{r['lost_seeds']} left out ({why}).")
+    return frame, notes
+
+
+def _why_lost(status: Mapping[int, str], lost: str) -> str:
+    seeds = [int(s) for s in lost.split(",")]
+    return ", ".join(f"{s} {status.get(s, 'missing')}" for s in seeds)
+
+
+def pairwise_rank(summary: pd.DataFrame, by: Sequence[str], settings: Settings) -> Tuple[pd.Series, pd.Series]:
+    """(rank, decided): per group, 1 + the number of groups of its context decided better than it over all pairs
+    (Bonferroni over the pairs, the same interval as the verdicts); `decided` is True for the contexts where at least
+    one pair is decided (elsewhere every group is rank 1 because nothing is known, and nothing is bolded)."""
+    rank = pd.Series(1, index=summary.index, dtype=float)
+    decided = pd.Series(False, index=summary.index)
+    for _, index in families(summary, by, settings.compared):
+        pairs = list(itertools.combinations(index, 2))
+        if not pairs:
+            continue
+        stats = []
+        for i, j in pairs:
+            a, b = summary.at[i, "_values"], summary.at[j, "_values"]
+            d = np.array([a[s] - b[s] for s in sorted(set(a) & set(b))])
+            stats.append((d.mean() if len(d) else 0.0, difference_variance(d, summary.at[i, "_resolution"])
+                          if len(d) >= 2 else 1.0, len(d)))
+        dbar, s2, n = map(np.array, zip(*stats))
+        code = decide(dbar, s2, n, len(pairs), settings.alpha)["code"]
+        for (i, j), c in zip(pairs, code):
+            if c in (ABOVE, BELOW):
+                a_wins = (c == ABOVE) == settings.metric.higher_is_better
+                rank[j if a_wins else i] += 1
+                decided[index] = True
+    return rank, decided
+
+
+BASELINE_COLUMNS = ("family", "family_size", "n_pairs", "lost_seeds", "diff", "ci_low", "ci_high", "ci_level", "p_adj",
+                    "p_tost_adj", "e_value", "verdict", "effect_dz", "mde", "seeds_needed", "seeds_needed_fixed",
+                    "p_improve", "p_improve_ci_low", "p_improve_ci_high", "churn", "diff_ci_low_tests",
+                    "diff_ci_high_tests", "method")
+
+
+def attach_baseline(summary: pd.DataFrame, comparisons: pd.DataFrame, settings: Settings) -> None:
+    """Baseline mode: each group's row gets its comparison with the baseline (Δ = group − baseline); the baseline's
+    own row keeps them empty. Pairs mode: wins/losses/equivalences per group."""
+    summary["baseline"] = ""
+    for col in BASELINE_COLUMNS:
+        summary[col] = "" if col in ("family", "lost_seeds", "verdict", "method") else np.nan
+    if comparisons.empty:
+        return
+    if settings.compare == "baseline":
+        for _, r in comparisons.iterrows():
+            summary.loc[r["_i"], "baseline"] = settings.baseline
+            for col in BASELINE_COLUMNS:
+                summary.at[r["_i"], col] = r[col]
+        return
+    for verdict, col in ((Verdict.BETTER, "n_better"), (Verdict.WORSE, "n_worse"),
+                         (Verdict.EQUIVALENT, "n_equivalent"), (Verdict.UNDECIDED, "n_undecided")):
+        summary[col] = 0
+        flip = {Verdict.BETTER: Verdict.WORSE, Verdict.WORSE: Verdict.BETTER}.get(verdict, verdict)
+        for _, r in comparisons.iterrows():  # a row says what a is to b; b is the flipped verdict to a
+            if r["verdict"] == verdict.value:
+                summary.at[r["_i"], col] += 1
+            if r["verdict"] == flip.value:
+                summary.at[r["_j"], col] += 1

@@ -1,0 +1,80 @@
+"""What the report knows about a metric: direction, display scale, range, resolution, and the default margin."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Optional, Tuple
+
+import pandas as pd
+
+from ..registry import unknown_name_message
+from ..results.tables import SUMMARY_COLUMNS
+
+# Metrics where smaller is better; everything else (accuracies) is better when larger.
+LOWER_IS_BETTER = ("loss", "time", "steps", "epochs_to", "seconds", "mem")
+# runs.csv columns a report can rank and test: the per-run numbers that are not counts, labels or bookkeeping.
+METRICS = tuple(c for c in SUMMARY_COLUMNS if c not in (
+    "n_params", "epochs_done", "error", "best_epoch", "steps", "pack_size", "device_used", "finished_at", "n_train",
+    "n_val", "n_test"))
+# The equivalence margin for accuracies when none is declared, in percentage points (docs/statistics.md, 'Margin').
+DEFAULT_ACC_MARGIN = 1.0
+COMPARE_MODES = ("baseline", "pairs")
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(tag in metric for tag in LOWER_IS_BETTER)
+
+
+def is_accuracy(metric: str) -> bool:
+    return "acc" in metric
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    scale: float  # display factor: accuracies in percentage points
+    unit: str  # " (%)" or ""
+    bounds: Optional[Tuple[float, float]]  # the metric's range, (0, 1) for accuracies
+    count_column: Optional[str]  # runs.csv column holding the image count whose reciprocal is the resolution
+
+    def resolution(self, runs: pd.DataFrame) -> float:
+        """The metric's step: 1/N for an accuracy over N images (the coarsest among the runs); 0 for continuous
+        metrics or when the tables do not say N (folders read from tables written before n_test was a column)."""
+        if self.count_column is None or self.count_column not in runs:
+            return 0.0
+        counts = pd.to_numeric(runs[self.count_column], errors="coerce").dropna()
+        return 1.0 / float(counts.min()) if len(counts) and counts.min() > 0 else 0.0
+
+    def margin_points(self, declared: Optional[float]) -> Optional[float]:
+        """The equivalence margin in display points (1.0 = 1 percentage point of accuracy): as declared, else
+        DEFAULT_ACC_MARGIN for accuracies; other metrics test no equivalence unless one is declared."""
+        if declared is None:
+            return DEFAULT_ACC_MARGIN if is_accuracy(self.name) else None
+        return float(declared)
+
+
+def metric_info(name: str) -> Metric:
+    acc = is_accuracy(name)
+    split = next((s for s in ("test", "val", "train") if s in name), None)
+    return Metric(name, not lower_is_better(name), 100.0 if acc else 1.0, " (%)" if acc else "",
+                  (0.0, 1.0) if acc else None, f"n_{split}" if acc and split else None)
+
+
+def check_report_options(metric: str, alpha: float, margin: Optional[float], compare: str,
+                         columns: Optional[Iterable[str]] = None) -> None:
+    """Every report option checked before anything is computed (or trained: `sweep --until-decided` calls this in
+    its plan); raises ValueError naming the fix."""
+    known = [m for m in METRICS if columns is None or m in set(columns)]
+    if metric not in known:
+        raise ValueError(unknown_name_message("metric", metric, known))
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be in (0, 1) (the family-wise error rate of the verdicts), got {alpha}; "
+                         "e.g. report.alpha=0.05 or --alpha 0.05.")
+    if margin is not None and not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be a positive number of metric points (the largest difference you would call "
+                         f"no difference, declared before looking: 1.0 = 1 percentage point of accuracy), got "
+                         f"{margin}; e.g. report.margin=0.5 or --margin 0.5.")
+    if compare not in COMPARE_MODES:
+        raise ValueError(unknown_name_message("compare mode", compare, COMPARE_MODES))

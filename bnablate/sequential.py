@@ -1,0 +1,205 @@
+"""`sweep --until-decided`: train the grid, look at its comparisons with the report's own statistics, add seeds only
+to the groups of undecided comparisons, and look again — until every comparison is decided or the seed cap — logging
+every look to decisions.csv. The intervals are anytime-valid, so stopping at a look keeps the error rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from .atomic import atomic_write_text
+from .reports.sources import load_sources
+from .reports.summary import as_labels, build_report
+from .sweep_plan import DataCache, SweepPlan, plan_sweep
+from .sweeps import Reporter, run_sweep
+from .train import ConfigError
+
+DECISIONS = "decisions.csv"
+DEFAULT_MAX_SEEDS = 12
+DEFAULT_SEED_STEP = 2
+
+Cell = Tuple[str, ...]  # a grid point: its job's overrides without the seed
+
+
+@dataclass
+class Look:
+    """One look: the schedule's seeds, the comparisons as the report computes them, and what comes next."""
+    index: int
+    seeds: List[int]
+    comparisons: pd.DataFrame
+    active: List[Cell] = field(default_factory=list)  # cells that get the next seeds (none: stop)
+    new_seeds: List[int] = field(default_factory=list)
+    stop: str = ""  # why it stopped ("" while it goes on)
+
+    all_cells: List[Cell] = field(default_factory=list)  # every cell of the sweep (to label the active ones)
+
+    def counts(self) -> Dict[str, int]:
+        return self.comparisons["verdict"].value_counts().to_dict() if not self.comparisons.empty else {}
+
+    def active_labels(self) -> List[str]:
+        """Each active cell by the overrides that tell the sweep's cells apart (e.g. 'variant=no_bn')."""
+        values: Dict[str, set] = {}
+        for cell in self.all_cells:
+            for item in cell:
+                values.setdefault(item.split("=", 1)[0], set()).add(item)
+        varying = {k for k, v in values.items() if len(v) > 1}
+        return [" ".join(i for i in cell if i.split("=", 1)[0] in varying) or "(defaults)" for cell in self.active]
+
+
+def _cell(job: Sequence[str]) -> Cell:
+    return tuple(item for item in job if not item.startswith("seed="))
+
+
+def grid_cells(plan: SweepPlan) -> Dict[Cell, Dict[int, str]]:
+    """cell → {seed: run key} for the plan's jobs."""
+    cells: Dict[Cell, Dict[int, str]] = {}
+    for job, cfg, key in zip(plan.jobs, plan.configs, plan.keys):
+        cells.setdefault(_cell(job), {})[int(cfg.seed)] = key
+    return cells
+
+
+def next_seeds(seeds: Sequence[int], step: int, max_seeds: int) -> List[int]:
+    """The next `step` integers above the largest seed, never past `max_seeds` seeds in all (deterministic)."""
+    room = max(0, min(step, max_seeds - len(seeds)))
+    top = max(seeds)
+    return list(range(top + 1, top + 1 + room))
+
+
+@dataclass
+class Settings:
+    """The report options the looks decide with (the same ones the end-of-sweep report uses)."""
+    metric: str
+    alpha: float
+    margin: Optional[float]
+    compare: str
+    baseline: str
+
+    @classmethod
+    def of(cls, plan: SweepPlan) -> "Settings":
+        """The first job's (plan_sweep checked every job's report options)."""
+        cfg = plan.configs[0]
+        return cls(str(cfg.report.metric), float(cfg.report.alpha),
+                   None if cfg.report.margin is None else float(cfg.report.margin), str(cfg.report.compare),
+                   str(cfg.sweep.baseline))
+
+
+def check_until_decided(plan: SweepPlan, max_seeds: int, seed_step: int) -> Settings:
+    """Every option of --until-decided checked before anything trains; ConfigError naming the fix."""
+    seeds = sorted({int(c.seed) for c in plan.configs})
+    if seed_step < 1:
+        raise ConfigError(f"--seed-step must be ≥ 1 (seeds added per look), got {seed_step}.")
+    if max_seeds < max(len(seeds), 2):
+        raise ConfigError(f"--max-seeds {max_seeds} is below the sweep's own {len(seeds)} seed(s) (or 2, the fewest "
+                          f"that can decide anything); give --max-seeds {max(len(seeds), 2) + seed_step} or more.")
+    first = plan.configs[0]
+    if any(str(c.report) != str(first.report) or c.sweep.baseline != first.sweep.baseline for c in plan.configs):
+        raise ConfigError("--until-decided needs one set of report options (report.*, sweep.baseline) for the whole "
+                          "sweep; set them once on the command line.")
+    return Settings.of(plan)
+
+
+def look_frame(out_dirs: Sequence[Path], keys: Sequence[str]) -> Tuple[pd.DataFrame, pd.DataFrame, List[str]]:
+    """The results and runs of exactly these run keys (other runs in the folders are not part of this sweep)."""
+    src = load_sources(out_dirs)
+    wanted = set(keys)
+    runs = src.runs[src.runs["run_key"].isin(wanted)] if not src.runs.empty else src.runs
+    results = src.results[src.results["run_key"].isin(wanted)] if not src.results.empty else src.results
+    return results, runs, src.identifying
+
+
+def decide_look(index: int, seeds: List[int], cells: Dict[Cell, Dict[int, str]], out_dirs: Sequence[Path],
+                settings: Settings) -> Look:
+    """Build the report's comparisons on the cells' runs at these seeds and list the cells of undecided ones."""
+    keys = [k for by_seed in cells.values() for s, k in by_seed.items() if s in seeds]
+    results, runs, identifying = look_frame(out_dirs, keys)
+    if runs.empty:
+        return Look(index, seeds, pd.DataFrame(), all_cells=list(cells))
+    # the verdicts only: the test-image bootstrap (descriptive) is left to the final report
+    report = build_report(results, runs, identifying, metric=settings.metric, baseline=settings.baseline,
+                          alpha=settings.alpha, margin=settings.margin, compare=settings.compare)
+    look = Look(index, seeds, report.comparisons, all_cells=list(cells))
+    if report.comparisons.empty:
+        return look
+    open_ = report.comparisons[report.comparisons["verdict"] == "undecided"]
+    context = [c for c in report.by if c != report.compared]
+    family = as_labels(runs, context).agg(" · ".join, axis=1) if context else pd.Series("all runs", index=runs.index)
+    label = as_labels(runs, [report.compared])[report.compared]
+    wanted = {(f, str(x)) for f, a, b in zip(open_["family"], open_["a"], open_["b"]) for x in (a, b)}
+    active_keys = set(runs.loc[[(f, g) in wanted for f, g in zip(family, label)], "run_key"])
+    look.active = [cell for cell, by_seed in cells.items() if active_keys & set(by_seed.values())]
+    return look
+
+
+LOG_COLUMNS = ["look", "n_seeds", "seeds", "family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high", "ci_level",
+               "e_value", "boundary", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "action"]
+
+
+def log_rows(look: Look, alpha: float) -> List[dict]:
+    """decisions.csv rows of one look: every comparison's statistic, boundary (k/α: E_n must reach it) and what the
+    look did next."""
+    rows = []
+    for _, c in look.comparisons.iterrows():
+        if c["verdict"] != "undecided":
+            action = "decided"
+        elif look.new_seeds:
+            action = f"add seeds {','.join(map(str, look.new_seeds))}"
+        else:
+            action = f"stop: {look.stop}"
+        rows.append({"look": look.index, "n_seeds": len(look.seeds), "seeds": ",".join(map(str, look.seeds)),
+                     **{k: c[k] for k in ("family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high", "ci_level",
+                                          "e_value", "p_adj", "p_tost_adj", "verdict", "seeds_needed")},
+                     "boundary": c["family_size"] / alpha, "action": action})
+    return rows
+
+
+def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFAULT_MAX_SEEDS,
+                      seed_step: int = DEFAULT_SEED_STEP) -> Tuple[List[Look], List[str]]:
+    """Train the planned grid, then look, add seeds where undecided, and look again; decisions.csv in every output
+    folder holds every look. Returns the looks and the run keys of every run the sweep planned. Deterministic: a
+    rerun replays the same looks on the same records and trains only what is missing (kill -9 at any point loses at
+    most the run in training)."""
+    settings = check_until_decided(plan, max_seeds, seed_step)
+    cells = grid_cells(plan)
+    seeds = sorted({s for by_seed in cells.values() for s in by_seed})
+    data: DataCache = plan.data
+    run_sweep(plan, reporter)
+    looks: List[Look] = []
+    rows: List[dict] = []
+    while True:
+        look = decide_look(len(looks), seeds, cells, plan.out_dirs, settings)
+        if not look.active:
+            look.stop = "every comparison decided" if not look.comparisons.empty else "no comparisons"
+        elif len(seeds) >= max_seeds:
+            look.stop = f"--max-seeds {max_seeds} reached"
+            look.active = []
+        else:
+            look.new_seeds = next_seeds(seeds, seed_step, max_seeds)
+        looks.append(look)
+        rows += log_rows(look, settings.alpha)
+        for folder in plan.out_dirs:
+            atomic_write_text(folder / DECISIONS, pd.DataFrame(rows, columns=LOG_COLUMNS).to_csv(
+                index=False, float_format="%.10g"))
+        reporter.look_done(look)
+        if look.stop:
+            return looks, [k for by_seed in cells.values() for k in by_seed.values()]
+        extras = [plan_sweep(list(cell) + [f"seed={','.join(map(str, look.new_seeds))}"], data=data)
+                  for cell in look.active]  # every cell planned (and checked) before any of them trains
+        for cell, extra in zip(look.active, extras):
+            for cfg, key in zip(extra.configs, extra.keys):
+                cells[cell][int(cfg.seed)] = key
+            reporter.runs_added(extra)
+        for extra in extras:
+            run_sweep(extra, reporter)
+        seeds = seeds + look.new_seeds
+
+
+def describe_rule(max_seeds: int, seed_step: int) -> str:
+    return (f"then, while a comparison is undecided, {seed_step} more seed(s) per look for its groups only, up to "
+            f"{max_seeds} seeds; every look is logged to {DECISIONS}")
+
+
+__all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "describe_rule", "grid_cells",
+           "next_seeds", "run_until_decided"]

@@ -1,0 +1,154 @@
+"""`sweep --until-decided`: seeds added only where a comparison is undecided, every look logged, deterministic on
+rerun and after an interruption, earlier runs reused, and the report's verdicts at the end."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import bnablate
+from bnablate.cli import app
+from bnablate.sequential import DECISIONS, next_seeds
+from bnablate.sweeps import Reporter
+
+# MLP on the embedded digits, 2 epochs: BN vs no BN is decided in a few looks, in seconds per run
+GRID = ["model=mlp", "train.epochs=2", "variant=no_bn,bn_pre_act", "seed=range(3)"]
+
+
+class Counting(Reporter):
+    """Counts the runs that actually trained (skipped ones are reported as such); can interrupt after n of them."""
+
+    def __init__(self, stop_after=None):
+        self.trained, self.stop_after = [], stop_after
+
+    def run_done(self, record):
+        if not record.get("skipped"):
+            self.trained.append(record["run_key"])
+            if self.stop_after is not None and len(self.trained) >= self.stop_after:
+                raise KeyboardInterrupt
+
+
+def test_next_seeds_are_deterministic_and_capped():
+    assert next_seeds([0, 1, 2], 2, 12) == [3, 4]
+    assert next_seeds([5, 9, 11], 3, 12) == [12, 13, 14]
+    assert next_seeds(list(range(11)), 2, 12) == [11] and next_seeds(list(range(12)), 2, 12) == []
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ud") / "runs"
+    counting = Counting()
+    runs = bnablate.sweep(GRID, out_dir=out, reporter=counting, until_decided=True, max_seeds=9, seed_step=2)
+    return out, runs, counting
+
+
+def test_adds_seeds_until_bn_vs_no_bn_is_decided_and_logs_every_look(decided):
+    out, runs, counting = decided
+    log = pd.read_csv(out / DECISIONS)
+    assert list(log["look"]) == list(range(len(log))) and len(log) >= 2  # one comparison, one row per look
+    assert (log["verdict"].iloc[:-1] == "undecided").all() and log["verdict"].iloc[-1] == "better"
+    assert log["action"].iloc[-1] == "decided" and log["action"].iloc[0] == "add seeds 3,4"
+    assert (log["boundary"] == 1 / 0.05).all()  # one comparison: E_n must reach 1/α
+    n = int(log["n_seeds"].iloc[-1])
+    assert len(runs) == len(counting.trained) == 2 * n and sorted(runs["seed"].unique()) == list(range(n))
+    report = bnablate.report(out, formats=["csv"])  # the CLI writes it at the end of the sweep; the API on request
+    summary = pd.read_csv(out / "report" / "summary.csv")
+    assert set(summary["verdict"].dropna()) <= {"better", "worse", "equivalent", "undecided"}
+    assert summary.set_index("variant").at["bn_pre_act", "verdict"] == "better"
+    assert report.comparisons["n_pairs"].iloc[0] == n
+
+
+def test_rerunning_trains_nothing_and_reaches_the_same_decisions(decided):
+    out, runs, _ = decided
+    before = (out / DECISIONS).read_bytes()
+    counting = Counting()
+    again = bnablate.sweep(GRID, out_dir=out, reporter=counting, until_decided=True, max_seeds=9, seed_step=2)
+    assert counting.trained == [] and sorted(again["run_key"]) == sorted(runs["run_key"])
+    assert (out / DECISIONS).read_bytes() == before
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_decisions_training_each_run_once(decided, tmp_path):
+    out, runs, _ = decided
+    first = Counting(stop_after=len(runs) - 1)  # interrupted inside the last look's runs
+    with pytest.raises(KeyboardInterrupt):
+        bnablate.sweep(GRID, out_dir=tmp_path, reporter=first, until_decided=True, max_seeds=9, seed_step=2)
+    second = Counting()
+    bnablate.sweep(GRID, out_dir=tmp_path, reporter=second, until_decided=True, max_seeds=9, seed_step=2)
+    assert not set(first.trained) & set(second.trained)  # no run trained twice
+    assert sorted(first.trained + second.trained) == sorted(runs["run_key"])
+    assert (tmp_path / DECISIONS).read_bytes() == (out / DECISIONS).read_bytes()
+
+
+def test_finished_runs_of_an_earlier_plain_sweep_count(decided, tmp_path):
+    out, runs, _ = decided
+    plain = Counting()
+    bnablate.sweep([*GRID[:-1], "seed=range(5)"], out_dir=tmp_path, reporter=plain)
+    later = Counting()
+    bnablate.sweep(GRID, out_dir=tmp_path, reporter=later, until_decided=True, max_seeds=9, seed_step=2)
+    assert len(plain.trained) == 10 and len(later.trained) == len(runs) - 10  # seeds 3, 4 were already there
+    assert (tmp_path / DECISIONS).read_bytes() == (out / DECISIONS).read_bytes()
+
+
+def test_undecided_at_the_cap_is_an_answer_with_the_seeds_it_would_take(tmp_path):
+    """bn_pre_act vs bn_pre_act_bias differ by a bias BN cancels: equivalence within 0.01 points is out of reach of
+    3 seeds, so the cap stops the sweep and says how many seeds deciding would take."""
+    res = CliRunner().invoke(app, ["sweep", "model=mlp", "train.epochs=1", "variant=bn_pre_act,bn_pre_act_bias",
+                                   "sweep.baseline=bn_pre_act", "report.margin=0.01", "seed=range(2)",
+                                   "--until-decided", "--max-seeds", "3", "--seed-step", "1", f"out_dir={tmp_path}"],
+                             terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "stop: --max-seeds 3 reached; undecided at the cap: bn_pre_act_bias vs bn_pre_act (~" in res.output
+    log = pd.read_csv(tmp_path / DECISIONS)
+    assert list(log["n_seeds"]) == [2, 3] and log["action"].iloc[-1] == "stop: --max-seeds 3 reached"
+    assert log["seeds_needed"].iloc[-1] > 3
+
+
+def test_dry_run_names_the_rule_and_trains_nothing(tmp_path):
+    res = CliRunner().invoke(app, ["sweep", *GRID, "--until-decided", "--dry-run", f"out_dir={tmp_path}"],
+                             terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "2 more seed(s) per look for its groups only, up to 12 seeds" in res.output
+    assert not (tmp_path / "records").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_look_then_rerun_reaches_the_same_decisions_training_each_run_once(decided, tmp_path):
+    out, runs, _ = decided
+    cmd = [sys.executable, "-m", "bnablate", "sweep", *GRID, "--until-decided", "--max-seeds", "9", "--seed-step", "2",
+           f"out_dir={tmp_path}"]
+    env = {**os.environ, "COLUMNS": "200"}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         start_new_session=True)
+    records = tmp_path / "records"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(records.glob("*.json"))) < 7:  # inside the second look's runs
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate()
+    kept = {f.name: f.read_bytes() for f in records.glob("*.json")}
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    final = {f.name: f.read_bytes() for f in records.glob("*.json")}
+    assert len(final) == len(runs) and all(final[name] == data for name, data in kept.items())  # none retrained
+    assert (tmp_path / DECISIONS).read_bytes() == (out / DECISIONS).read_bytes()
+
+
+@pytest.mark.slow
+def test_the_issues_done_when_command(tmp_path):
+    """bnablate sweep variant=no_bn,bn_pre_act,bn_post_act --until-decided --max-seeds 12 train.epochs=2 out_dir=D"""
+    args = ["sweep", "variant=no_bn,bn_pre_act,bn_post_act", "--until-decided", "--max-seeds", "12",
+            "train.epochs=2", f"out_dir={tmp_path / 'D'}"]
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(tmp_path / "D" / "report" / "summary.csv").set_index("variant")
+    assert set(summary["verdict"].dropna()) <= {"better", "worse", "equivalent", "undecided"}
+    assert summary.at["bn_pre_act", "verdict"] == "better" and (tmp_path / "D" / DECISIONS).exists()
+    again = CliRunner().invoke(app, args, terminal_width=200)
+    assert again.exit_code == 0 and "ok, test_acc" not in again.output  # nothing trained
+    shutil.rmtree(tmp_path / "D")
