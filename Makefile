@@ -114,7 +114,7 @@ repro-eval-stats: setup ## BN at evaluation: eval() running stats vs no_grad bat
 	$(call repro,repro_eval_stats,repro-eval-stats)
 
 repro-resnet: setup ## ResNet-20 on CIFAR-10: BN in residual blocks ((a)–(e) of He et al. 2016, no norm, SkipInit, zero-γ) + depth 56
-	$(call repro,repro_resnet,repro-resnet,$(RN_SMOKE) model.depth=8,$(call until,10))
+	$(call repro,repro_resnet,repro-resnet,$(RN_SMOKE) model.depth=8,$(call until,9))
 	$(call repro,repro_resnet_depth,repro-resnet,$(RN_SMOKE) model.depth=8$(comma)14)
 	$(BIN)/bnablate report $(call out,repro-resnet) --pivot model.depth --out $(call out,repro-resnet)/report-depth
 

@@ -33,7 +33,6 @@ class Look:
     active: List[Cell] = field(default_factory=list)  # cells that get the next seeds (none: stop)
     new_seeds: List[int] = field(default_factory=list)
     stop: str = ""  # why it stopped ("" while it goes on)
-
     all_cells: List[Cell] = field(default_factory=list)  # every cell of the sweep (to label the active ones)
 
     def counts(self) -> Dict[str, int]:
@@ -69,7 +68,7 @@ def next_seeds(seeds: Sequence[int], step: int, max_seeds: int) -> List[int]:
 
 
 @dataclass
-class Settings:
+class LookOptions:
     """The report options the looks decide with (the same ones the end-of-sweep report uses)."""
     metric: str
     alpha: float
@@ -78,7 +77,7 @@ class Settings:
     baseline: str
 
     @classmethod
-    def of(cls, plan: SweepPlan) -> "Settings":
+    def of(cls, plan: SweepPlan) -> "LookOptions":
         """The first job's (plan_sweep checked every job's report options)."""
         cfg = plan.configs[0]
         return cls(str(cfg.report.metric), float(cfg.report.alpha),
@@ -86,7 +85,7 @@ class Settings:
                    str(cfg.sweep.baseline))
 
 
-def check_until_decided(plan: SweepPlan, max_seeds: int, seed_step: int) -> Settings:
+def check_until_decided(plan: SweepPlan, max_seeds: int, seed_step: int) -> LookOptions:
     """Every option of --until-decided checked before anything trains; ConfigError naming the fix."""
     seeds = sorted({int(c.seed) for c in plan.configs})
     if seed_step < 1:
@@ -98,7 +97,7 @@ def check_until_decided(plan: SweepPlan, max_seeds: int, seed_step: int) -> Sett
     if any(str(c.report) != str(first.report) or c.sweep.baseline != first.sweep.baseline for c in plan.configs):
         raise ConfigError("--until-decided needs one set of report options (report.*, sweep.baseline) for the whole "
                           "sweep; set them once on the command line.")
-    return Settings.of(plan)
+    return LookOptions.of(plan)
 
 
 def look_frame(out_dirs: Sequence[Path], keys: Sequence[str]) -> Tuple[pd.DataFrame, pd.DataFrame, List[str]]:
@@ -111,7 +110,7 @@ def look_frame(out_dirs: Sequence[Path], keys: Sequence[str]) -> Tuple[pd.DataFr
 
 
 def decide_look(index: int, seeds: List[int], cells: Dict[Cell, Dict[int, str]], out_dirs: Sequence[Path],
-                settings: Settings) -> Look:
+                settings: LookOptions) -> Look:
     """Build the report's comparisons on the cells' runs at these seeds and list the cells of undecided ones."""
     keys = [k for by_seed in cells.values() for s, k in by_seed.items() if s in seeds]
     results, runs, identifying = look_frame(out_dirs, keys)
@@ -185,15 +184,18 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFA
         reporter.look_done(look)
         if look.stop:
             return looks, [k for by_seed in cells.values() for k in by_seed.values()]
-        extras = [plan_sweep(list(cell) + [f"seed={','.join(map(str, look.new_seeds))}"], data=data)
-                  for cell in look.active]  # every cell planned (and checked) before any of them trains
-        for cell, extra in zip(look.active, extras):
+        seeds = seeds + look.new_seeds
+        # an active cell gets every seed of the schedule it lacks: the new ones, and those it skipped while decided
+        # (pairs mode can reopen a comparison), so its pairs never have gaps
+        missing = {cell: [s for s in seeds if s not in cells[cell]] for cell in look.active}
+        extras = [plan_sweep(list(cell) + [f"seed={','.join(map(str, missing[cell]))}"], data=data)
+                  for cell in look.active if missing[cell]]  # every cell planned (and checked) before any trains
+        for cell, extra in zip([c for c in look.active if missing[c]], extras):
             for cfg, key in zip(extra.configs, extra.keys):
                 cells[cell][int(cfg.seed)] = key
             reporter.runs_added(extra)
         for extra in extras:
             run_sweep(extra, reporter)
-        seeds = seeds + look.new_seeds
 
 
 def describe_rule(max_seeds: int, seed_step: int) -> str:
