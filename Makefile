@@ -11,7 +11,8 @@ DATA_ROOT ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 # $(RUNS)/repro-NAME-smoke. ../shared/data holds a faithfully re-packed CIFAR-10 whose md5s differ from torchvision's
 # list (see ../shared/README.md), so verification is off only when that folder is the data root.
 SCALE  ?= full
-DEMO_SEEDS ?= 10
+# the demo decides its 7 BN-vs-none comparisons at 11–13 seeds (docs/reports.md#reading-the-default-sweep)
+DEMO_SEEDS ?= 16
 RUNS   ?= runs
 VERIFY ?= $(if $(wildcard ../shared/data),false,true)
 SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500

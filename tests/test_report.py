@@ -107,6 +107,19 @@ def test_lost_seeds_keep_the_pairing_and_are_named(tmp_path):
     assert any("seeds 2 left out" in n and "2 failed" in n for n in rep.notes)
 
 
+def test_seeds_one_side_never_ran_are_one_note_not_a_loss(tmp_path):
+    """--until-decided gives seeds only to undecided cells: unequal seed sets are said once per family, not as losses."""
+    for seed in range(5):
+        write_record(tmp_path, make_record([f"seed={seed}", "variant=bn_pre_act"], test_acc=(340 + seed) / 359))
+        if seed < 3:
+            write_record(tmp_path, make_record([f"seed={seed}", "variant=no_bn"], test_acc=(330 + seed) / 359))
+    rep = bnablate_report(tmp_path)
+    row = rep.summary.set_index("variant").loc["bn_pre_act"]
+    assert row["n_pairs"] == 3 and row["lost_seeds"] == "3,4"
+    assert not any("left out" in n for n in rep.notes)
+    assert any("different numbers of seeds (bn_pre_act 5, no_bn 3)" in n for n in rep.notes), rep.notes
+
+
 def test_a_factor_left_out_of_by_is_refused(tmp_path):
     for lr in (0.01, 0.1):
         for seed in range(3):
@@ -259,3 +272,17 @@ def test_baseline_can_be_a_value_of_another_factor(tmp_path):
     assert "Δ vs finetune.bn=train" in (tmp_path / "report" / "summary.md").read_text()
     bad = CliRunner().invoke(app, ["report", str(tmp_path), "--baseline", "finetune.bm=train", "--format", "csv"])
     assert bad.exit_code == 2 and "unknown column 'finetune.bm'" in bad.output
+
+
+def test_rank_agrees_with_the_verdicts_shown(tmp_path):
+    """Baseline mode: the baseline, decided worse than both, ranks last; the two never compared share rank 1."""
+    for seed in range(12):
+        wobble = (seed % 3) / 359
+        write_record(tmp_path, make_record([f"seed={seed}", "variant=no_bn"], test_acc=300 / 359 + wobble))
+        write_record(tmp_path, make_record([f"seed={seed}", "variant=bn_pre_act"], test_acc=340 / 359 + wobble))
+        write_record(tmp_path, make_record([f"seed={seed}", "variant=bn_post_act"], test_acc=330 / 359 + 2 * wobble))
+    s = bnablate_report(tmp_path).summary.set_index("variant")
+    assert s.at["bn_pre_act", "verdict"] == s.at["bn_post_act", "verdict"] == "better"
+    assert s.at["bn_pre_act", "rank"] == s.at["bn_post_act", "rank"] == 1 and s.at["no_bn", "rank"] == 3
+    pairs = bnablate_report(tmp_path, compare="pairs").summary.set_index("variant")
+    assert pairs["rank"].to_dict() == {"no_bn": 3, "bn_pre_act": 1, "bn_post_act": 2}

@@ -11,9 +11,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ..stats import PHI, Verdict, compare_paired, decide
+from ..stats import PHI, Verdict, compare_paired
 from ..stats.bootstrap import seeds_and_tests
-from ..stats.decide import ABOVE, BELOW, difference_variance
 from .metrics import Metric
 
 
@@ -133,12 +132,24 @@ def compare_groups(summary: pd.DataFrame, by: Sequence[str], settings: Settings,
     if described:
         notes.insert(0, f"Families (Bonferroni within each, α={settings.alpha:g}; {settings.margin_text()}): "
                         + "; ".join(described) + ".")
+    unequal = set()  # families whose groups simply ran different seed sets (say so once, not per pair)
     for _, r in frame.iterrows():
-        if r["lost_seeds"]:
-            why = "; ".join(f"{r[side]}: {_why_lost(summary.at[r[f'_{s}'], '_status'], r['lost_seeds'])}"
-                            for side, s in (("a", "i"), ("b", "j")))
-            notes.append(f"{r['family']}: {r['a']} vs {r['b']} paired on seeds {r['seeds'] or 'none'}; seeds "
-                         f"{r['lost_seeds']} left out ({why}).")
+        if not r["lost_seeds"]:
+            continue
+        status = [summary.at[r[f"_{s}"], "_status"] for s in ("i", "j")]
+        lost = [int(s) for s in r["lost_seeds"].split(",")]
+        if all(st.get(s) in (None, "ok") for s in lost for st in status):
+            unequal.add(r["family"])  # every left-out seed was never run on one side: nothing failed
+            continue
+        why = "; ".join(f"{r[side]}: {_why_lost(st, r['lost_seeds'])}" for side, st in zip(("a", "b"), status))
+        notes.append(f"{r['family']}: {r['a']} vs {r['b']} paired on seeds {r['seeds'] or 'none'}; seeds "
+                     f"{r['lost_seeds']} left out ({why}).")
+    for family, index in families(summary, by, compared):
+        if family in unequal:
+            counts = ", ".join(f"{labels[i]} {len(summary.at[i, '_status'])}"
+                               for i in sorted(index, key=lambda i: labels[i]))
+            notes.append(f"{family}: groups ran different numbers of seeds ({counts}); each comparison pairs the "
+                         "seeds both sides ran (its n_pairs).")
     return frame, notes
 
 
@@ -147,29 +158,17 @@ def _why_lost(status: Mapping[int, str], lost: str) -> str:
     return ", ".join(f"{s} {status.get(s, 'missing')}" for s in seeds)
 
 
-def pairwise_rank(summary: pd.DataFrame, by: Sequence[str], settings: Settings) -> Tuple[pd.Series, pd.Series]:
-    """(rank, decided): per group, 1 + the number of groups of its context decided better than it over all pairs
-    (Bonferroni over the pairs, the same interval as the verdicts); `decided` is True for the contexts where at least
-    one pair is decided (elsewhere every group is rank 1 because nothing is known, and nothing is bolded)."""
+def verdict_rank(summary: pd.DataFrame, comparisons: pd.DataFrame) -> Tuple[pd.Series, pd.Series]:
+    """(rank, decided): per group, 1 + the number of groups decided better than it by the report's own comparisons
+    (vs the baseline, or all pairs), so the rank never disagrees with a verdict in the table; `decided` is True for
+    the families where at least one comparison is decided better or worse (elsewhere every group is rank 1 because
+    nothing is known, and nothing is bolded)."""
     rank = pd.Series(1, index=summary.index, dtype=float)
     decided = pd.Series(False, index=summary.index)
-    for _, index in families(summary, by, settings.compared):
-        pairs = list(itertools.combinations(index, 2))
-        if not pairs:
-            continue
-        stats = []
-        for i, j in pairs:
-            a, b = summary.at[i, "_values"], summary.at[j, "_values"]
-            d = np.array([a[s] - b[s] for s in sorted(set(a) & set(b))])
-            stats.append((d.mean() if len(d) else 0.0, difference_variance(d, summary.at[i, "_resolution"])
-                          if len(d) >= 2 else 1.0, len(d)))
-        dbar, s2, n = map(np.array, zip(*stats))
-        code = decide(dbar, s2, n, len(pairs), settings.alpha)["code"]
-        for (i, j), c in zip(pairs, code):
-            if c in (ABOVE, BELOW):
-                a_wins = (c == ABOVE) == settings.metric.higher_is_better
-                rank[j if a_wins else i] += 1
-                decided[index] = True
+    for _, r in comparisons.iterrows():  # a row says what a is to b
+        if r["verdict"] in (Verdict.BETTER.value, Verdict.WORSE.value):
+            rank[r["_j"] if r["verdict"] == Verdict.BETTER.value else r["_i"]] += 1
+            decided[summary["family"] == r["family"]] = True
     return rank, decided
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..atomic import atomic_write_text
+from .comparisons import split_baseline
 from .summary import Report
 
 VERDICT_MARK = {"better": ">", "worse": "<", "equivalent": "≈", "undecided": "?"}
@@ -127,7 +128,9 @@ def display_frame(report: Report) -> pd.DataFrame:
         out["p TOST (adj)"] = [_p(x) for x in s["p_tost_adj"]]
         out["P(better)"] = [p_improve(r) for _, r in s.iterrows()]
         out["d_z"] = [_num(x) for x in s["effect_dz"]]
-        out["verdict"] = [verdict_text(r, m) for _, r in s.iterrows()]
+        compared, value = split_baseline(report.baseline)
+        out["verdict"] = ["baseline" if str(r[compared]) == value and r["family"] else verdict_text(r, m)
+                          for _, r in s.iterrows()]
     else:
         for col, name in (("n_better", "better than"), ("n_equivalent", "equivalent to"), ("n_worse", "worse than"),
                           ("n_undecided", "undecided with")):

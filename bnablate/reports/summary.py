@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..config import KEYS
 from ..stats import km_median, mean_ci
-from .comparisons import Settings, attach_baseline, compare_groups, families, pairwise_rank, split_baseline
+from .comparisons import Settings, attach_baseline, compare_groups, families, split_baseline, verdict_rank
 from .metrics import check_report_options, lower_is_better, metric_info
 
 __all__ = ["ALWAYS", "Report", "as_labels", "build_report", "default_by", "lower_is_better", "split_baseline",
@@ -190,7 +190,7 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
     attach_baseline(summary, comparisons, settings)
     for label, index in families(summary, by, compared):  # every group, the baseline's row included
         summary.loc[index, "family"] = label
-    summary["rank"], summary["rank_decided"] = pairwise_rank(summary, by, settings)
+    summary["rank"], summary["rank_decided"] = verdict_rank(summary, comparisons)
     notes = [_numerics_note(runs), _method_note(settings)] + comparison_notes + _notes(summary, metric)
     summary = summary.drop(columns=["_values", "_runs", "_status", "_resolution"])
     comparisons = comparisons.drop(columns=["_i", "_j"], errors="ignore")
