@@ -17,6 +17,8 @@ from .sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decide
 from .sweep_plan import SweepPlan, plan_sweep
 from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
+from .tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, check_tune, merge, parse_tune, run_parts,
+                     run_tuning)
 
 PathLike = Union[str, Path]
 
@@ -40,13 +42,19 @@ def plan(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None) -> S
 
 def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
           reporter: Optional[Reporter] = None, until_decided: bool = False, max_seeds: int = DEFAULT_MAX_SEEDS,
-          seed_step: int = DEFAULT_SEED_STEP) -> pd.DataFrame:
+          seed_step: int = DEFAULT_SEED_STEP, tune: Sequence[str] = (), tune_seeds: int = DEFAULT_TUNE_SEEDS,
+          tune_mode: str = "per-variant", tune_metric: str = DEFAULT_TUNE_METRIC) -> pd.DataFrame:
     """Train a grid of runs, as `bnablate sweep OVERRIDES` does, and return its runs.csv rows (one per planned run:
     finished ones from earlier sweeps included, failed runs as rows with status 'failed').
 
     until_decided: as `--until-decided`: after the grid, add `seed_step` seeds at a time to the groups of every
     comparison still undecided (report.* and sweep.baseline say what is compared and how), up to `max_seeds` seeds,
     logging each look to OUT_DIR/decisions.csv (docs/statistics.md).
+
+    tune: as `--tune`, e.g. ["optim.lr=0.003,0.03,0.3"]: first train every candidate on `tune_seeds` tuning seeds
+    (1000, 1001, …) into OUT_DIR/tuning, select per variant (tune_mode "per-variant") or one value for all
+    ("shared") on the validation metric `tune_metric`, then train each variant at its selected values on the sweep's
+    seeds (docs/sweeps.md, 'Tuning before comparing').
 
     overrides: Hydra overrides, e.g. ["variant=no_bn,bn_pre_act", "seed=range(3)"] or ["sweep=repro_bias"]; the
     default is the `placement` preset on the embedded digits data. out_dir: where records and tables go (default:
@@ -55,8 +63,11 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     trains (ConfigError/DataError); OutputError when the folder cannot take results (before training) or a record
     could not be written (after every other run)."""
     sweep_plan = plan(overrides, out_dir)
+    spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
+    if spec is not None:
+        check_tune(sweep_plan, spec)  # before anything is written
     if until_decided:
-        check_until_decided(sweep_plan, max_seeds, seed_step)  # before anything is written
+        check_until_decided(sweep_plan, max_seeds, seed_step)
     for folder in sweep_plan.out_dirs:
         check_writable(folder)
     quarantine_bad_records(sweep_plan)  # bad files moved aside, bytes intact: their runs train again
@@ -64,7 +75,16 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     reporter.sweep_planned(sweep_plan)
     keys = list(sweep_plan.keys)
     try:
-        if until_decided:
+        if spec is not None:
+            parts, _ = run_tuning(sweep_plan, spec, reporter)
+            tuned = merge(parts, sweep_plan.data)
+            keys = list(tuned.keys)
+            if until_decided:
+                keys = run_until_decided(tuned, reporter, max_seeds, seed_step,
+                                         train=lambda: run_parts(parts, reporter))[1]
+            else:
+                run_parts(parts, reporter)
+        elif until_decided:
             keys = run_until_decided(sweep_plan, reporter, max_seeds, seed_step)[1]
         else:
             run_sweep(sweep_plan, reporter)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -155,7 +155,8 @@ def log_rows(look: Look, alpha: float) -> List[dict]:
 
 
 def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFAULT_MAX_SEEDS,
-                      seed_step: int = DEFAULT_SEED_STEP) -> Tuple[List[Look], List[str]]:
+                      seed_step: int = DEFAULT_SEED_STEP, train: Optional[Callable[[], None]] = None
+                      ) -> Tuple[List[Look], List[str]]:
     """Train the planned grid, then look, add seeds where undecided, and look again; decisions.csv in every output
     folder holds every look. Returns the looks and the run keys of every run the sweep planned. Deterministic: a
     rerun replays the same looks on the same records and trains only what is missing (kill -9 at any point loses at
@@ -164,7 +165,7 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFA
     cells = grid_cells(plan)
     seeds = sorted({s for by_seed in cells.values() for s in by_seed})
     data: DataCache = plan.data
-    run_sweep(plan, reporter)
+    train() if train is not None else run_sweep(plan, reporter)  # train: a plan of parts (sweep --tune) runs each
     looks: List[Look] = []
     rows: List[dict] = []
     while True:

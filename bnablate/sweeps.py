@@ -44,6 +44,9 @@ class Reporter:
     def look_done(self, look: Any) -> None:
         """`sweep --until-decided` looked at its comparisons (a sequential.Look)."""
 
+    def tuning_done(self, selection: Any, spec: Any) -> None:
+        """`sweep --tune` selected each cell's values (a tuning.Selection; spec: the tuning.TuneSpec)."""
+
     def pack_failed(self, size: int, error: BaseException) -> None:
         warnings.warn(f"a pack of {size} runs could not train as a pack ({type(error).__name__}: {error}); its runs "
                       "train one by one instead.")

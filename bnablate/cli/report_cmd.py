@@ -73,6 +73,9 @@ def report_cmd(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Fail (exit 2) when a file in records/ is unreadable or not a valid record, instead of "
                          "warning and leaving it out.")] = False,
+    allow_unequal_budgets: Annotated[bool, typer.Option(
+        "--allow-unequal-budgets", help="Report groups that `sweep --tune` tuned under different grids or budgets "
+                                        "(refused by default: the better-tuned side would be favoured).")] = False,
 ) -> None:
     """Group runs by the factors that vary, report mean ± 95% CI per group, and compare groups (with a baseline, or all
     pairs) on the seeds both have: each comparison is better, worse, equivalent (within the margin) or undecided, read
@@ -84,7 +87,8 @@ def report_cmd(
                             by=[c.strip() for c in by.split(",")] if by else None, formats=formats, alpha=alpha,
                             pivot=pivot, trained_above=trained_above,
                             per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None,
-                            strict=strict, margin=margin, compare=compare)
+                            strict=strict, margin=margin, compare=compare,
+                            allow_unequal_budgets=allow_unequal_budgets)
     except ValueError as e:
         fail(str(e))
     warn_bad_records(report.bad_records)

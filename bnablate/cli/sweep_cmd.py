@@ -16,6 +16,7 @@ from ..results.schema import QUARANTINE_DIR, RecordError
 from ..sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decided, describe_rule
 from ..sweeps import Reporter
 from ..train import ConfigError
+from ..tuning import DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, check_tune, parse_tune
 from ..variants import variant_label
 from .common import CONFIG_ERRORS, complete_override, console, explain, fail
 from .report_cmd import print_report
@@ -97,6 +98,13 @@ class SweepReporter(ProgressReporter):
     def runs_added(self, plan) -> None:
         self.progress.update(self.runs, total=self.progress.tasks[0].total + len(plan.jobs))
 
+    def tuning_done(self, selection, spec) -> None:
+        for _, r in selection.table.iterrows():
+            chosen = ", ".join(f"{k}={r[f'selected.{k}']}" for k in spec.grid if r[f"selected.{k}"])
+            what = f"{chosen} ({spec.metric} {100 * float(r['score']):.2f})" if chosen else "every candidate failed"
+            self.progress.console.print(f"tuned {r['group']} ({r['context']}): {what}", highlight=False,
+                                        soft_wrap=True)
+
     def look_done(self, look) -> None:
         counts = look.counts()
         verdicts = ", ".join(f"{counts[v]} {v}" for v in ("better", "worse", "equivalent", "undecided") if v in counts)
@@ -127,22 +135,43 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
               seed_step: Annotated[int, typer.Option(
                   help="--until-decided: seeds added per look (they train as a pack where packing applies).")
               ] = DEFAULT_SEED_STEP,
+              tune: Annotated[Optional[List[str]], typer.Option(
+                  help="KEY=V1,V2,… (repeatable; a grid over several keys): first train every value on --tune-seeds "
+                       "tuning seeds into OUT_DIR/tuning, choose per variant on the validation split, then train "
+                       "each variant at its own choice on the sweep's seeds (docs/sweeps.md).")] = None,
+              tune_seeds: Annotated[int, typer.Option(
+                  help="--tune: tuning seeds per candidate (1000, 1001, …; never evaluation seeds).")
+              ] = DEFAULT_TUNE_SEEDS,
+              tune_mode: Annotated[str, typer.Option(
+                  help="--tune: per-variant (each variant its own best value) or shared (one value for all, by the "
+                       "mean over variants).")] = "per-variant",
+              tune_metric: Annotated[str, typer.Option(
+                  help=f"--tune: the validation metric that chooses ({', '.join(TUNE_METRICS)}).")
+              ] = DEFAULT_TUNE_METRIC,
               ) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
     overrides = list(overrides or [])
     reporter = SweepReporter(0)
     try:
+        spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
         if dry_run:
             sweep_plan = api.plan(overrides)
             lines = sweep_plan.describe()
+            if spec is not None:
+                check_tune(sweep_plan, spec)
+                lines.append(f"then {spec.describe()}, before the evaluation runs above train at each variant's "
+                             "selected values")
             if until_decided:
                 check_until_decided(sweep_plan, max_seeds, seed_step)
                 lines.append(describe_rule(max_seeds, seed_step))
             for line in lines:
                 console.print(line, highlight=False, soft_wrap=True)
             return
+        if spec is not None:
+            console.print(spec.describe(), highlight=False, soft_wrap=True)
         runs = api.sweep(overrides, reporter=reporter, until_decided=until_decided, max_seeds=max_seeds,
-                         seed_step=seed_step)
+                         seed_step=seed_step, tune=tune or (), tune_seeds=tune_seeds, tune_mode=tune_mode,
+                         tune_metric=tune_metric)
     except (ConfigError, UnknownNameError, DataError, RecordError) as e:
         fail(str(e))
     except CONFIG_ERRORS as e:

@@ -16,6 +16,7 @@ from .render import FILES, WRITERS, rich_table
 from .sources import load_sources, table_files
 from ..loggers import log_report_to_trackers
 from .summary import Report, build_report
+from .tuned import load_tuned, selected_columns, sensitivity
 
 FORMATS = ("csv", "md", "tex", "png", "html")  # png = the figures (PNG and PDF); html = report/index.html
 
@@ -49,13 +50,15 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
                 baseline: Optional[str] = None, target: Optional[float] = None, by: Optional[Sequence[str]] = None,
                 formats: Sequence[str] = FORMATS, alpha: Optional[float] = None, pivot: Optional[str] = None,
                 trained_above: Optional[float] = None, per_epoch: Optional[Sequence[str]] = None,
-                strict: bool = False, margin: Optional[float] = None, compare: Optional[str] = None
-                ) -> tuple[Report, List[Path]]:
+                strict: bool = False, margin: Optional[float] = None, compare: Optional[str] = None,
+                allow_unequal_budgets: bool = False) -> tuple[Report, List[Path]]:
     """Build the report from the records in `dirs` and write it under `out` (default: first dir / report).
     metric, alpha, margin, compare, baseline, pivot, trained_above, per_epoch left None take the runs' configured
     values (`preset_options`: report.* and the sweep preset's). pivot: also a table/figure of the metric against that
     factor; per_epoch: also those metrics at every epoch. A bad file in records/ is left out and named in the notes
-    (and report.bad_records); strict: a RecordError instead."""
+    (and report.bad_records); strict: a RecordError instead. A folder tuned by `sweep --tune` reports each group at
+    its selected values (selected.* columns, the sensitivity figure); groups tuned under different budgets are
+    refused unless allow_unequal_budgets."""
     src = load_sources(dirs)  # read once: the preset's report options and the tables both come from them
     if strict and src.bad:
         raise strict_error(src.bad)
@@ -70,8 +73,14 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
                                                                      else None)
     per_epoch = list(per_epoch if per_epoch is not None else preset["per_epoch"])
     results, runs = src.results, src.runs
+    tuned = load_tuned(dirs)
+    unequal = tuned.check_budgets(allow_unequal_budgets) if tuned is not None else None
     report = build_report(results, runs, src.identifying, metric=metric, baseline=baseline, target=target, by=by,
-                          alpha=alpha, margin=margin, compare=compare, correctness=src.correctness())
+                          alpha=alpha, margin=margin, compare=compare, correctness=src.correctness(),
+                          not_factors=tuned.columns if tuned is not None else ())
+    if tuned is not None and not report.summary.empty:
+        selected_columns(report.summary, runs, report.by, tuned)
+        report.notes[1:1] = [tuned.note()] + ([unequal] if unequal else [])
     report.bad_records = src.bad
     report.notes[:0] = [f"{b.line()}; left out of this report." for b in src.bad]
     report.notes[:0] = [f"{d} has no records/: read from its tables ({', '.join(p.name for p in table_files(d).values())}"
@@ -93,6 +102,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
             written += plots.learning_curves(results, report, out)
             written += plots.final_metric(report, out)
             written += plots.time_to_target(report, out)
+            written += sensitivity(tuned, out) if tuned is not None else []
     if pivot:
         frame, paths = write_pivot(report, pivot, out, trained_above)
         report.views[f"{metric} by {pivot} (mean ± 95% CI half-width)"] = frame

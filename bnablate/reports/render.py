@@ -102,11 +102,18 @@ def header(report: Report) -> str:
             f"CIs at 1 − α/k per family; {margin}; α={report.alpha:g}")
 
 
+def selected(frame: pd.DataFrame) -> List[str]:
+    """The selected.<key> columns `sweep --tune` adds (none for an untuned sweep)."""
+    return [c for c in frame.columns if str(c).startswith("selected.")]
+
+
 def display_frame(report: Report) -> pd.DataFrame:
     """The human-readable summary (strings), sorted by context then rank."""
     s = sorted_summary(report)
     m, unit = report.metric, (" (%)" if "acc" in report.metric else "")
     out: Dict[str, List[str]] = {c: s[c].astype(str).tolist() for c in report.by}
+    for c in selected(s):  # sweep --tune: the values each group was trained at
+        out[c] = s[c].astype(str).tolist()
     out["seeds"] = [f"{n}" + (f" ({d} diverged)" if d else "") + (f" (+{f} failed)" if f else "")
                     for n, d, f in zip(s["n_seeds"], s["n_diverged"], s["n_failed"])]
     out[f"{m}{unit} ± 95% CI"] = [mean_pm(r, m) for _, r in s.iterrows()]
@@ -204,7 +211,7 @@ def write_latex(report: Report, path: Path) -> None:
     m = report.metric
     body = []
     for _, r in s.iterrows():
-        cells = [_tex_escape(str(r[c])) for c in report.by] + [str(r["n_seeds"])]
+        cells = [_tex_escape(str(r[c])) for c in report.by + selected(s)] + [str(r["n_seeds"])]
         text = _tex_escape(mean_pm(r, m)).replace("±", r"$\pm$")
         cells.append(rf"\textbf{{{text}}}" if r["rank_decided"] and r["rank"] == 1 and r["n_seeds"] >= 2 else text)
         cells += [_tex_escape(mean_pm(r, "test_acc_at_best_val")).replace("±", r"$\pm$"),
@@ -213,12 +220,13 @@ def write_latex(report: Report, path: Path) -> None:
             cells += [_tex_escape(diff_ci(r, m)).replace("∞", r"$\infty$").replace("−", "-"), _p(r["p_adj"]),
                       _tex_escape(r["verdict"] or "")]
         body.append(" & ".join(cells) + r" \\")
-    header_cells = [_tex_escape(c) for c in report.by] + ["$n$", _tex_escape(m.replace("_", " ")),
+    header_cells = [_tex_escape(c) for c in report.by + selected(s)] + ["$n$", _tex_escape(m.replace("_", " ")),
                                                           "test acc @ best val", "train loss", "steps to target"]
     if report.compare == "baseline":
         header_cells += [_tex_escape(f"Δ vs {report.baseline}").replace("Δ", r"$\Delta$"), r"$p_\mathrm{adj}$",
                          "verdict"]
-    spec = "l" * len(report.by) + "r" * (len(header_cells) - len(report.by) - 1) + ("l" if report.compare ==
+    left = len(report.by) + len(selected(s))
+    spec = "l" * left + "r" * (len(header_cells) - left - 1) + ("l" if report.compare ==
                                                                                    "baseline" else "r")
     lines = [f"% bnablate report: {_tex_escape(header(report))}",
              r"% accuracies in %, mean $\pm$ half-width of the 95% Student-t CI over seeds; steps to target: median",
@@ -233,12 +241,13 @@ FILES = {"csv": "summary.csv", "md": "summary.md", "tex": "summary.tex"}
 
 def rich_table(report: Report) -> Table:
     d = display_frame(report)
-    mean_col = d.columns[len(report.by) + 1]
+    mean_col = next(c for c in d.columns if c.endswith("± 95% CI"))
+    first = list(report.by) + selected(d)
     if report.compare == "baseline":
-        keep = list(report.by) + ["seeds", mean_col, f"Δ vs {report.baseline} [CI]", "p (adj)", "p TOST (adj)",
+        keep = first + ["seeds", mean_col, f"Δ vs {report.baseline} [CI]", "p (adj)", "p TOST (adj)",
                                   "reached", "verdict"]
     else:
-        keep = list(report.by) + ["seeds", mean_col, "rank", "better than", "equivalent to", "worse than",
+        keep = first + ["seeds", mean_col, "rank", "better than", "equivalent to", "worse than",
                                   "undecided with"]
     t = Table(title=header(report), title_justify="left")
     for c in keep:

@@ -152,17 +152,18 @@ def _check_one_run_per_seed(runs: pd.DataFrame, keys: List[pd.Series], by: Seque
 def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequence[str], metric: str = "final_test_acc",
                  baseline: str = "no_bn", target: Optional[float] = None, by: Optional[Sequence[str]] = None,
                  alpha: float = 0.05, margin: Optional[float] = None, compare: str = "baseline",
-                 correctness: Optional[Mapping[str, np.ndarray]] = None) -> Report:
+                 correctness: Optional[Mapping[str, np.ndarray]] = None, not_factors: Sequence[str] = ()) -> Report:
     """Summarize runs (runs.csv rows, results.csv rows) into one row per group with CIs, and compare the groups
     (with the baseline, or all pairs) with verdicts: better / worse / equivalent (within `margin` metric points) /
-    undecided. correctness: run key → which test images it got right (records that recorded it)."""
+    undecided. correctness: run key → which test images it got right (records that recorded it). not_factors:
+    columns never chosen as factors by default (keys `sweep --tune` chose per group)."""
     if runs.empty:
         return Report(pd.DataFrame(), list(by or ALWAYS), metric, baseline, alpha, ["no runs found"])
     check_report_options(metric, alpha, margin, compare, runs.columns)
     runs = runs.copy()
     info = metric_info(metric)
     settings = Settings(info, alpha, info.margin_points(margin), compare, baseline)
-    by = list(by) if by else default_by(runs, identifying)
+    by = list(by) if by else [c for c in default_by(runs, identifying) if c not in not_factors]
     compared = split_baseline(baseline)[0]
     if compared not in runs:
         raise ValueError(f"--baseline {baseline}: unknown column '{compared}'. Give a variant name, or COLUMN=VALUE "

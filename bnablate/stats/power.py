@@ -19,7 +19,8 @@ def min_detectable_effect(n: int, sd: float, alpha: float, power: float = POWER)
     `alpha`, for differences with standard deviation `sd`; nan below 2 seeds."""
     if n < 2 or not math.isfinite(sd):
         return math.nan
-    with warnings.catch_warnings():  # at 2–3 seeds and a small α no effect reaches the power: nan, said once
+    with warnings.catch_warnings(record=True):  # at 2–3 seeds and a small α no effect reaches the power: nan, said
+        # once (record=True: statsmodels sets its ConvergenceWarning to "always" inside, which would beat "ignore")
         warnings.simplefilter("ignore")
         return float(TTestPower().solve_power(nobs=n, alpha=alpha, power=power)) * sd
 
@@ -36,7 +37,7 @@ def seeds_needed(diff: float, sd: float, alpha: float, margin: Optional[float] =
     n = np.arange(2, 2001, dtype=float)
     best = math.inf
     if diff != 0:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True):  # (see above)
             warnings.simplefilter("ignore")  # statsmodels' root finder warns on effects too small to power: nan
             best = float(np.ceil(TTestPower().solve_power(effect_size=abs(diff) / sd, alpha=alpha, power=power)))
         best = math.inf if math.isnan(best) else best

@@ -1,0 +1,130 @@
+"""The report's view of `sweep --tune`: tuned keys are chosen per group, not factors; each group's selected values as
+`selected.<key>` columns; the protocol and budget in the notes (unequal budgets refused unless allowed); and the
+sensitivity figure (validation score against each tuned value, a line per group)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import pandas as pd
+
+from ..results.tables import FACTOR_COLUMNS
+from ..tuning import CANDIDATES, load_selection, tuning_dir
+
+PROTOCOL = ("budget", "grid", "mode", "metric", "tune_seeds")  # what must be equal for a fair comparison
+_SHORT = {dotted: short for short, dotted in FACTOR_COLUMNS.items()}  # optim.lr → lr (the runs table's column)
+
+
+@dataclass
+class Tuned:
+    """The selection(s) of the report's folders and their candidates' scores."""
+    selection: pd.DataFrame
+    candidates: pd.DataFrame
+
+    @property
+    def keys(self) -> List[str]:
+        return [c[len("selected."):] for c in self.selection.columns if c.startswith("selected.")]
+
+    @property
+    def columns(self) -> List[str]:
+        """The tuned keys as runs-table columns (optim.lr → lr)."""
+        return [_SHORT.get(k, k) for k in self.keys]
+
+    def protocols(self) -> pd.DataFrame:
+        return self.selection[list(PROTOCOL)].drop_duplicates()
+
+    def check_budgets(self, allow_unequal: bool) -> Optional[str]:
+        """ValueError when the folders' groups were tuned under different protocols (budget, grid, mode, metric or
+        tuning seeds), unless allowed — then a note saying so."""
+        protocols = self.protocols()
+        if len(protocols) <= 1:
+            return None
+        text = " vs ".join(f"{r['grid']} ({r['mode']}, {r['metric']}, {r['budget']} runs)"
+                           for _, r in protocols.iterrows())
+        if not allow_unequal:
+            raise ValueError(f"the groups were tuned under different protocols: {text}; a comparison under unequal "
+                             "tuning budgets favours the better-tuned side. Tune them again with one --tune, or pass "
+                             "--allow-unequal-budgets to report anyway (the note then says so).")
+        return f"Tuned under unequal protocols (allowed by --allow-unequal-budgets): {text}."
+
+    def note(self) -> str:
+        r = self.selection.iloc[0]
+        who = "each group at its own values" if r["mode"] == "per-variant" else "one value shared by a context's groups"
+        cands = int(r["candidates"])
+        return (f"Tuned ({who}): {r['grid']}, chosen on {r['metric']} (validation split; the test split is never "
+                f"used for selection) over tuning seeds {r['tune_seeds']}, disjoint from the evaluation seeds; "
+                f"budget {cands} candidates × {len(str(r['tune_seeds']).split(','))} seeds = {r['budget']} runs per "
+                f"group; selected values in the selected.* columns, every candidate in tuning/candidates.csv.")
+
+
+def load_tuned(dirs: Sequence[Path]) -> Optional[Tuned]:
+    """The tuning of these folders (OUT_DIR/tuning/selection.csv), or None for a sweep that was not tuned."""
+    selections, candidates = [], []
+    for d in dirs:
+        sel = load_selection(Path(d))
+        if sel is not None:
+            selections.append(sel)
+            path = tuning_dir(Path(d)) / CANDIDATES
+            if path.exists():
+                candidates.append(pd.read_csv(path, dtype=str, keep_default_na=False))
+    if not selections:
+        return None
+    return Tuned(pd.concat(selections, ignore_index=True),
+                 pd.concat(candidates, ignore_index=True) if candidates else pd.DataFrame())
+
+
+def selected_columns(summary: pd.DataFrame, runs: pd.DataFrame, by: Sequence[str], tuned: Tuned) -> pd.DataFrame:
+    """summary with a selected.<key> column per tuned key: the value its group's runs were trained at."""
+    from .summary import as_labels
+
+    labels = as_labels(runs, list(by))
+    group_of = labels.astype(str).agg("\x1f".join, axis=1)
+    row_of = summary[list(by)].astype(str).agg("\x1f".join, axis=1)
+    for key, col in zip(tuned.keys, tuned.columns):
+        if col not in runs:
+            continue
+        values = runs[col].astype(str).groupby(group_of).agg(lambda v: ",".join(sorted(set(v))))
+        summary[f"selected.{key}"] = [values.get(r, "") for r in row_of]
+    return summary
+
+
+def sensitivity(tuned: Tuned, out_dir: Path) -> List[Path]:
+    """sensitivity.png/.pdf: per context, the mean validation score of every candidate against each tuned value, a
+    line per group, the selected value circled (with several tuned keys, each panel shows a key's value against the
+    best score over the other keys' values)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import _colors, save_figure
+
+    c = tuned.candidates
+    if c.empty:
+        return []
+    c = c.assign(score=pd.to_numeric(c["score"], errors="coerce"), selected=c["selected"].astype(str) == "True")
+    metric = str(tuned.selection["metric"].iloc[0])
+    contexts = list(dict.fromkeys(c["context"]))
+    keys = tuned.keys
+    fig, axes = plt.subplots(len(keys), len(contexts), figsize=(5 * len(contexts), 3.6 * len(keys)), squeeze=False)
+    colors = _colors(sorted(set(c["label"])))
+    for row, key in enumerate(keys):
+        for col, context in enumerate(contexts):
+            ax = axes[row][col]
+            part = c[c["context"] == context].assign(x=lambda f: pd.to_numeric(f[key], errors="coerce"))
+            for label, g in part.groupby("label", sort=True):
+                prof = g.groupby("x")["score"].max().sort_index()
+                ax.plot(prof.index, 100 * prof.values, "o-", color=colors[label], label=label, ms=4)
+                pick = g[g["selected"]]
+                ax.plot(pick["x"], 100 * pick["score"], "o", ms=11, mfc="none", mec=colors[label])
+            xs = part["x"].dropna()
+            if len(xs) and (xs > 0).all() and xs.max() / xs.min() >= 10:
+                ax.set_xscale("log")
+            ax.set_xlabel(key)
+            ax.set_ylabel(f"{metric} (%), mean over tuning seeds" if "acc" in metric else metric)
+            ax.set_title(context or "all runs", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths = save_figure(fig, out_dir, "sensitivity")
+    plt.close(fig)
+    return paths

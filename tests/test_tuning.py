@@ -1,0 +1,148 @@
+"""`sweep --tune`: candidates scored on the validation split over tuning seeds, the selection rule (per variant or
+shared, finished runs first, ties to the declared order), each variant evaluated at its own value, resume, and the
+report's selected.* columns, budget note and unequal-budget refusal."""
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import bnablate
+from bnablate.cli import app
+from bnablate.train import ConfigError
+from bnablate.tuning import CANDIDATES, SELECTION, TUNING_DIR, TuneSpec, parse_tune, score_candidates, select
+from bnablate.sweeps import Reporter
+
+GRID = ["model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act", "seed=range(2)"]
+TUNE = ["optim.lr=0.001,0.3"]
+
+
+def _runs(rows):
+    """Synthetic tuning runs: (cell, candidate, seed, status, best_val_acc, final_test_acc)."""
+    frame = pd.DataFrame(rows, columns=["cell", "candidate", "seed", "status", "best_val_acc", "final_test_acc"])
+    return frame.assign(label=frame["cell"], context="digits")
+
+
+SPEC = TuneSpec({"optim.lr": ["0.01", "0.1", "1"]}, [1000, 1001])
+
+
+def test_selection_reads_the_validation_split_only():
+    """Candidate 0 is best on validation, candidate 1 on test: the choice is 0 — and would be 1 on test scores."""
+    runs = _runs([("a", 0, s, "ok", 0.90, 0.80) for s in (1000, 1001)] +
+                 [("a", 1, s, "ok", 0.85, 0.95) for s in (1000, 1001)] +
+                 [("a", 2, s, "ok", 0.10, 0.10) for s in (1000, 1001)])
+    assert select(score_candidates(runs, SPEC), SPEC)[0] == {"a": 0}
+    on_test = TuneSpec(SPEC.grid, SPEC.seeds, metric="final_test_acc")  # what parse_tune refuses
+    assert select(score_candidates(runs, on_test), on_test)[0] == {"a": 1}
+    with pytest.raises(ConfigError, match="selection never sees the test split"):
+        parse_tune(["optim.lr=0.01,0.1"], metric="final_test_acc")
+
+
+def test_finished_candidates_first_then_score_then_declared_order():
+    runs = _runs([("a", 0, s, "ok", 0.5, 0) for s in (1000, 1001)] +
+                 [("a", 1, 1000, "ok", 0.9, 0), ("a", 1, 1001, "diverged", 0.1, 0)] +  # a diverged seed: not clean
+                 [("a", 2, s, "ok", 0.5, 0) for s in (1000, 1001)] +  # ties with 0: the earlier one wins
+                 [("b", k, s, "failed", None, None) for k in range(3) for s in (1000, 1001)])
+    chosen, notes = select(score_candidates(runs, SPEC), SPEC)
+    assert chosen == {"a": 0, "b": -1} and len(notes) == 1 and notes[0].startswith("b: every tuning candidate failed")
+
+
+def test_shared_mode_picks_one_value_by_the_mean_over_variants():
+    rows = [("no_bn", 0, s, "ok", 0.80, 0) for s in (1000, 1001)] + [("no_bn", 1, s, "ok", 0.70, 0) for s in (1000, 1001)]
+    rows += [("bn", 0, s, "ok", 0.85, 0) for s in (1000, 1001)] + [("bn", 1, s, "ok", 0.99, 0) for s in (1000, 1001)]
+    runs = _runs(rows)
+    spec = TuneSpec({"optim.lr": ["0.01", "0.1"]}, [1000, 1001])
+    assert select(score_candidates(runs, spec), spec)[0] == {"no_bn": 0, "bn": 1}
+    shared = TuneSpec(spec.grid, spec.seeds, mode="shared")
+    assert select(score_candidates(runs, shared), shared)[0] == {"no_bn": 1, "bn": 1}  # means 0.825 vs 0.845
+
+
+def test_grid_over_two_keys_is_their_product_in_declared_order():
+    spec = parse_tune(["optim.lr=0.1,0.01", "optim.weight_decay=0,1e-4"], seeds=3)
+    assert spec.candidates[:2] == [("optim.lr=0.1", "optim.weight_decay=0"), ("optim.lr=0.1", "optim.weight_decay=0.0001")]  # as Hydra writes 1e-4
+    assert spec.budget == 4 * 3 and spec.seeds == [1000, 1001, 1002]
+
+
+class Counting(Reporter):
+    def __init__(self, stop_after=None):
+        self.trained, self.stop_after = [], stop_after
+
+    def run_done(self, record):
+        if not record.get("skipped"):
+            self.trained.append(record["run_key"])
+            if self.stop_after is not None and len(self.trained) >= self.stop_after:
+                raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """Interrupted after 3 tuning runs, then resumed: the second call trains the rest, nothing twice."""
+    out = tmp_path_factory.mktemp("tune") / "runs"
+    first = Counting(stop_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        bnablate.sweep(GRID, out_dir=out, reporter=first, tune=TUNE)
+    second = Counting()
+    runs = bnablate.sweep(GRID, out_dir=out, reporter=second, tune=TUNE)
+    return out, runs, first, second
+
+
+def test_tuning_then_evaluation_resumes_without_training_twice(tuned):
+    out, runs, first, second = tuned
+    assert len(first.trained) == 3 and not set(first.trained) & set(second.trained)
+    assert len(first.trained) + len(second.trained) == 2 * 2 * 2 + 2 * 2  # variants × lrs × tuning seeds + evaluation
+    tuning = pd.read_csv(out / TUNING_DIR / "runs.csv")
+    assert sorted(tuning["seed"].unique()) == [1000, 1001] and len(tuning) == 8
+    assert sorted(runs["seed"].unique()) == [0, 1] and len(runs) == 4  # the evaluation runs only, in OUT_DIR
+    selection = pd.read_csv(out / TUNING_DIR / SELECTION).set_index("group")
+    for variant, g in runs.groupby("variant"):  # each variant evaluated at its own selected value
+        assert set(g["lr"]) == {selection.at[variant, "selected.optim.lr"]}
+    cands = pd.read_csv(out / TUNING_DIR / CANDIDATES)
+    for group, g in cands.groupby("label"):  # the selected candidate has the best validation score of its group
+        assert g.loc[g["selected"], "score"].iloc[0] == g["score"].max()
+    assert bnablate.sweep(GRID, out_dir=out, reporter=(again := Counting()), tune=TUNE) is not None
+    assert again.trained == []  # a rerun trains nothing
+
+
+def test_report_has_selected_columns_budget_and_sensitivity(tuned, tmp_path):
+    out = tuned[0]
+    rep = bnablate.report(out, out=tmp_path / "r", formats=["csv", "md", "tex", "png", "html"])
+    s = rep.summary.set_index("variant")
+    assert "lr" not in rep.by and "selected.optim.lr" in s.columns  # chosen per group, not a factor
+    assert set(rep.comparisons["b"]) == {"no_bn"} and len(rep.comparisons) == 1  # the variants are compared
+    assert any("budget 2 candidates × 2 seeds = 4 runs per group" in n for n in rep.notes)
+    assert "selected.optim.lr" in (tmp_path / "r" / "summary.md").read_text()
+    assert (tmp_path / "r" / "sensitivity.png").exists() and "sensitivity" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_unequal_budgets_are_refused_unless_allowed(tuned, tmp_path):
+    import shutil
+
+    out = tmp_path / "runs"
+    shutil.copytree(tuned[0], out)
+    path = out / TUNING_DIR / SELECTION
+    sel = pd.read_csv(path, dtype=str, keep_default_na=False)
+    sel.loc[0, "budget"], sel.loc[0, "grid"] = "10", "optim.lr=0.001,0.003,0.01,0.03,0.3"
+    sel.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="tuned under different protocols"):
+        bnablate.report(out, formats=())
+    rep = bnablate.report(out, formats=(), allow_unequal_budgets=True)
+    assert any("unequal protocols" in n for n in rep.notes)
+    res = CliRunner().invoke(app, ["report", str(out), "--format", "csv"], terminal_width=200)
+    assert res.exit_code == 2 and "--allow-unequal-budgets" in res.output
+
+
+@pytest.mark.parametrize("model,grid,budget", [
+    pytest.param("mlp", "optim.lr=0.001,0.3", 4, id="mlp"),
+    pytest.param("lenet", "optim.lr=0.003,0.03,0.3", 6, id="issue-command", marks=pytest.mark.slow),
+])
+def test_cli_done_when(tmp_path, model, grid, budget):
+    """The issue's command on the embedded data (LeNet, slow; the MLP form in the default suite): summary.csv with
+    selected.optim.lr; a rerun trains nothing."""
+    args = ["sweep", f"model={model}", "variant=no_bn,bn_pre_act", "--tune", grid, "seed=range(2)", "train.epochs=1",
+            f"out_dir={tmp_path / 'D'}"]
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert f"× 2 seeds = {budget} runs" in res.output and "tuned no_bn" in res.output
+    summary = pd.read_csv(tmp_path / "D" / "report" / "summary.csv")
+    assert "selected.optim.lr" in summary and summary["selected.optim.lr"].notna().all()
+    again = CliRunner().invoke(app, args, terminal_width=200)
+    assert again.exit_code == 0 and "ok, test_acc" not in again.output  # every run "already done, skipped"
