@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bnablate.data.fake_files import write_cifar10, write_idx_images, write_idx_labels, write_mnist_like  # noqa: F401
+from bnablate.sweeps import Reporter
 
 def make_record(overrides, status="ok", val_accs=(0.5, 0.7), test_acc=None, epoch_time=0.5, steps_per_epoch=10):
     """A run record as execute_run writes it, with chosen per-epoch validation accuracies (test = val - 0.01 unless
@@ -44,3 +45,17 @@ def use_conf_copy(tmp_path, monkeypatch):
     bnablate.variants.variant_presets.cache_clear()
     monkeypatch.setattr(bnablate.variants.variant_presets, "cache_clear", bnablate.variants.variant_presets.cache_clear)
     return conf
+
+
+class Counting(Reporter):
+    """A sweep Reporter that counts the runs that actually trained (skipped ones are reported as such) and can
+    interrupt the sweep (Ctrl-C) after n of them."""
+
+    def __init__(self, stop_after=None):
+        self.trained, self.stop_after = [], stop_after
+
+    def run_done(self, record):
+        if not record.get("skipped"):
+            self.trained.append(record["run_key"])
+            if self.stop_after is not None and len(self.trained) >= self.stop_after:
+                raise KeyboardInterrupt

@@ -10,7 +10,7 @@ import bnablate
 from bnablate.cli import app
 from bnablate.train import ConfigError
 from bnablate.tuning import CANDIDATES, SELECTION, TUNING_DIR, TuneSpec, parse_tune, score_candidates, select
-from bnablate.sweeps import Reporter
+from .fixtures import Counting
 
 GRID = ["model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act", "seed=range(2)"]
 TUNE = ["optim.lr=0.001,0.3"]
@@ -60,17 +60,6 @@ def test_grid_over_two_keys_is_their_product_in_declared_order():
     spec = parse_tune(["optim.lr=0.1,0.01", "optim.weight_decay=0,1e-4"], seeds=3)
     assert spec.candidates[:2] == [("optim.lr=0.1", "optim.weight_decay=0"), ("optim.lr=0.1", "optim.weight_decay=0.0001")]  # as Hydra writes 1e-4
     assert spec.budget == 4 * 3 and spec.seeds == [1000, 1001, 1002]
-
-
-class Counting(Reporter):
-    def __init__(self, stop_after=None):
-        self.trained, self.stop_after = [], stop_after
-
-    def run_done(self, record):
-        if not record.get("skipped"):
-            self.trained.append(record["run_key"])
-            if self.stop_after is not None and len(self.trained) >= self.stop_after:
-                raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")

@@ -15,23 +15,10 @@ from typer.testing import CliRunner
 import bnablate
 from bnablate.cli import app
 from bnablate.sequential import DECISIONS, next_seeds
-from bnablate.sweeps import Reporter
+from .fixtures import Counting
 
 # MLP on the embedded digits, 2 epochs: BN vs no BN is decided in a few looks, in seconds per run
 GRID = ["model=mlp", "train.epochs=2", "variant=no_bn,bn_pre_act", "seed=range(3)"]
-
-
-class Counting(Reporter):
-    """Counts the runs that actually trained (skipped ones are reported as such); can interrupt after n of them."""
-
-    def __init__(self, stop_after=None):
-        self.trained, self.stop_after = [], stop_after
-
-    def run_done(self, record):
-        if not record.get("skipped"):
-            self.trained.append(record["run_key"])
-            if self.stop_after is not None and len(self.trained) >= self.stop_after:
-                raise KeyboardInterrupt
 
 
 def test_next_seeds_are_deterministic_and_capped():
