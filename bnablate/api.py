@@ -17,8 +17,8 @@ from .sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decide
 from .sweep_plan import SweepPlan, plan_sweep
 from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
-from .tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, check_tune, merge, parse_tune, run_parts,
-                     run_tuning)
+from .tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, check_tune, merge, parse_tune, plan_tuning,
+                     run_parts, run_tuning)
 
 PathLike = Union[str, Path]
 
@@ -64,8 +64,10 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     could not be written (after every other run)."""
     sweep_plan = plan(overrides, out_dir)
     spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
+    tuning = None
     if spec is not None:
         check_tune(sweep_plan, spec)  # before anything is written
+        tuning = plan_tuning(sweep_plan, spec)  # every tuning job composed and checked, nothing trained
     if until_decided:
         check_until_decided(sweep_plan, max_seeds, seed_step)
     for folder in sweep_plan.out_dirs:
@@ -76,7 +78,7 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     keys = list(sweep_plan.keys)
     try:
         if spec is not None:
-            parts, _ = run_tuning(sweep_plan, spec, reporter)
+            parts, _ = run_tuning(sweep_plan, spec, reporter, tuning)
             tuned = merge(parts, sweep_plan.data)
             keys = list(tuned.keys)
             if until_decided:

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 
 from .atomic import atomic_write_text
 from .config import KEYS
@@ -145,10 +146,8 @@ def check_tune(plan: SweepPlan, spec: TuneSpec) -> None:
 
 
 def _get(cfg, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
+    """The key's value in a composed config; None where its model does not declare it (model.pool on an mlp)."""
+    return OmegaConf.select(cfg, dotted)
 
 
 def merge(plans: Sequence[SweepPlan], data: DataCache) -> SweepPlan:
@@ -338,10 +337,12 @@ def plan_evaluation(plan: SweepPlan, spec: TuneSpec, selection: Selection) -> Li
     return parts
 
 
-def run_tuning(plan: SweepPlan, spec: TuneSpec, reporter: Reporter) -> Tuple[List[SweepPlan], Selection]:
-    """Stage 1 (train the tuning runs, resuming finished ones), the selection, and stage 2's plan (not trained:
-    the caller runs it plainly or --until-decided)."""
-    parts, owners = plan_tuning(plan, spec)
+def run_tuning(plan: SweepPlan, spec: TuneSpec, reporter: Reporter,
+               tuning: Optional[Tuple[List[SweepPlan], List[str]]] = None) -> Tuple[List[SweepPlan], Selection]:
+    """Stage 1 (train the tuning runs, resuming finished ones; `tuning`: plan_tuning's result when the caller
+    planned it already), the selection, and stage 2's plan (not trained: the caller runs it plainly or
+    --until-decided)."""
+    parts, owners = tuning if tuning is not None else plan_tuning(plan, spec)
     tplan = merge(parts, plan.data)
     reporter.runs_added(tplan)
     run_parts(parts, reporter)

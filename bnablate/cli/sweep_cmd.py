@@ -16,7 +16,8 @@ from ..results.schema import QUARANTINE_DIR, RecordError
 from ..sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decided, describe_rule
 from ..sweeps import Reporter
 from ..train import ConfigError
-from ..tuning import DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, check_tune, parse_tune
+from ..tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, check_tune, parse_tune,
+                      plan_tuning)
 from ..variants import variant_label
 from .common import CONFIG_ERRORS, complete_override, console, explain, fail
 from .report_cmd import print_report
@@ -159,6 +160,7 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
             lines = sweep_plan.describe()
             if spec is not None:
                 check_tune(sweep_plan, spec)
+                plan_tuning(sweep_plan, spec)  # every tuning job composed and checked too
                 lines.append(f"then {spec.describe()}, before the evaluation runs above train at each variant's "
                              "selected values")
             if until_decided:
