@@ -1,5 +1,5 @@
 """The report's comparisons: one family per question (the grouping columns other than the compared one), each group
-against the baseline or all pairs of groups, their verdicts (bnablate.stats) and the pairwise rank."""
+against the baseline or all pairs of groups, their verdicts (bnablate.stats) and the rank read off them."""
 
 from __future__ import annotations
 

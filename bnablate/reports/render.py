@@ -205,8 +205,8 @@ def _tex_escape(s: str) -> str:
 
 
 def write_latex(report: Report, path: Path) -> None:
-    """A booktabs tabular, mean ± CI half-width; in bold the groups no other group of their context beats (all pairs,
-    the verdicts' error control), and only in contexts where some pair is decided."""
+    """A booktabs tabular, mean ± CI half-width; in bold the groups no other group is decided better than by the
+    report's own verdicts (rank 1), and only in families where some comparison is decided."""
     s = sorted_summary(report)
     m = report.metric
     body = []
