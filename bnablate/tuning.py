@@ -118,12 +118,15 @@ def _key(item: str) -> str:
     return item.split("=", 1)[0].lstrip("+~")
 
 
+def _cell(job: Sequence[str], tuned: Sequence[str]) -> Cell:
+    return tuple(i for i in job if _key(i) not in ("seed", "out_dir", *tuned))
+
+
 def cells_of(plan: SweepPlan, tuned: Sequence[str]) -> Dict[Cell, List[int]]:
     """The sweep's grid points (overrides without seed, out_dir and the tuned keys) → their evaluation seeds."""
     cells: Dict[Cell, List[int]] = {}
     for job, cfg in zip(plan.jobs, plan.configs):
-        cell = tuple(i for i in job if _key(i) not in ("seed", "out_dir", *tuned))
-        cells.setdefault(cell, []).append(int(cfg.seed))
+        cells.setdefault(_cell(job, tuned), []).append(int(cfg.seed))
     return cells
 
 
@@ -183,9 +186,10 @@ def plan_tuning(plan: SweepPlan, spec: TuneSpec) -> Tuple[List[SweepPlan], List[
 
 
 def _cells_with_config(plan: SweepPlan, spec: TuneSpec):
+    """Each cell with the config of its first job (for its output folder)."""
     seen = {}
     for job, cfg in zip(plan.jobs, plan.configs):
-        seen.setdefault(tuple(i for i in job if _key(i) not in ("seed", "out_dir", *spec.grid)), cfg)
+        seen.setdefault(_cell(job, list(spec.grid)), cfg)
     return list(seen.items())
 
 
