@@ -17,17 +17,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from .atomic import atomic_write_text
 from .config import KEYS
 from .keys import Role
 from .reports.comparisons import split_baseline
 from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .train import ConfigError
+from .tuning_files import CANDIDATES, SELECTION, TUNING_DIR, load_selection, tuning_dir, write_selection  # noqa: F401
 
-TUNING_DIR = "tuning"  # OUT_DIR/tuning: the tuning runs' records and tables, selection.csv, candidates.csv
-SELECTION = "selection.csv"
-CANDIDATES = "candidates.csv"
 TUNE_SEED_BASE = 1000  # tuning seeds are 1000, 1001, …: never an evaluation seed of an ordinary sweep
 TUNE_MODES = ("per-variant", "shared")
 # Selection reads the validation split only; a test metric would select on the numbers the comparison reports.
@@ -167,10 +164,6 @@ def run_parts(plans: Sequence[SweepPlan], reporter: Reporter) -> None:
         run_sweep(part, reporter)
 
 
-def tuning_dir(out_dir: Path) -> Path:
-    return Path(out_dir) / TUNING_DIR
-
-
 def plan_tuning(plan: SweepPlan, spec: TuneSpec) -> Tuple[List[SweepPlan], List[str]]:
     """Stage 1: every cell × every candidate × every tuning seed, into OUT_DIR/tuning, one part per cell (its
     candidates and seeds are the natural pack: one architecture, K configurations); every job checked. Returns the
@@ -304,25 +297,6 @@ def _label(cfg, compared: str) -> str:
     from .variants import variant_label
 
     return variant_label(cfg.variant) if compared == "variant" else str(_get(cfg, compared))
-
-
-def write_selection(out_dir: Path, table: pd.DataFrame, candidates: pd.DataFrame) -> None:
-    """Merge this sweep's cells into OUT_DIR/tuning/selection.csv and candidates.csv (cells of earlier tunings kept:
-    the report refuses unequal budgets among compared groups unless asked)."""
-    folder = tuning_dir(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in ((SELECTION, table), (CANDIDATES, candidates)):
-        path = folder / name
-        if path.exists():
-            old = pd.read_csv(path, dtype=str, keep_default_na=False)
-            old = old[~old["cell"].isin(set(frame["cell"]))]
-            frame = pd.concat([old, frame.astype(str)], ignore_index=True)
-        atomic_write_text(path, frame.to_csv(index=False))
-
-
-def load_selection(out_dir: Path) -> Optional[pd.DataFrame]:
-    path = tuning_dir(out_dir) / SELECTION
-    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists() else None
 
 
 def plan_evaluation(plan: SweepPlan, spec: TuneSpec, selection: Selection) -> List[SweepPlan]:

@@ -42,3 +42,25 @@ def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     where = subprocess.run([sys.executable, "-c", "import bnablate.config as c; print(c.CONF_DIR)"], cwd=elsewhere,
                            env=env, capture_output=True, text=True)
     assert where.stdout.strip() == str(target / "bnablate" / "conf")
+
+
+def test_every_module_imports_first():
+    """Each module imports as the first bnablate import of a fresh interpreter (a joblib or submitit worker unpickles
+    the task function's module directly, so an import cycle that the usual `import bnablate` order hides breaks it)."""
+    names = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                   for path in (ROOT / "bnablate").rglob("*.py") if path.name != "__main__.py")  # it runs the CLI
+    script = (
+        f"import importlib, sys\nnames = {names!r}\n"
+        "bad = []\n"
+        "for name in names:\n"
+        "    for loaded in [k for k in sys.modules if k == 'bnablate' or k.startswith('bnablate.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        bad.append(f'{name}: {exc!r}')\n"
+        "print(len(names)); print('\\n'.join(bad))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
+    count, *bad = done.stdout.strip().splitlines()
+    assert int(count) > 30 and not bad, "\n".join(bad)

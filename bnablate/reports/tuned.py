@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from ..results.tables import FACTOR_COLUMNS
-from ..tuning import CANDIDATES, load_selection, tuning_dir
+from ..tuning_files import CANDIDATES, load_selection, tuning_dir
 
 PROTOCOL = ("budget", "grid", "mode", "metric", "tune_seeds")  # what must be equal for a fair comparison
 _SHORT = {dotted: short for short, dotted in FACTOR_COLUMNS.items()}  # optim.lr → lr (the runs table's column)
