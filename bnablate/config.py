@@ -50,6 +50,27 @@ class DatasetConfig:
 
 
 @dataclass
+class FilesDatasetConfig(DatasetConfig):
+    """The user's own files (bnablate/data/own.py): dataset.path is part of the run key, and each record's data
+    fingerprint says which bytes a run saw."""
+    path: Optional[str] = option(None, R, "your data: the .npz file (dataset=arrays) or the image folder "
+                                          "(dataset=imagefolder)")
+
+
+@dataclass
+class ArraysDatasetConfig(FilesDatasetConfig):
+    layout: str = option("auto", R, "arrays: NCHW | NHWC | auto (channels are the axis of size 1, 3 or 4)")
+    num_classes: Optional[int] = option(None, R, "arrays: the number of classes; null: the largest label + 1")
+
+
+@dataclass
+class ImageFolderDatasetConfig(FilesDatasetConfig):
+    image_size: Optional[int] = option(None, R, "imagefolder: resize every image to N×N (antialiased); null: every "
+                                                "image must already share the first one's size")
+    channels: Optional[int] = option(None, R, "imagefolder: 1 (grayscale) or 3 (RGB); null: from the first image")
+
+
+@dataclass
 class ModelConfig:
     name: str = option(MISSING, R, "the model (conf/model; `bnablate list models`)")
     cpu_pack_max_batch: int = option(0, E, "pack=auto on a CPU packs this model's runs at train.batch_size ≤ this "
@@ -272,10 +293,16 @@ MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn":
                                   "tv_resnet18": TVResNetConfig}
 
 
+# dataset name → its schema, for the datasets with keys of their own (conf/dataset/NAME.yaml extends base_NAME)
+DATASET_SCHEMAS: Dict[str, type] = {"arrays": ArraysDatasetConfig, "imagefolder": ImageFolderDatasetConfig}
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="dataset", name="base_dataset", node=DatasetConfig)
+    for name, schema in DATASET_SCHEMAS.items():
+        cs.store(group="dataset", name=f"base_{name}", node=schema)
     for name, schema in MODEL_SCHEMAS.items():
         cs.store(group="model", name=f"base_{name}", node=schema)
     cs.store(group="variant", name="base_variant", node=VariantConfig)

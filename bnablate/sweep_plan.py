@@ -32,6 +32,10 @@ class DataCache:
             self._data[key] = load_data(dataset_cfg)
         return self._data[key]
 
+    def loaded(self, dataset_cfg) -> Optional[DataSplits]:
+        """The dataset if a check already loaded it, else None (never loads)."""
+        return self._data.get(repr(sorted(dataset_cfg.items())))
+
     def nbytes(self, cfg: DictConfig) -> int:
         """Bytes of cfg's images (the copy a pack holds on the GPU beside its runs)."""
         data = self.get(cfg.dataset)
@@ -86,6 +90,25 @@ def check_job(data: DataCache) -> Callable[[DictConfig], None]:
     return check
 
 
+def check_same_data(plan: SweepPlan, records: List[Optional[Dict[str, Any]]]) -> None:
+    """A finished run is skipped only if it saw the data this sweep would load: a record whose data fingerprint
+    differs from the files' now (overwritten, regenerated) is a ConfigError before anything trains, since skipping
+    it would report two different datasets under one name and rerunning it would overwrite a result. Runs recorded
+    before fingerprints existed, and plans whose check did not load the data, are not compared."""
+    changed: Dict[str, List[str]] = {}
+    for cfg, rec in zip(plan.configs, records):
+        data = plan.data.loaded(cfg.dataset)
+        old = ((rec or {}).get("data") or {}).get("fingerprint")
+        if data is not None and old and data.fingerprint and old != data.fingerprint:
+            changed.setdefault(f"{cfg.dataset.name} in {cfg.out_dir} (recorded {old}, the files now give "
+                               f"{data.fingerprint})", []).append(rec["run_key"])
+    if changed:
+        what = "; ".join(f"{len(keys)} finished run(s) of {where}" for where, keys in changed.items())
+        raise ConfigError(f"the data changed since these runs finished: {what}. Skipping them would mix two datasets "
+                          f"under one name, rerunning them would overwrite their results. Fix: write this sweep to a new "
+                          f"out_dir=..., or restore the files those runs used.")
+
+
 NO_PACKS = "the {launcher} launcher trains each job in its own worker; packs train under the basic launcher"
 
 
@@ -105,7 +128,9 @@ def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], N
         check_report(cfg)  # and so are the report's (its end-of-sweep report, --until-decided's looks)
         plan.configs.append(cfg)
         plan.keys.append(run_key(to_plain(cfg)))
-    done = [finished(Path(c.out_dir), k) is not None for c, k in zip(plan.configs, plan.keys)]
+    records = [finished(Path(c.out_dir), k) for c, k in zip(plan.configs, plan.keys)]
+    check_same_data(plan, records)
+    done = [r is not None for r in records]
     plan.packs = plan_packs(plan.configs, done, plan.data.nbytes,
                             no_packs=None if launcher == "basic" else NO_PACKS.format(launcher=launcher))
     return plan

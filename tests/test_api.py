@@ -1,7 +1,6 @@
 """The Python API a notebook uses: bnablate.sweep / run / report / load_results (the CLI calls the same functions)."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

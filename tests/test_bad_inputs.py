@@ -60,6 +60,17 @@ CASES = [
     (["sweep", "--tune", "optim.lr=0.01,0.1", "seed=0"], "give at least 2, e.g. seed=range(5)"),
     (["sweep", "--tune", "optim.lr=0.01,0.1", "seed=1000,1001"], "overlap the evaluation seeds"),
     (["sweep", "--tune", "optim.lr=0.01,0.1", "optim.lr=0.1,0.3"], "is both swept (0.1, 0.3) and tuned"),
+    (["run", "dataset=arrays"], "dataset=arrays needs dataset.path"),
+    (["run", "dataset=arrays", "dataset.path=mine/nope.npz"], "no such file or folder"),
+    (["run", "dataset=arrays", "dataset.path=mine/garbage.npz"], "is not a readable .npz"),
+    (["run", "dataset=arrays", "dataset.path=mine/nokeys.npz"], "lacks x_test, y_test"),
+    (["run", "dataset=arrays", "dataset.path=mine/short.npz"], "do not match"),
+    (["run", "dataset=arrays", "dataset.path=mine/ok.npz", "dataset.num_classes=2"], "raise dataset.num_classes"),
+    (["run", "dataset=arrays", "dataset.path=mine/ok.npz", "dataset.layout=CHW"], "not one of auto, NCHW, NHWC"),
+    (["run", "dataset=mine/ok.npz"], "use dataset=arrays dataset.path=mine/ok.npz"),
+    (["sweep", "dataset=imagefolder", "dataset.path=mine/empty"], "at least two class folders"),
+    (["sweep", "dataset=imagefolder", "dataset.path=mine/mixed"], "set dataset.image_size=N"),
+    (["sweep", "dataset=imagefolder", "dataset.path=mine/ok.npz"], "is a file"),
     (["report", "runs/none"], "holds no run records"),
     (["report", "runs/ok", "--format", "pdf"], "Unknown --format pdf"),
     (["report", "runs/ok", "--alpha", "2"], "alpha must be in (0, 1)"),
@@ -89,6 +100,23 @@ def finished(tmp_path_factory):
     return base / "ok"
 
 
+def _own_data(root: Path) -> None:
+    """The user's own files, broken in each way the CASES name (tiny: written for every case)."""
+    import numpy as np
+
+    from bnablate.data.fake_files import write_image_folder, write_npz
+
+    write_npz(root / "ok.npz", n_train=30, n_test=9)
+    (root / "garbage.npz").write_bytes(b"not a zip")
+    np.savez(root / "nokeys.npz", x_train=np.zeros((4, 2, 2)), y_train=np.zeros(4, dtype=int))
+    np.savez(root / "short.npz", x_train=np.zeros((4, 2, 2)), y_train=np.zeros(3, dtype=int),
+             x_test=np.zeros((2, 2, 2)), y_test=np.zeros(2, dtype=int))
+    (root / "empty" / "only").mkdir(parents=True)
+    write_image_folder(root / "mixed", classes=2, per_class=2, size=(6, 6), test_per_class=0)
+    write_image_folder(root / "other", classes=2, per_class=1, size=(5, 5), test_per_class=0, seed=1)
+    (root / "other" / "c1" / "1.png").rename(root / "mixed" / "c1" / "z.png")
+
+
 def _snapshot(root: Path) -> dict:
     """Every file under root (the data cache aside: a cache, not output) → its bytes' hash."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -104,6 +132,7 @@ def test_bad_input_is_one_paragraph_naming_the_fix_and_changes_nothing(args, fix
     shutil.copytree(finished, runs / "newer")
     path = sorted((runs / "newer" / "records").glob("*.json"))[0]
     path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": SCHEMA_VERSION + 1}))
+    _own_data(tmp_path / "mine")
     before = _snapshot(tmp_path)
     res = CliRunner().invoke(app, args, terminal_width=200)
     assert res.exit_code == 2, res.output

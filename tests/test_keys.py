@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnablate.cli import app
-from bnablate.config import CONF_DIR, KEYS, Config, compose_config, to_plain
+from bnablate.config import CONF_DIR, KEYS, compose_config, to_plain
 from bnablate.keys import Role, option, walk
 from bnablate.results import run_key
 from bnablate.results.tables import build_tables
@@ -113,7 +113,8 @@ def test_records_written_before_issue_20_are_skipped_on_resume(tmp_path):
 # and measurements old records lack (empty there).
 ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.running_var_init", "peak_mem_mb",
                   "dataset.test_subset", "variant.residual", "variant.residual_init",
-                  "n_train", "n_val", "n_test"}  # image counts: an accuracy's resolution for the report
+                  "n_train", "n_val", "n_test",  # image counts: an accuracy's resolution for the report
+                  "data_fingerprint"}  # which data a run saw (issue 34): empty for old records
 
 
 def test_tables_of_old_records_keep_their_columns():

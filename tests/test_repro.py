@@ -228,7 +228,7 @@ def test_normalize_unit_gives_tutorial_pixels_and_keeps_old_run_keys(tmp_path):
     from bnablate.results import run_key
 
     write_cifar10(tmp_path / "data", per_batch=20, n_test=10)
-    cfg = compose_config([f"dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "dataset.verify=false"])
+    cfg = compose_config(["dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "dataset.verify=false"])
     std = load_data(cfg.dataset)
     cfg.dataset.normalize = "unit"
     unit = load_data(cfg.dataset)

@@ -72,6 +72,12 @@ def explain(e: BaseException, overrides: List[str]) -> str:
         where = " ".join(text.split())
         return f"A config file does not parse as YAML: {where}. Fix that file (or remove it) and run again."
     if isinstance(e, MissingConfigException):
+        given = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == "dataset"), "")
+        if given and ("/" in given or "." in given or os.path.exists(os.path.expanduser(given))):
+            source = "imagefolder" if os.path.isdir(os.path.expanduser(given)) else "arrays"
+            return (f"dataset={given} looks like a path, and dataset= takes a dataset's name. For your own files use "
+                    f"dataset={source} dataset.path={given} (arrays: an .npz of x_train, y_train, x_test, y_test; "
+                    f"imagefolder: a folder of <class>/ image folders). Run `bnablate list datasets` for the names.")
         m = re.search(r"Could not find '(.+)/([^/']+)'", text)  # group may be nested: hydra/launcher/NAME
         if m:
             group, name = m.groups()

@@ -8,7 +8,7 @@ import torch
 import typer
 from rich.table import Table
 
-from ..data import class_count, dataset_spec
+from ..data import class_count, dataset_shape
 from ..models import build_model, count_params
 from ..variants import variant_label
 from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console
@@ -17,8 +17,8 @@ from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console
 def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP, autocompletion=complete_override)] = None) -> None:
     """Print the layer stack of the model the overrides resolve to, with output shapes and parameter counts."""
     cfg = compose_or_fail(overrides or [])
-    spec = dataset_spec(cfg.dataset.name)
-    model = build_model(cfg.model, cfg.variant, spec.input_shape, class_count(cfg.dataset), int(cfg.seed), bn=cfg.bn)
+    input_shape, _ = dataset_shape(cfg.dataset)  # (C, H, W); the user's own files: read from their headers
+    model = build_model(cfg.model, cfg.variant, input_shape, class_count(cfg.dataset), int(cfg.seed), bn=cfg.bn)
     # The leaves in the order they run (a residual block: pre, branch, shortcut, add, post); empty containers are
     # not layers.
     leaves = [(n, m) for n, m in model.named_modules()
@@ -28,10 +28,10 @@ def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OV
              for n, m in leaves]
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(2, *spec.input_shape))
+        model(torch.zeros(2, *input_shape))
     for h in hooks:
         h.remove()
-    t = Table(title=f"{cfg.model.name} on {cfg.dataset.name} {tuple(spec.input_shape)} · variant "
+    t = Table(title=f"{cfg.model.name} on {cfg.dataset.name} {tuple(input_shape)} · variant "
                     f"{variant_label(cfg.variant)}", title_justify="left")
     for col in ("layer", "module", "output (C,H,W)", "params"):
         t.add_column(col)

@@ -54,7 +54,10 @@ def datasets_table() -> Table:
                "name", "input", "classes", "description")
     for name, e in DATASETS.items():
         spec = e.obj
-        t.add_row(name, "×".join(str(s) for s in spec.input_shape), str(spec.num_classes), e.description)
+        if spec.shape is not None:  # the user's own files: read from them at run time
+            t.add_row(name, "from files", "from files", e.description)
+        else:
+            t.add_row(name, "×".join(str(s) for s in spec.input_shape), str(spec.num_classes), e.description)
     return t
 
 

@@ -1,5 +1,6 @@
 """Datasets of random images written in torchvision's on-disk formats (IDX for MNIST-like, pickled batches for
-CIFAR-10): test fixtures, and `bnablate bench --synthetic` inputs where the real files are absent (a GPU machine)."""
+CIFAR-10) and in the user's own formats (an .npz of arrays, an ImageFolder of PNGs): test fixtures, and `bnablate
+bench --synthetic` inputs where the real files are absent (a GPU machine)."""
 
 from __future__ import annotations
 
@@ -56,4 +57,44 @@ def write_benchmark_files(root: Path, n_train: int, n_test: int = 1000, seed: in
     write_mnist_like(root, "MNIST", n_train, n_test, seed)
     write_mnist_like(root, "FashionMNIST", n_train, n_test, seed)
     write_cifar10(root, per_batch=max(1, n_train // 5), n_test=n_test, seed=seed)
+    return root
+
+
+def _learnable(n: int, shape, classes: int, rng: np.random.Generator):
+    """(N, *shape) uint8 images of `classes` noisy class patterns and their (N,) int64 labels: a model can learn them."""
+    prototypes = rng.integers(0, 256, size=(classes, *shape))
+    y = np.arange(n) % classes
+    x = np.clip(prototypes[y] + rng.normal(0, 40, size=(n, *shape)), 0, 255).astype(np.uint8)
+    return x, y.astype(np.int64)
+
+
+def write_npz(path: Path, n_train: int = 120, n_test: int = 40, shape=(8, 8, 3), classes: int = 3, n_val: int = 0,
+              seed: int = 0) -> Path:
+    """An .npz for dataset=arrays: x_train, y_train, x_test, y_test (and x_val, y_val when n_val > 0); images of
+    `shape` (NHWC by default, as most tools export them)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test), ("val", n_val)):
+        if n:
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = _learnable(n, shape, classes, rng)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def write_image_folder(root: Path, classes: int = 3, per_class: int = 20, size=(12, 10), test_per_class: int = 6,
+                       mode: str = "RGB", seed: int = 0) -> Path:
+    """PNGs in torchvision's ImageFolder layout: root/train/c<k>/<i>.png (and root/test/... when test_per_class > 0,
+    else root/c<k>/<i>.png, a single folder). size: (H, W)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    channels = (3,) if mode == "RGB" else ()
+    splits = (("train", per_class), ("test", test_per_class)) if test_per_class else (("", per_class),)
+    for split, n in splits:
+        x, y = _learnable(n * classes, (*size, *channels), classes, rng)
+        for i, (img, label) in enumerate(zip(x, y)):
+            folder = root / split / f"c{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(folder / f"{i}.png")  # (H, W) → L, (H, W, 3) → RGB
     return root

@@ -12,7 +12,7 @@ from torch import Tensor
 from ..registry import check_choice
 from ..seeding import generator
 from .cache import cached_load
-from .registry import DataError, RawData, dataset_spec
+from .registry import DataError, RawData, dataset_shape, dataset_spec, fingerprint
 from .sources import source_files
 
 
@@ -30,6 +30,7 @@ class DataSplits:
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
     augment: bool
+    fingerprint: str = ""  # registry.fingerprint of the undivided tensors: which data the runs saw (in each record)
 
     def to(self, device) -> "DataSplits":
         moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
@@ -57,9 +58,9 @@ def selected_classes(classes, num_classes: int, key: str = "dataset.classes") ->
 
 def class_count(cfg) -> int:
     """Classes the model predicts for a dataset config: len(dataset.classes), else the dataset's own count."""
-    spec = dataset_spec(cfg.name)
-    ids = selected_classes(getattr(cfg, "classes", None), spec.num_classes)
-    return len(ids) if ids else spec.num_classes
+    _shape, num_classes = dataset_shape(cfg)
+    ids = selected_classes(getattr(cfg, "classes", None), num_classes)
+    return len(ids) if ids else num_classes
 
 
 def _keep_classes(x: Tensor, y: Tensor, ids: List[int], num_classes: int):
@@ -123,21 +124,26 @@ def load_data(cfg) -> DataSplits:
     """Load a dataset once into memory as normalized float tensors with a fixed validation split carved from train
     (model selection never looks at test); the same split_seed gives the same split for every run and variant."""
     _check_fractions(cfg)
-    spec = dataset_spec(cfg.name)
+    input_shape, num_classes = dataset_shape(cfg)
     raw = load_raw(cfg)
+    data_id = fingerprint(raw)
     g = torch.Generator().manual_seed(int(cfg.split_seed))
     train_x, train_y, test_x, test_y = raw.train_x, raw.train_y, raw.test_x, raw.test_y
     try:
-        ids = selected_classes(getattr(cfg, "classes", None), spec.num_classes)
+        ids = selected_classes(getattr(cfg, "classes", None), num_classes)
     except ValueError as e:
         raise DataError(str(e)) from None
+    val_x, val_y = raw.val_x, raw.val_y
     if ids:  # before any split, so validation and test hold only the kept classes
-        train_x, train_y = _keep_classes(train_x, train_y, ids, spec.num_classes)
+        train_x, train_y = _keep_classes(train_x, train_y, ids, num_classes)
         if test_x is not None:
-            test_x, test_y = _keep_classes(test_x, test_y, ids, spec.num_classes)
+            test_x, test_y = _keep_classes(test_x, test_y, ids, num_classes)
+        if val_x is not None:
+            val_x, val_y = _keep_classes(val_x, val_y, ids, num_classes)
     if test_x is None:
         train_x, train_y, test_x, test_y = _split(train_x, train_y, float(cfg.test_fraction), g)
-    train_x, train_y, val_x, val_y = _split(train_x, train_y, float(cfg.val_fraction), g)
+    if val_x is None:  # a dataset with its own validation split (an .npz's x_val) keeps it; val_fraction is unused
+        train_x, train_y, val_x, val_y = _split(train_x, train_y, float(cfg.val_fraction), g)
     if len(train_x) == 0:
         raise DataError(f"{cfg.name}: no training images left after the test and validation splits "
                         f"(test_fraction={cfg.test_fraction}, val_fraction={cfg.val_fraction}); lower them.")
@@ -156,5 +162,5 @@ def load_data(cfg) -> DataSplits:
         test_x, test_y = test_x.index_select(0, keep), test_y.index_select(0, keep)
     (train_x, val_x, test_x), mean, std = _normalize(train_x, val_x, test_x, mode=str(cfg.normalize))
     return DataSplits(cfg.name, train_x, train_y.long(), val_x, val_y.long(), test_x, test_y.long(),
-                      len(ids) if ids else spec.num_classes, tuple(spec.input_shape), tuple(mean.tolist()), tuple(std.tolist()),
-                      bool(cfg.augment))
+                      len(ids) if ids else num_classes, input_shape, tuple(mean.tolist()), tuple(std.tolist()),
+                      bool(cfg.augment), data_id)

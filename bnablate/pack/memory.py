@@ -7,7 +7,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from ..data import dataset_spec
+from ..data import dataset_shape
 from ..models import build_model
 from .model import PackedModel
 
@@ -36,7 +36,7 @@ def fit_pack_size(free_bytes: int, data_bytes: int, per_run_bytes: int, cap: int
 def probe_run_bytes(cfg, device: torch.device) -> int:
     """Peak CUDA memory of one Adam step of a pack of 2 minus a pack of 1 at the config's batch size (the marginal
     cost of one more run), on random inputs of the dataset's shape."""
-    spec = dataset_spec(cfg.dataset.name)
+    input_shape, num_classes = dataset_shape(cfg.dataset)
     bs = int(cfg.train.batch_size)
 
     def peak(k: int) -> int:
@@ -44,11 +44,11 @@ def probe_run_bytes(cfg, device: torch.device) -> int:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        pm = PackedModel([build_model(cfg.model, cfg.variant, spec.input_shape, spec.num_classes, seed=s).to(device)
+        pm = PackedModel([build_model(cfg.model, cfg.variant, input_shape, num_classes, seed=s).to(device)
                           for s in range(k)])
         opt = torch.optim.Adam(pm.parameters())
-        x = torch.randn(k, bs, *spec.input_shape, device=device)
-        y = torch.randint(0, spec.num_classes, (k, bs), device=device)
+        x = torch.randn(k, bs, *input_shape, device=device)
+        y = torch.randint(0, num_classes, (k, bs), device=device)
         F.cross_entropy(pm(x).reshape(k * bs, -1), y.reshape(-1)).backward()
         opt.step()  # allocates Adam's two moment buffers per parameter
         used = torch.cuda.max_memory_allocated(device) - base

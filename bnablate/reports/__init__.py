@@ -13,7 +13,7 @@ from . import plots
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
 from .html import write_html
 from .render import FILES, WRITERS, rich_table
-from .sources import load_sources, table_files
+from .sources import load_sources, mixed_data_notes, table_files
 from ..loggers import log_report_to_trackers
 from .summary import Report, build_report
 from .tuned import load_tuned, selected_columns, sensitivity
@@ -82,6 +82,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
         selected_columns(report.summary, runs, report.by, tuned)
         report.notes[1:1] = [tuned.note()] + ([unequal] if unequal else [])
     report.bad_records = src.bad
+    report.notes[:0] = mixed_data_notes(src)
     report.notes[:0] = [f"{b.line()}; left out of this report." for b in src.bad]
     report.notes[:0] = [f"{d} has no records/: read from its tables ({', '.join(p.name for p in table_files(d).values())}"
                         "); the sweep preset's report options are not in them, so the defaults apply unless given."

@@ -16,7 +16,7 @@ LOWER_IS_BETTER = ("loss", "time", "steps", "epochs_to", "seconds", "mem")
 # runs.csv columns a report can rank and test: the per-run numbers that are not counts, labels or bookkeeping.
 METRICS = tuple(c for c in SUMMARY_COLUMNS if c not in (
     "n_params", "epochs_done", "error", "best_epoch", "steps", "pack_size", "device_used", "finished_at", "n_train",
-    "n_val", "n_test"))
+    "n_val", "n_test", "data_fingerprint"))
 # The equivalence margin for accuracies when none is declared, in percentage points (docs/statistics.md, 'Margin').
 DEFAULT_ACC_MARGIN = 1.0
 COMPARE_MODES = ("baseline", "pairs")

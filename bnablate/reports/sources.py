@@ -57,6 +57,8 @@ class Sources:
     records: List[Dict[str, Any]] = field(default_factory=list)
     bad: List[BadRecord] = field(default_factory=list)
     from_tables: List[Path] = field(default_factory=list)
+    # run keys met twice with different data fingerprints (same config, other bytes): key → both fingerprints
+    data_conflicts: Dict[str, tuple] = field(default_factory=dict)
 
     def correctness(self) -> Dict[str, np.ndarray]:
         """run key → which test images the run got right at its last epoch, for the records that recorded it."""
@@ -84,6 +86,7 @@ def load_sources(dirs: Iterable[Path]) -> Sources:
     by_key: Dict[str, Dict[str, Any]] = {}
     bad: List[BadRecord] = []
     tables: List[tuple] = []
+    conflicts: Dict[str, tuple] = {}
     for d in dirs:
         files = table_files(Path(d))
         if files is not None:
@@ -93,13 +96,16 @@ def load_sources(dirs: Iterable[Path]) -> Sources:
         bad += scan.bad
         for rec in scan.records:
             old = by_key.get(rec["run_key"])
+            prints = tuple((r.get("data") or {}).get("fingerprint") for r in (old or {}, rec))
+            if all(prints) and prints[0] != prints[1]:
+                conflicts[rec["run_key"]] = prints
             if old is None or (rec.get("finished_at") or "") > (old.get("finished_at") or ""):
                 by_key[rec["run_key"]] = rec
     records = list(by_key.values())
     results, runs = build_tables(records)
     identifying = list(run_columns(records[0])) if records else []
     if not tables:
-        return Sources(results, runs, identifying, records, bad)
+        return Sources(results, runs, identifying, records, bad, data_conflicts=conflicts)
     run_frames = [runs] + [t["runs"] for _, t in tables]
     for frame in run_frames[1:]:  # a table's identifying columns: everything but the per-run summary
         identifying += [c for c in frame.columns if c not in SUMMARY_COLUMNS and c not in identifying]
@@ -109,4 +115,27 @@ def load_sources(dirs: Iterable[Path]) -> Sources:
     rows["_order"] = rows["finished_at"].fillna("").astype(str)
     keep = rows.sort_values(["_order", "_src"], ascending=[True, False]).groupby("run_key")["_src"].last()
     return Sources(_latest([results] + [t["results"] for _, t in tables], keep), _latest(run_frames, keep),
-                   identifying, records, bad, [d for d, _ in tables])
+                   identifying, records, bad, [d for d, _ in tables], conflicts)
+
+
+def mixed_data_notes(src: Sources) -> List[str]:
+    """Warnings for runs that saw different data under one dataset name: several fingerprints among the merged runs
+    (files overwritten between sweeps, two folders of different data), or one run key in several folders with
+    different fingerprints (the same config on other bytes: the report keeps only the latest of each)."""
+    runs, notes = src.runs, []
+    if src.data_conflicts:
+        pairs = sorted({f"{a} vs {b}" for a, b in src.data_conflicts.values()})
+        notes.append(f"WARNING: {len(src.data_conflicts)} run key(s) appear in several folders with different data "
+                     f"(fingerprints {'; '.join(pairs)}): the same configs trained on other files. The report keeps "
+                     f"the latest run of each key, so the earlier data's runs are left out; report each data version "
+                     f"from its own folder.")
+    if "data_fingerprint" not in runs.columns or "dataset" not in runs.columns:
+        return notes
+    for name, group in runs.dropna(subset=["data_fingerprint"]).groupby("dataset", observed=True):
+        counts = group["data_fingerprint"].astype(str).value_counts()
+        if len(counts) > 1:
+            seen = ", ".join(f"{n} run(s) on {fp}" for fp, n in counts.items())
+            notes.append(f"WARNING: the runs of dataset {name} saw different data ({seen}): the files changed between "
+                         f"sweeps or the folders hold different datasets under one name; their comparisons mix them. "
+                         f"Report each data version from its own folder.")
+    return notes

@@ -67,7 +67,7 @@ SUMMARY_COLUMNS = (
     "n_params", "epochs_done", "error", "final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
     "final_test_loss", "final_test_acc", "best_val_acc", "best_epoch", "test_acc_at_best_val", "steps",
     "train_time_s", "mean_samples_per_s", "peak_mem_mb", "source_test_acc", "wall_time_s", "pack_size", "device_used",
-    "finished_at", "n_train", "n_val", "n_test",
+    "finished_at", "n_train", "n_val", "n_test", "data_fingerprint",
 )
 
 
@@ -95,6 +95,7 @@ def run_summary(rec: Dict[str, Any]) -> Dict[str, Any]:
     out["finished_at"] = rec.get("finished_at")
     for split in ("n_train", "n_val", "n_test"):  # image counts: an accuracy's resolution is 1/N (the report's floor)
         out[split] = rec.get(split)
+    out["data_fingerprint"] = (rec.get("data") or {}).get("fingerprint")  # records before it existed: empty
     return out
 
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..config import CONF_DIR, DatasetConfig, to_plain
-from ..data import DataSplits, class_count, dataset_spec, load_data, selected_classes
+from ..data import DataSplits, class_count, dataset_shape, load_data, selected_classes
 from ..layers import BATCH_STAT_NORMS, batch_norm_layers, has_norm
 from ..models import build_model
 from ..registry import check_choice, unknown_name_message
@@ -80,20 +80,20 @@ def validate_finetune(cfg) -> None:
         raise ValueError(f"finetune.bn=freeze keeps the source's running statistics, which bn.eval_stats="
                          f"{cfg.bn.eval_stats} would overwrite at every evaluation; use bn.eval_stats=running, or "
                          f"finetune.bn=freeze_affine / reset.")
-    source, target = dataset_spec(src.name), dataset_spec(cfg.dataset.name)
-    selected_classes(ft.source_classes, source.num_classes, key="finetune.source_classes")
-    if source.input_shape[0] != target.input_shape[0]:
-        raise ValueError(f"finetune.source={ft.source} has {source.input_shape[0]} input channel(s) but dataset="
-                         f"{cfg.dataset.name} has {target.input_shape[0]}: the first layer's weights cannot carry over. "
-                         f"Pick a source with {target.input_shape[0]} channel(s).")
-    src_model = build_model(cfg.model, cfg.variant, source.input_shape, class_count(src), 0, bn=cfg.bn)
-    tgt_model = build_model(cfg.model, cfg.variant, target.input_shape, class_count(cfg.dataset), 0, bn=cfg.bn)
+    (source_shape, source_classes), (target_shape, _) = dataset_shape(src), dataset_shape(cfg.dataset)
+    selected_classes(ft.source_classes, source_classes, key="finetune.source_classes")
+    if source_shape[0] != target_shape[0]:
+        raise ValueError(f"finetune.source={ft.source} has {source_shape[0]} input channel(s) but dataset="
+                         f"{cfg.dataset.name} has {target_shape[0]}: the first layer's weights cannot carry over. "
+                         f"Pick a source with {target_shape[0]} channel(s).")
+    src_model = build_model(cfg.model, cfg.variant, source_shape, class_count(src), 0, bn=cfg.bn)
+    tgt_model = build_model(cfg.model, cfg.variant, target_shape, class_count(cfg.dataset), 0, bn=cfg.bn)
     tgt_shapes = {k: tuple(v.shape) for k, v in tgt_model.state_dict().items() if not _is_head(k)}
     src_shapes = {k: tuple(v.shape) for k, v in src_model.state_dict().items() if not _is_head(k)}
     bad = [k for k in tgt_shapes if src_shapes.get(k) != tgt_shapes[k]]
     if bad:
-        raise ValueError(f"{cfg.model.name} pretrained on {ft.source} {tuple(source.input_shape)} does not fit "
-                         f"{cfg.dataset.name} {tuple(target.input_shape)}: {bad[0]} is {src_shapes.get(bad[0])} vs "
+        raise ValueError(f"{cfg.model.name} pretrained on {ft.source} {tuple(source_shape)} does not fit "
+                         f"{cfg.dataset.name} {tuple(target_shape)}: {bad[0]} is {src_shapes.get(bad[0])} vs "
                          f"{tgt_shapes[bad[0]]}. Use a source with the target's input size, or a model whose layers "
                          f"do not depend on it (lenet takes 28×28 and 32×32 alike).")
 

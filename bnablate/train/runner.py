@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..loggers import check_loggers
-from ..data import DataSplits, class_count, dataset_spec, load_data
+from ..data import DataError, DataSplits, class_count, dataset_shape, load_data
 from ..layers import BATCH_STAT_NORMS, has_norm
 from ..models import build_model, count_params
 from ..pack.model import PackedModel, PerRunLR
@@ -33,16 +33,16 @@ MAX_SEED = 2**32 - 1  # a seed is 0 ≤ seed ≤ 2**32 - 1: NumPy's and CUDA's g
 def validate_config(cfg) -> None:
     """Every check that needs no data: raises ConfigError naming the fix."""
     try:
-        spec = dataset_spec(cfg.dataset.name)
+        input_shape, _ = dataset_shape(cfg.dataset)  # the user's own files: read from their headers
         validate_optim(cfg.optim)
         validate_execution(cfg.train)
         validate_bn(cfg.bn)
-        build_model(cfg.model, cfg.variant, spec.input_shape, class_count(cfg.dataset), seed=0, bn=cfg.bn)
+        build_model(cfg.model, cfg.variant, input_shape, class_count(cfg.dataset), seed=0, bn=cfg.bn)
         validate_finetune(cfg)
         check_loggers(cfg)  # a tracker that cannot start fails here, before any training
     except ConfigError:
         raise
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, DataError) as e:  # DataError: the user's own files, read for their shape
         raise ConfigError(str(e)) from None
     if not 0 <= int(cfg.seed) <= MAX_SEED:
         raise ConfigError(f"seed must be an integer in [0, 2**32 - 1] (the range every random generator accepts: "
@@ -174,7 +174,9 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
         if sched is not None:
             sched.step()
     shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
-              "n_val": len(data.val_x), "n_test": len(data.test_x), "peak_mem_mb": memory.per_run_mb(k)}
+              "n_val": len(data.val_x), "n_test": len(data.test_x), "peak_mem_mb": memory.per_run_mb(k),
+              # which data it saw, and the training split's per-channel statistics every split was normalized with
+              "data": {"fingerprint": data.fingerprint, "mean": list(data.mean), "std": list(data.std)}}
     info = {**execution_info(cfg, device), "memory_measure": memory.measure}
     masks = torch.stack(last_correct).cpu()  # (K, N_test): one device read for the whole training
     if k == 1:
