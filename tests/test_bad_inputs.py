@@ -83,6 +83,7 @@ CASES = [
     (["verify", "runs/none"], "holds no run records"),
     (["verify", "runs/ok", "--sample", "-1"], "--sample must be ≥ 0"),
     (["verify", "runs/bad", "--strict"], "drop --strict"),
+    (["verify", "runs/alien"], "Unknown model 'tiny'"),
     (["inspect", "model=nope"], "Unknown model 'nope'"),
     (["inspect", "variant.norm=batchh"], "Did you mean 'batch'"),
     (["bench", "--cases", "nope"], "Unknown bench case(s) nope"),
@@ -98,6 +99,19 @@ def finished(tmp_path_factory):
                              env={"BNABLATE_CACHE_DIR": str(base / "cache"), "BNABLATE_DATA_ROOT": str(base)})
     assert res.exit_code == 0, res.output
     return base / "ok"
+
+
+def _alien(finished: Path, out: Path) -> None:
+    """Records of a model this bnablate has not registered (a plugin's, not loaded): their keys recomputed, so they
+    are valid records."""
+    from bnablate.results import run_key
+
+    (out / "records").mkdir(parents=True)
+    for path in (finished / "records").glob("*.json"):
+        rec = json.loads(path.read_text())
+        rec["config"]["model"]["name"] = "tiny"
+        rec["run_key"] = run_key(rec["config"])
+        (out / "records" / f"{rec['run_key']}.json").write_text(json.dumps(rec))
 
 
 def _own_data(root: Path) -> None:
@@ -132,6 +146,7 @@ def test_bad_input_is_one_paragraph_naming_the_fix_and_changes_nothing(args, fix
     shutil.copytree(finished, runs / "newer")
     path = sorted((runs / "newer" / "records").glob("*.json"))[0]
     path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": SCHEMA_VERSION + 1}))
+    _alien(finished, runs / "alien")
     _own_data(tmp_path / "mine")
     before = _snapshot(tmp_path)
     res = CliRunner().invoke(app, args, terminal_width=200)

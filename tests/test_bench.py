@@ -92,14 +92,18 @@ def test_inference_bench_cli():
 
 def test_sweep_bench_cli_times_whole_runs_both_ways():
     write_mnist_like(Path("data"), "FashionMNIST", n_train=300, n_test=20)
-    res = CliRunner().invoke(app, ["bench", "--sweep", "--epochs", "1", "--device", "cpu"])
+    res = CliRunner().invoke(app, ["bench", "--sweep", "--epochs", "1", "--device", "cpu", "--seeds", "3"])
     assert res.exit_code == 0, res.output
     rows = pd.read_csv("runs/bench/sweep.csv")
     assert len(rows) == 4 * 2 and set(rows["impl"]) == {"tutorial", "bnablate"}
     # the tutorial trains on all 300 images (drop_last=False); bnablate on its 270 after the validation split
     assert set(rows[rows["impl"] == "tutorial"]["train_samples"]) == {300}
     assert set(rows[rows["impl"] == "bnablate"]["train_samples"]) == {270}
-    assert "scaled to the 40-run sweep" in " ".join(res.output.split())
+    n = len(placement_variants())  # the preset's variants × --seeds, not a number written into the help
+    assert f"scaled to the {n * 3}-run sweep ({n} variants × 3 seeds" in " ".join(res.output.split())
+    help_text = " ".join(CliRunner().invoke(app, ["bench", "--help"], terminal_width=200).output.split())
+    assert f"{n} variants × --seeds" in help_text
+
 
 
 def test_whole_sweep_bench_times_the_placement_presets_variants():

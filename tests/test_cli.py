@@ -244,3 +244,19 @@ def test_a_key_of_the_model_a_grid_picks_can_be_set_on_the_command_line(tmp_path
     assert set(runs["model.depth"]) == {8} and set(runs["variant"]) == {"bn_pre_act", "rn_full_preact"}
     bad = runner.invoke(app, ["sweep", "dataset=synthetic", "model.depth=8", "--dry-run"])
     assert bad.exit_code == 2 and "Unknown config key 'model.depth'" in bad.output  # no job has it: still an error
+
+
+def test_tables_piped_to_a_file_keep_their_full_width(tmp_path):
+    """Without a terminal (a log, `| tee`) and without COLUMNS, rich would squeeze tables to 80 columns ("dat…");
+    the command prints them at their natural width instead. COLUMNS still folds them."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-m", "bnablate", "list", "variants"], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert "…" not in out and max(map(len, out.splitlines())) > 120
+    folded = subprocess.run([sys.executable, "-m", "bnablate", "list", "variants"], capture_output=True, text=True,
+                            env={**env, "COLUMNS": "80"}, check=True).stdout
+    assert max(map(len, folded.splitlines())) <= 80

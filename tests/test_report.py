@@ -180,6 +180,24 @@ def test_one_survivor_and_two_diverged_runs_is_neither_first_nor_bold(tmp_path):
     assert r"\textbf" not in tex  # three seeds decide no pair: nothing is shown as best
 
 
+def test_latex_typesets_minus_signs_and_leaves_out_empty_columns(tmp_path):
+    """A worse variant's negative difference is typeset with a math minus (not a hyphen); steps to target, with no
+    run reaching the target, is a column of nothing and is left out."""
+    for seed in range(6):  # bn_pre_act 5 points below no_bn at every seed, both below the 0.9 target
+        write_record(tmp_path, make_record([f"seed={seed}", "variant=no_bn"], val_accs=(0.5, 0.6),
+                                           test_acc=0.80 + seed / 1000))
+        write_record(tmp_path, make_record([f"seed={seed}", "variant=bn_pre_act"], val_accs=(0.5, 0.6),
+                                           test_acc=0.75 + seed / 1000))
+    make_report([tmp_path], out=tmp_path / "r", formats=["tex"])
+    tex = (tmp_path / "r" / "summary.tex").read_text()
+    row = next(line for line in tex.splitlines() if line.startswith("digits & lenet & bn\\_pre\\_act"))
+    assert "$-$5.00 [$-$" in row and " -5.00" not in row, row
+    assert "steps to target" not in tex and "—" not in tex
+    header = next(line for line in tex.splitlines() if line.startswith("dataset"))
+    spec = next(line for line in tex.splitlines() if line.startswith("\\begin{tabular}"))
+    assert len(spec.split("{")[2].rstrip("}")) == header.count("&") + 1  # one alignment per column kept
+
+
 def test_time_to_target_counts_steps_epochs_seconds():
     results = pd.DataFrame({"run_key": ["a"] * 3 + ["b"] * 3, "epoch": [1, 2, 3] * 2,
                             "val_acc": [0.5, 0.91, 0.95, 0.5, 0.6, 0.7], "steps": [10, 20, 30] * 2,

@@ -1,5 +1,6 @@
 """`bnablate bench --sweep`: whole runs of the placement sweep, bnablate vs the tutorial loop: on a sample of its runs
-(scaled to 40), or `--whole`: all 40 runs (packed where the sweep packs) against ONE tutorial-style run.
+(scaled to its variants × --seeds), or `--whole`: all those runs (packed where the sweep packs) against ONE
+tutorial-style run.
 
 A run here is what a sweep does per grid point: load the data, build the model, train every epoch and evaluate on
 held-out data after each epoch. The tutorial side trains on torchvision's full training set through a DataLoader

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import typer
 
 from .bench_cmd import bench_cmd
+from .common import console
 from .inspect_cmd import inspect_cmd
 from .list_cmd import list_cmd
 from .report_cmd import report_cmd
@@ -31,6 +33,13 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"  # users need the message, not the library line that raised it
 
 
+# Piped to a file or a log (no terminal, no COLUMNS), rich would lay everything out at 80 columns: cells cut to "dat…",
+# the verdict column dropped. Tables are then printed at their natural width, each note on one line; COLUMNS=N folds.
+PIPED_WIDTH = 1000
+
+
 def main() -> None:
     warnings.formatwarning = _one_line_warning
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPED_WIDTH
     app()

@@ -17,13 +17,15 @@ import pandas as pd
 from ..bench import CASES, run_bench
 from ..bench.inference import inference_bench
 from ..bench.process_bench import process_bench
-from ..bench.sweep_bench import sweep_bench, whole_sweep_bench
+from ..bench.sweep_bench import placement_variants, sweep_bench, whole_sweep_bench
 from ..data.fake_files import write_benchmark_files
 from ..data import DataError
 from ..atomic import atomic_write_text
 from ..results.records import provenance
 from ..train import ConfigError, resolve_device
 from .common import console, fail
+
+N_VARIANTS = len(placement_variants())  # conf/sweep/placement.yaml's variants: the help and the scaling follow it
 
 
 def bench_cmd(
@@ -41,13 +43,15 @@ def bench_cmd(
                                             "vs folded into the preceding conv/linear (random inputs, no data).")] = False,
     min_seconds: Annotated[float, typer.Option(help="--inference: seconds each timing loops for.")] = 0.25,
     sweep: Annotated[bool, typer.Option("--sweep", help="Instead: whole runs of the placement sweep (b128) on a "
-                                        "sample of its variants, both ways, scaled to 40 runs.")] = False,
-    whole: Annotated[bool, typer.Option("--whole", help="With --sweep: ALL runs (8 variants × --seeds, packed where "
-                                        "the sweep packs: on CUDA) against ONE tutorial-style run.")] = False,
+                                        f"sample of its variants, both ways, scaled to its {N_VARIANTS} variants × "
+                                        "--seeds runs.")] = False,
+    whole: Annotated[bool, typer.Option("--whole", help=f"With --sweep: ALL runs ({N_VARIANTS} variants × --seeds, "
+                                        "packed where the sweep packs: on CUDA) against ONE tutorial-style run.")] = False,
     model: Annotated[str, typer.Option(help="--sweep: model (lenet, cnn, mlp).")] = "lenet",
     dataset: Annotated[str, typer.Option(help="--sweep: dataset (fashion_mnist, mnist, cifar10).")] = "fashion_mnist",
     epochs: Annotated[int, typer.Option(help="--sweep: epochs per run.")] = 5,
-    seeds: Annotated[int, typer.Option(help="--sweep --whole: seeds per variant.")] = 5,
+    seeds: Annotated[int, typer.Option(help="--sweep: seeds per variant (--whole runs them; without it, the "
+                                            "scaling counts them).")] = 5,
     processes: Annotated[bool, typer.Option("--processes", help="Instead: the same sweep (no_bn and bn_pre_act × "
                                             "--seeds, --epochs, batch 128) as one process using every core vs "
                                             "Hydra's joblib launcher with --jobs single-thread processes.")] = False,
@@ -145,6 +149,7 @@ def _sweep(model: str, dataset: str, epochs: int, seeds: int, whole: bool, devic
             return _whole(whole_sweep_bench(model, dataset, epochs, seeds=seeds, device=device, overrides=overrides),
                           model, dataset, epochs, out)
         rows = sweep_bench(epochs=epochs, device=device, model=model, dataset=dataset, overrides=overrides)
+        runs = N_VARIANTS * seeds
     except (ConfigError, DataError) as e:
         fail(str(e))
     df = pd.DataFrame(rows)
@@ -160,8 +165,9 @@ def _sweep(model: str, dataset: str, epochs: int, seeds: int, whole: bool, devic
     console.print(t)
     per_run = df.groupby("impl")["seconds"].mean()
     rate = df.groupby("impl")["samples_per_s"].median()
-    console.print(f"scaled to the 40-run sweep (mean run time × 40): tutorial {per_run['tutorial'] * 40 / 60:.1f} min, "
-                  f"bnablate {per_run['bnablate'] * 40 / 60:.1f} min; throughput ratio (medians) "
+    console.print(f"scaled to the {runs}-run sweep ({N_VARIANTS} variants × {seeds} seeds; mean run time × {runs}): "
+                  f"tutorial {per_run['tutorial'] * runs / 60:.1f} min, bnablate {per_run['bnablate'] * runs / 60:.1f} "
+                  f"min; throughput ratio (medians) "
                   f"{rate['bnablate'] / rate['tutorial']:.2f}×. Measurements: {out}/sweep.csv", highlight=False)
 
 

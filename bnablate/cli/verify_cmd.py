@@ -12,7 +12,8 @@ from rich.table import Table
 from ..results.schema import RecordError, scan_records, strict_error
 from ..variants import variant_label
 from ..verify import verify_runs
-from .common import console, fail
+from ..config import compose_config
+from .common import CONFIG_ERRORS, explain, console, fail
 from .report_cmd import warn_bad_records
 
 
@@ -41,6 +42,8 @@ def verify_cmd(
              + (f"; {len(scan.bad)} bad file(s), named above" if scan.bad else "") +
              "); give a folder written by `bnablate sweep` or `bnablate run`.")
 
+    _check_composable(scan.records)
+
     def progress(rec, found, alone) -> None:
         what = f"{rec['config']['model']['name']} {rec['config']['dataset']['name']} " \
                f"{variant_label(rec['config']['variant'])} seed={rec['config']['seed']}"
@@ -64,3 +67,15 @@ def verify_cmd(
     console.print(table)
     console.print(f"{sum(bool(f) for f in results.values())} of {len(results)} re-run(s) differ.")
     raise typer.Exit(1)
+
+
+def _check_composable(records) -> None:
+    """Each (dataset, model) the records name composes here, before anything re-trains: a folder from a model or dataset
+    registered by a plugin that is not loaded is a usage error naming it, not a traceback."""
+    for dataset, model in sorted({(r["config"]["dataset"]["name"], r["config"]["model"]["name"]) for r in records}):
+        try:
+            compose_config([f"dataset={dataset}", f"model={model}"])
+        except CONFIG_ERRORS as e:
+            fail(f"the records name dataset={dataset} model={model}, which this bnablate cannot compose: "
+                 f"{explain(e, [f'dataset={dataset}', f'model={model}'])} Load what registers it (the plugin or "
+                 f"config that defined it when these runs were trained) and verify again.")

@@ -9,7 +9,6 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import pandas as pd
 
 from ..results.schema import strict_error
-from . import plots
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
 from .html import write_html
 from .render import FILES, WRITERS, rich_table
@@ -99,6 +98,8 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
             if fmt == "csv":
                 written.append(out / "comparisons.csv")
         elif fmt == "png":
+            from . import plots  # matplotlib and scipy load only when figures are drawn (start-up of every command)
+
             written += plots.forest(report, out)
             written += plots.learning_curves(results, report, out)
             written += plots.final_metric(report, out)

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write_text
-from .plots import plt, save_figure  # plots selects the Agg backend (files only)
 from .render import _scale, mean_pm, natural_key
 from ..stats import mean_ci
 from .summary import Report
@@ -53,6 +52,8 @@ def pivot_figure(report: Report, column: str, out_dir: Path, stem: str) -> List[
     x_all = pd.to_numeric(s[column], errors="coerce")
     numeric = x_all.notna().all()
     rows_by = [c for c in report.by if c != column]
+    from .plots import plt, save_figure  # plots selects the Agg backend (files only); loaded when drawing
+
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     labels = s[rows_by].astype(str).agg(" · ".join, axis=1) if rows_by else pd.Series("all", index=s.index)
     for label in dict.fromkeys(labels):

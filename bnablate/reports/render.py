@@ -4,6 +4,7 @@ and the console's rich table; every table states its method, margin and families
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -204,34 +205,47 @@ def _tex_escape(s: str) -> str:
     return s
 
 
+def _tex_number(text: str) -> str:
+    """Signs typeset as math: '-0.52' → '$-$0.52' (a minus, not a hyphen), '−∞'/'+∞' → '$-\\infty$'/'$+\\infty$'."""
+    text = text.replace("−∞", r"$-\infty$").replace("+∞", r"$+\infty$").replace("∞", r"$\infty$")
+    return re.sub(r"(?<![\w$])[-−](?=\d)", r"$-$", text)
+
+
 def write_latex(report: Report, path: Path) -> None:
     """A booktabs tabular, mean ± CI half-width; in bold the groups no other group is decided better than by the
-    report's own verdicts (rank 1), and only in families where some comparison is decided."""
+    report's own verdicts (rank 1), and only in families where some comparison is decided. Negative numbers get a
+    math minus; a numeric column with no value in any row (steps to target when no target is set) is left out."""
     s = sorted_summary(report)
     m = report.metric
-    body = []
-    for _, r in s.iterrows():
-        cells = [_tex_escape(str(r[c])) for c in report.by + selected(s)] + [str(r["n_seeds"])]
-        text = _tex_escape(mean_pm(r, m)).replace("±", r"$\pm$")
-        cells.append(rf"\textbf{{{text}}}" if r["rank_decided"] and r["rank"] == 1 and r["n_seeds"] >= 2 else text)
-        cells += [_tex_escape(mean_pm(r, "test_acc_at_best_val")).replace("±", r"$\pm$"),
-                  _num(r["final_train_loss_mean"], 4), _num(r["steps_to_target_median"], 0)]
-        if report.compare == "baseline":
-            cells += [_tex_escape(diff_ci(r, m)).replace("∞", r"$\infty$").replace("−", "-"), _p(r["p_adj"]),
-                      _tex_escape(r["verdict"] or "")]
-        body.append(" & ".join(cells) + r" \\")
-    header_cells = [_tex_escape(c) for c in report.by + selected(s)] + ["$n$", _tex_escape(m.replace("_", " ")),
-                                                          "test acc @ best val", "train loss", "steps to target"]
+    labels = report.by + selected(s)
+
+    def pm(r: pd.Series, metric: str) -> str:
+        return _tex_number(_tex_escape(mean_pm(r, metric))).replace("±", r"$\pm$")
+
+    def best(r: pd.Series) -> str:
+        text = pm(r, m)
+        return rf"\textbf{{{text}}}" if r["rank_decided"] and r["rank"] == 1 and r["n_seeds"] >= 2 else text
+
+    # (header, cell of a row, numeric: dropped when empty in every row); labels left-aligned, the verdict too
+    columns = [(_tex_escape(c), (lambda r, c=c: _tex_escape(str(r[c]))), False) for c in labels]
+    columns += [("$n$", lambda r: str(r["n_seeds"]), False), (_tex_escape(m.replace("_", " ")), best, True),
+                ("test acc @ best val", lambda r: pm(r, "test_acc_at_best_val"), True),
+                ("train loss", lambda r: _tex_number(_num(r["final_train_loss_mean"], 4)), True),
+                ("steps to target", lambda r: _num(r["steps_to_target_median"], 0), True)]
     if report.compare == "baseline":
-        header_cells += [_tex_escape(f"Δ vs {report.baseline}").replace("Δ", r"$\Delta$"), r"$p_\mathrm{adj}$",
-                         "verdict"]
-    left = len(report.by) + len(selected(s))
-    spec = "l" * left + "r" * (len(header_cells) - left - 1) + ("l" if report.compare ==
-                                                                                   "baseline" else "r")
+        columns += [(_tex_escape(f"Δ vs {report.baseline}").replace("Δ", r"$\Delta$"),
+                     lambda r: _tex_number(_tex_escape(diff_ci(r, m))), True),
+                    (r"$p_\mathrm{adj}$", lambda r: _p(r["p_adj"]), True),
+                    ("verdict", lambda r: _tex_escape(r["verdict"] or ""), False)]
+    cells = [[cell(r) for _, r in s.iterrows()] for _, cell, _ in columns]
+    keep = [i for i, (_, _, numeric) in enumerate(columns) if not numeric or any(c not in ("", "—") for c in cells[i])]
+    body = [" & ".join(cells[i][row] for i in keep) + r" \\" for row in range(len(s))]
+    spec = "".join("l" if i < len(labels) or columns[i][0] == "verdict" else "r" for i in keep)
     lines = [f"% bnablate report: {_tex_escape(header(report))}",
-             r"% accuracies in %, mean $\pm$ half-width of the 95% Student-t CI over seeds; steps to target: median",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header_cells) + r" \\", r"\midrule", *body,
-             r"\bottomrule", r"\end{tabular}", ""]
+             r"% accuracies in %, mean $\pm$ half-width of the 95% Student-t CI over seeds"
+             + ("; steps to target: median" if any(columns[i][0] == "steps to target" for i in keep) else ""),
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(columns[i][0] for i in keep) + r" \\",
+             r"\midrule", *body, r"\bottomrule", r"\end{tabular}", ""]
     atomic_write_text(path, "\n".join(lines))
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
-from scipy import stats
 
 RESAMPLES = 1000  # enough for a percentile interval's ends to be stable to ~1 percentage point; fixed seed below
 
@@ -28,6 +27,8 @@ def p_improve(d: np.ndarray, higher_is_better: bool = True, confidence: float = 
     w = wins(np.asarray(d, dtype=float), higher_is_better)
     if len(w) < 2:
         return (float(w.mean()) if len(w) else math.nan), math.nan, math.nan
+    from scipy import stats  # here, not at import: scipy.stats costs ~1 s of every command's start-up
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy's DegenerateDataWarning when every seed agrees
         ci = stats.bootstrap((w,), np.mean, n_resamples=RESAMPLES, confidence_level=confidence,

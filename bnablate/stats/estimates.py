@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,8 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95, resolution: float
     sd = math.sqrt(std ** 2 + resolution ** 2 / 12)
     if sd == 0.0:  # a continuous metric on which every seed agrees exactly: the interval is the point
         return Estimate(len(x), mean, 0.0, mean, mean)
+    from scipy import stats  # here, not at import: scipy.stats costs ~1 s of every command's start-up
+
     half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1)) * sd / math.sqrt(len(x))
     lo, hi = mean - half, mean + half
     if bounds is not None:

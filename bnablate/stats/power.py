@@ -8,10 +8,17 @@ import warnings
 from typing import Optional
 
 import numpy as np
-from statsmodels.stats.power import TTestPower
 
 POWER = 0.8
 MAX_SEEDS = 100_000  # beyond this "needed" is reported as ∞
+
+
+def ttest_power():
+    """statsmodels' TTestPower, imported here: statsmodels.stats.power (and the scipy.stats it loads) adds about a
+    second to every command's start-up, and only reports use it."""
+    from statsmodels.stats.power import TTestPower
+
+    return TTestPower()
 
 
 def min_detectable_effect(n: int, sd: float, alpha: float, power: float = POWER) -> float:
@@ -22,7 +29,7 @@ def min_detectable_effect(n: int, sd: float, alpha: float, power: float = POWER)
     with warnings.catch_warnings(record=True):  # at 2–3 seeds and a small α no effect reaches the power: nan, said
         # once (record=True: statsmodels sets its ConvergenceWarning to "always" inside, which would beat "ignore")
         warnings.simplefilter("ignore")
-        return float(TTestPower().solve_power(nobs=n, alpha=alpha, power=power)) * sd
+        return float(ttest_power().solve_power(nobs=n, alpha=alpha, power=power)) * sd
 
 
 def seeds_needed(diff: float, sd: float, alpha: float, margin: Optional[float] = None,
@@ -39,10 +46,10 @@ def seeds_needed(diff: float, sd: float, alpha: float, margin: Optional[float] =
     if diff != 0:
         with warnings.catch_warnings(record=True):  # (see above)
             warnings.simplefilter("ignore")  # statsmodels' root finder warns on effects too small to power: nan
-            best = float(np.ceil(TTestPower().solve_power(effect_size=abs(diff) / sd, alpha=alpha, power=power)))
+            best = float(np.ceil(ttest_power().solve_power(effect_size=abs(diff) / sd, alpha=alpha, power=power)))
         best = math.inf if math.isnan(best) else best
     if margin is not None and abs(diff) < margin:
-        tt = TTestPower()
+        tt = ttest_power()
         p1 = tt.power(effect_size=(margin - diff) / sd, nobs=n, alpha=alpha, alternative="larger")
         p2 = tt.power(effect_size=(margin + diff) / sd, nobs=n, alpha=alpha, alternative="larger")
         hit = np.nonzero(p1 + p2 - 1 >= power)[0]

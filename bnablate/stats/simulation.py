@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 import numpy as np
-from statsmodels.stats.power import TTestPower
 
 from .anytime import PHI
 from .decide import ABOVE, BELOW, INSIDE, OPEN, decide, difference_variance
+from .power import ttest_power
 
 Generator = Callable[[np.random.Generator, tuple], np.ndarray]  # (rng, (reps, seeds, groups)) → per-seed metrics
 IMAGES = 359  # the embedded digits test set: accuracies are multiples of 1/359
@@ -102,7 +102,7 @@ def sequential(gen: Generator, k: int = 1, reps: int = 4000, n0: int = 3, step: 
 
 def fixed_design_seeds(effect: float, alpha: float, k: int = 1, power: float = 0.8) -> int:
     """Seeds a fixed paired t-test at α/k needs for `power` against a standardized effect."""
-    return int(math.ceil(TTestPower().solve_power(effect_size=effect, alpha=alpha / k, power=power)))
+    return int(math.ceil(ttest_power().solve_power(effect_size=effect, alpha=alpha / k, power=power)))
 
 
 def check_variance_floor() -> None:

@@ -6,7 +6,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from statsmodels.duration.survfunc import SurvfuncRight
 
 
 def km_median(times: Sequence[float], reached: Sequence[bool]) -> float:
@@ -19,4 +18,6 @@ def km_median(times: Sequence[float], reached: Sequence[bool]) -> float:
         return math.nan
     never = ~np.isfinite(t)
     t = np.where(never, np.nanmax(np.where(never, np.nan, t)) + 1 if (~never).any() else 1.0, t)
+    from statsmodels.duration.survfunc import SurvfuncRight  # here: statsmodels slows every command's start-up
+
     return float(SurvfuncRight(t, hit.astype(int)).quantile(0.5))
