@@ -14,6 +14,8 @@ from .data import DataSplits, load_data
 from .hydra_adapter import expand_sweep
 from .pack import PackPlan, check_pack_options, plan_packs
 from .results import finished, run_key
+from .results.records import RECORDS_DIR
+from .results.schema import scan_records
 from .reports.metrics import check_report_options
 from .train import ConfigError, validate_config
 from .train.runner import check_data
@@ -60,6 +62,28 @@ class SweepPlan:
     def finished_count(self) -> int:
         return sum(finished(Path(c.out_dir), k) is not None for c, k in zip(self.configs, self.keys))
 
+    def mixing(self) -> List[str]:
+        """A warning per default output folder (no out_dir= given: runs/<sweep.name>) that already holds runs of
+        another dataset or model than this sweep trains, e.g. a CIFAR-10 sweep about to land beside the demo's digits
+        runs. Nothing is wrong with the numbers (reports compare within a dataset × model), but the folder's tables
+        and report then mix two studies."""
+        if any(o.split("=", 1)[0].lstrip("+~") == "out_dir" for o in self.overrides):
+            return []
+        notes = []
+        for folder in self.out_dirs:
+            mine = {(c.dataset.name, c.model.name) for c in self.configs if Path(c.out_dir) == folder}
+            theirs = {(r["config"]["dataset"]["name"], r["config"]["model"]["name"])
+                      for r in scan_records(folder).records} if (folder / RECORDS_DIR).is_dir() else set()
+            if theirs and not mine <= theirs:
+                old = ", ".join(f"dataset={d} model={m}" for d, m in sorted(theirs))
+                new = ", ".join(f"dataset={d} model={m}" for d, m in sorted(mine - theirs))
+                new_names = ({d for d, _ in mine} - {d for d, _ in theirs}) | ({m for _, m in mine} - {m for _, m in theirs})
+                tag = "-".join(sorted(new_names)) or "new"
+                notes.append(f"{folder} (the default out_dir, runs/<sweep.name>) already holds runs of {old}; this "
+                             f"sweep adds {new} there, so its tables and report will hold both. To keep them apart, "
+                             f"pass out_dir={folder}-{tag}.")
+        return notes
+
     def describe(self) -> List[str]:
         """The plan in lines, as `bnablate sweep --dry-run` prints it: jobs, packs and lone runs with reasons."""
         head = f"{len(self.jobs)} job(s) under the {self.launcher} launcher into {', '.join(map(str, self.out_dirs))}"
@@ -70,7 +94,7 @@ class SweepPlan:
         varying = {k for k, v in values.items() if len(v) > 1}  # label each job by what tells it apart
         labels = [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)"
                   for job in self.jobs]
-        return [head, *self.packs.describe(labels)]
+        return [head, *self.packs.describe(labels), *(f"warning: {n}" for n in self.mixing())]
 
 
 def check_report(cfg: DictConfig) -> None:

@@ -260,3 +260,17 @@ def test_tables_piped_to_a_file_keep_their_full_width(tmp_path):
     folded = subprocess.run([sys.executable, "-m", "bnablate", "list", "variants"], capture_output=True, text=True,
                             env={**env, "COLUMNS": "80"}, check=True).stdout
     assert max(map(len, folded.splitlines())) <= 80
+
+
+def test_a_sweep_landing_in_a_default_folder_of_other_data_warns(tmp_path):
+    """out_dir defaults to runs/<sweep.name> whatever the dataset: a synthetic sweep after a digits one would mix the
+    two studies in runs/placement, so the plan says so and names a folder that keeps them apart."""
+    base = ["sweep", "model=mlp", "train.epochs=1", "seed=range(2)", "variant=no_bn"]
+    assert CliRunner().invoke(app, base).exit_code == 0
+    again = CliRunner().invoke(app, [*base, "--dry-run"])
+    assert "already holds" not in again.output  # the same study again: nothing to warn about
+    other = " ".join(CliRunner().invoke(app, [*base, "dataset=synthetic", "--dry-run"]).output.split())
+    assert "runs/placement (the default out_dir" in other and "adds dataset=synthetic model=mlp" in other
+    assert "pass out_dir=runs/placement-synthetic." in other
+    mine = CliRunner().invoke(app, [*base, "dataset=synthetic", "out_dir=runs/placement", "--dry-run"]).output
+    assert "already holds" not in mine  # an out_dir the user chose is theirs to fill
