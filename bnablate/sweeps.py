@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from .config import to_plain
 from .data import DataError, DataSplits
 from .hydra_adapter import launch_multirun
-from .loggers import log_record
+from .loggers import live_log
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
 from .results.records import OutputError, now, record_path
@@ -76,9 +76,12 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
     try:
         reporter.run_started(cfg, key)
         started, t0 = now(), time.perf_counter()
+        live = live_log(cfg, key, variant_label(plain["variant"]))  # trackers see each epoch as it ends
 
         def on_epoch(row: Dict[str, Any]) -> None:
             heartbeat(lock)
+            if "train_loss" in row:  # a diverged run's later epochs come as {"epoch": n} only
+                live.epoch(row)
             reporter.epoch_done(row)
         try:
             result = run_experiment(cfg, on_epoch=on_epoch, data=data)
@@ -100,7 +103,7 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
     finally:
         release(lock)  # also on Ctrl-C: the unfinished run leaves neither a record nor a claim
     rebuild_tables(out_dir)
-    log_record(cfg, record)  # trackers see each run once, from its written record (curves appear as it ends)
+    live.finish(record)  # status, params and the record itself, once it is written
     reporter.run_done(record)
     return record
 
@@ -150,12 +153,14 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None,
         keys = [run_key(p) for p in plains]
         reporter.run_started(cfgs[0], keys[0], pack=len(cfgs))
         started, t0 = now(), time.perf_counter()
+        lives = [live_log(c, k, variant_label(p["variant"])) for c, k, p in zip(cfgs, keys, plains)]  # a pack: K runs
 
         def on_epoch(row: Dict[str, Any]) -> None:
             for lock in locks:
                 heartbeat(lock)
             reporter.epoch_done(row)
-        results = run_packed(cfgs, on_epoch=on_epoch, data=data)
+        results = run_packed(cfgs, on_epoch=on_epoch, data=data,
+                             on_run_epoch=lambda i, row: lives[i].epoch(row))
         wall = (time.perf_counter() - t0) / len(cfgs)  # each run is charged its share of the pack's wall time
         records = [{**_record(p, k, r, None, started, wall), "pack_members": keys}  # `verify` re-runs the pack
                    for p, k, r in zip(plains, keys, results)]
@@ -165,8 +170,8 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None,
         for lock in locks:
             release(lock)
     rebuild_tables(out_dir)
-    for cfg, rec in zip(cfgs, records):  # a pack logs as K runs
-        log_record(cfg, rec)
+    for live, rec in zip(lives, records):  # a pack logs as K runs
+        live.finish(rec)
         reporter.run_done(rec)
     return records
 

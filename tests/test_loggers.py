@@ -143,3 +143,38 @@ def test_report_figures_go_to_mlflow_as_a_report_run(tmp_path):
     names = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "report")}
     assert {p.name for p in rep.files} == names and any(n.endswith(".png") for n in names)
     assert len(client.search_runs([exp])) == 4 + 1  # 4 runs + the report
+
+
+def test_trackers_show_each_epoch_while_the_run_trains(tmp_path):
+    """Streaming: when epoch 1 of 3 ends, TensorBoard's event file and the MLflow run (RUNNING) already hold its
+    metrics; at the end both hold all three epochs and MLflow says FINISHED."""
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from bnablate.sweeps import Reporter
+
+    uri, tb = f"sqlite:///{tmp_path}/ml.db", tmp_path / "tb"
+    seen = {}
+
+    class Peek(Reporter):
+        def epoch_done(self, row):
+            if row["epoch"] == 1:
+                run_dir = next(tb.iterdir())
+                ea = EventAccumulator(str(run_dir))
+                ea.Reload()
+                seen["tb"] = [e.value for e in ea.Scalars("val_acc")]
+                client = MlflowClient(uri)
+                run = client.search_runs([client.get_experiment_by_name("placement").experiment_id])[0]
+                seen["mlflow"] = ([m.value for m in client.get_metric_history(run.info.run_id, "val_acc")],
+                                  run.info.status)
+
+    rec = bnablate.run(["dataset=digits", "train.epochs=3", "model=mlp", "logger=both",
+                        f"logger.mlflow.tracking_uri={uri}", f"logger.tensorboard.log_dir={tb}"],
+                       out_dir=tmp_path / "out", reporter=Peek())
+    first = rec["metrics"][0]["val_acc"]
+    assert seen["tb"] == pytest.approx([first]) and seen["mlflow"] == (pytest.approx([first]), "RUNNING")
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("placement").experiment_id])[0]
+    assert len(client.get_metric_history(run.info.run_id, "val_acc")) == 3 and run.info.status == "FINISHED"

@@ -1,19 +1,31 @@
-"""Trackers a finished run's record is also logged to (TensorBoard, MLflow): a small registry and one log_record path."""
+"""Trackers each run is also logged to (TensorBoard, MLflow), streamed as it trains: a small registry of backends, each
+a `live(cfg, key, label)` handle with `epoch(row)` after every epoch and `finish(record)` once its record is written."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Protocol
 
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
 
-# name -> (check(cfg) raising ConfigError before training, log(cfg, record) after the record is written)
+
+class LiveHandle(Protocol):
+    """One run in one tracker, opened before its first epoch."""
+
+    def epoch(self, row: Dict[str, Any]) -> None: ...
+
+    def finish(self, record: Dict[str, Any]) -> None: ...
+
+
+# name -> (check(cfg) raising ConfigError before training, live(cfg, run key, run label) -> LiveHandle)
 LOGGERS: Dict[str, tuple] = {}
 
 
-def register_logger(name: str, check: Callable[[DictConfig], None], log: Callable[[DictConfig, Dict[str, Any]], None]):
-    LOGGERS[name] = (check, log)
+def register_logger(name: str, check: Callable[[DictConfig], None],
+                    live: Callable[[DictConfig, str, str], LiveHandle]) -> None:
+    LOGGERS[name] = (check, live)
 
 
 def chosen(cfg: DictConfig) -> List[str]:
@@ -32,12 +44,43 @@ def check_loggers(cfg: DictConfig) -> None:
         LOGGERS[n][0](cfg)
 
 
-def log_record(cfg: DictConfig, record: Dict[str, Any]) -> None:
-    """Log one finished (ok, failed or diverged) run's record to every chosen tracker; skipped runs are not logged."""
-    if record.get("skipped"):
-        return
-    for n in chosen(cfg):
-        LOGGERS[n][1](cfg, record)
+class LiveLog:
+    """A run's handles in every chosen tracker: opened before training, fed each epoch's row as it ends (a long run's
+    curves are visible while it trains), finished with the written record (status, params, the record itself). A
+    tracker that fails mid-run warns once and is dropped for that run: it never fails the training."""
+
+    def __init__(self, cfg: DictConfig, key: str, label: str) -> None:
+        self.handles: Dict[str, Optional[LiveHandle]] = {}
+        for name in chosen(cfg):
+            try:
+                self.handles[name] = LOGGERS[name][1](cfg, key, label)
+            except Exception as e:  # noqa: BLE001  (checked before training; a store gone since is not the run's fault)
+                self._drop(name, e)
+
+    def _drop(self, name: str, e: Exception) -> None:
+        warnings.warn(f"logger {name}: {type(e).__name__}: {e}; this run is not logged there (its record and the "
+                      f"tables are unaffected).", stacklevel=3)
+        self.handles[name] = None
+
+    def _each(self, what: str, arg: Dict[str, Any]) -> None:
+        for name, handle in self.handles.items():
+            if handle is None:
+                continue
+            try:
+                getattr(handle, what)(arg)
+            except Exception as e:  # noqa: BLE001  (a tracker's outage is not the run's failure)
+                self._drop(name, e)
+
+    def epoch(self, row: Dict[str, Any]) -> None:
+        self._each("epoch", row)
+
+    def finish(self, record: Dict[str, Any]) -> None:
+        self._each("finish", record)
+
+
+def live_log(cfg: DictConfig, key: str, variant: str) -> LiveLog:
+    """The handles of a run about to train (no handle at all under logger=none)."""
+    return LiveLog(cfg, key, run_label({"variant": variant, "config": {"seed": cfg.seed}, "run_key": key}))
 
 
 def log_report_to_trackers(records: List[Dict[str, Any]], files: List[Any]) -> None:

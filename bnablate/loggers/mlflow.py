@@ -1,4 +1,5 @@
-"""MLflow backend: one MLflow run per bnablate run (params, per-epoch metrics, run key/status tags, the record)."""
+"""MLflow backend: one MLflow run per bnablate run, created when it starts and fed each epoch's metrics as it trains
+(status RUNNING), then its params, the record as an artifact and its status (FINISHED / FAILED) when it ends."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from omegaconf import DictConfig
 
 from ..errors import ConfigError
 from ..results.tables import flatten
-from . import epoch_scalars, factors, register_logger, run_label
+from . import epoch_scalars, factors, register_logger
 
 MAX_PARAM = 6000  # MLflow's param value length limit (6000 chars since 2.x)
 
@@ -53,30 +54,40 @@ def _experiment(cfg: DictConfig):
     return _store(str(cfg.logger.mlflow.tracking_uri), str(cfg.sweep.name), str(cfg.out_dir))
 
 
-def log(cfg: DictConfig, record: Dict[str, Any]) -> None:
-    from mlflow.entities import Metric, Param
-    client, exp = _experiment(cfg)
-    key = record["run_key"]
-    for old in client.search_runs([exp], filter_string=f"tags.`bnablate.run_key` = '{key}'"):
-        client.delete_run(old.info.run_id)  # a --force re-run replaces the earlier MLflow run
-    run = client.create_run(exp, run_name=run_label(record),
-                            tags={"bnablate.run_key": key, "bnablate.status": str(record.get("status"))})
-    rid = run.info.run_id
-    params = {**{k: str(v)[:MAX_PARAM] for k, v in flatten(record["config"]).items()},
-              **{f"factor.{k}": str(v) for k, v in factors(record).items()}}
-    metrics = [Metric(k, v, 0, int(row["epoch"])) for row in record.get("metrics") or []
-               for k, v in epoch_scalars(row).items()]
-    items = [Param(k, v) for k, v in params.items()]
-    for i in range(0, max(len(items), len(metrics), 1), 100):  # log_batch takes at most 100 params per call
-        client.log_batch(rid, metrics=metrics[i:i + 100], params=items[i:i + 100], tags=[])
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / f"{key}.json"
-        p.write_text(json.dumps(record, indent=1, default=str))
-        client.log_artifact(rid, str(p))
-    client.set_terminated(rid, "FINISHED" if record.get("status") == "ok" else "FAILED")
+class Live:
+    """One bnablate run as one MLflow run, open (RUNNING) while it trains."""
+
+    def __init__(self, cfg: DictConfig, key: str, label: str) -> None:
+        self.client, exp = _experiment(cfg)
+        for old in self.client.search_runs([exp], filter_string=f"tags.`bnablate.run_key` = '{key}'"):
+            self.client.delete_run(old.info.run_id)  # a re-run (after a failure, Ctrl-C, --force) replaces it
+        self.key = key
+        self.rid = self.client.create_run(exp, run_name=label, tags={"bnablate.run_key": key,
+                                                                     "bnablate.status": "running"}).info.run_id
+
+    def epoch(self, row: Dict[str, Any]) -> None:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(k, v, 0, int(row["epoch"])) for k, v in epoch_scalars(row).items()]
+        self.client.log_batch(self.rid, metrics=metrics, params=[], tags=[])
+
+    def finish(self, record: Dict[str, Any]) -> None:
+        from mlflow.entities import Param, RunTag
+
+        params = {**{k: str(v)[:MAX_PARAM] for k, v in flatten(record["config"]).items()},
+                  **{f"factor.{k}": str(v) for k, v in factors(record).items()}}
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # log_batch takes at most 100 params per call
+            self.client.log_batch(self.rid, metrics=[], params=items[i:i + 100], tags=[])
+        self.client.log_batch(self.rid, tags=[RunTag("bnablate.status", str(record.get("status")))])
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / f"{self.key}.json"
+            p.write_text(json.dumps(record, indent=1, default=str))
+            self.client.log_artifact(self.rid, str(p))
+        self.client.set_terminated(self.rid, "FINISHED" if record.get("status") == "ok" else "FAILED")
 
 
-register_logger("mlflow", check, log)
+register_logger("mlflow", check, Live)
 
 
 def log_report(records, files) -> None:

@@ -1,4 +1,5 @@
-"""TensorBoard backend: per-epoch scalars and hparams of a finished run under logger.tensorboard.log_dir/<run label>/."""
+"""TensorBoard backend: each epoch's scalars as the run trains (flushed, so TensorBoard shows the curve live), then the
+run's hparams when it ends, under logger.tensorboard.log_dir/<run label>/."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Dict
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
-from . import epoch_scalars, factors, register_logger, run_label
+from . import epoch_scalars, factors, register_logger
 
 
 def check(cfg: DictConfig) -> None:
@@ -30,19 +31,28 @@ def check(cfg: DictConfig) -> None:
                           f"(logger.tensorboard.log_dir=PATH).")
 
 
-def log(cfg: DictConfig, record: Dict[str, Any]) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-    run_dir = Path(str(cfg.logger.tensorboard.log_dir)) / run_label(record)
-    shutil.rmtree(run_dir, ignore_errors=True)  # a --force re-run replaces the earlier curves
-    with SummaryWriter(log_dir=str(run_dir)) as w:
-        last: Dict[str, float] = {}
-        for row in record.get("metrics") or []:
-            scalars = epoch_scalars(row)
-            for k, v in scalars.items():
-                w.add_scalar(k, v, global_step=int(row["epoch"]))
-            last = scalars or last
-        w.add_hparams(factors(record), {f"hparam/{k}": v for k, v in last.items()} or {"hparam/none": 0.0},
-                      run_name=".")  # "." keeps the hparams in the run's own dir rather than a timestamped subdir
+class Live:
+    """One run's SummaryWriter, open while it trains."""
+
+    def __init__(self, cfg: DictConfig, key: str, label: str) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        run_dir = Path(str(cfg.logger.tensorboard.log_dir)) / label
+        shutil.rmtree(run_dir, ignore_errors=True)  # a re-run (after a failure or Ctrl-C) replaces the earlier curves
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self.last: Dict[str, float] = {}
+
+    def epoch(self, row: Dict[str, Any]) -> None:
+        scalars = epoch_scalars(row)
+        for k, v in scalars.items():
+            self.writer.add_scalar(k, v, global_step=int(row["epoch"]))
+        self.writer.flush()  # on disk now: TensorBoard reads the event file while the run goes on
+        self.last = scalars or self.last
+
+    def finish(self, record: Dict[str, Any]) -> None:
+        self.writer.add_hparams(factors(record), {f"hparam/{k}": v for k, v in self.last.items()} or
+                                {"hparam/none": 0.0}, run_name=".")  # ".": in the run's own dir, not a subdir
+        self.writer.close()
 
 
-register_logger("tensorboard", check, log)
+register_logger("tensorboard", check, Live)

@@ -96,17 +96,20 @@ def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional
 
 
 def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = None,
-               data: Optional[DataSplits] = None) -> List[Dict[str, Any]]:
+               data: Optional[DataSplits] = None,
+               on_run_epoch: Optional[Callable[[int, Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
     """Train len(cfgs) ≥ 2 runs that differ only in seed (and lr) as one pack; one result per config, shaped like
-    run_experiment's plus pack_size. Raises ConfigError when they cannot pack (pack.packable says why)."""
+    run_experiment's plus pack_size. Raises ConfigError when they cannot pack (pack.packable says why).
+    on_epoch(row) gets the first run's row (progress); on_run_epoch(i, row) every run's (trackers)."""
     reason = packable(cfgs)
     if reason:
         raise ConfigError(f"cannot pack these runs: {reason}.")
-    return train_runs(cfgs, on_epoch, data)
+    return train_runs(cfgs, on_epoch, data, on_run_epoch)
 
 
 def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = None,
-               data: Optional[DataSplits] = None) -> List[Dict[str, Any]]:
+               data: Optional[DataSplits] = None,
+               on_run_epoch: Optional[Callable[[int, Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
     """The one training driver: K ≥ 1 runs of one architecture (K > 1 only for configs pack.packable accepts),
     trained by the one epoch loop and evaluated by the one evaluation. K = 1 calls the model itself (LoneRun), with
     every lone-only option (fine-tuning, compile, channels_last, PreciseBN); K > 1 a PackedModel. Each run keeps its
@@ -165,6 +168,8 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
                                         {n: v[i] for n, v in val.items()}, {n: v[i] for n, v in test.items()},
                                         lrs.lr(i, lr), steps, epoch_time / k, len(data.train_x)))
             last_correct[i] = correct[i]
+            if on_run_epoch is not None:
+                on_run_epoch(i, metrics[i][-1])
             if not math.isfinite(tr["train_loss"][i]):
                 status[i] = "diverged"  # non-finite training loss: stop this run, the sweep goes on
         if on_epoch is not None:
