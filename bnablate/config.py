@@ -71,6 +71,13 @@ class ImageFolderDatasetConfig(FilesDatasetConfig):
 
 
 @dataclass
+class TorchvisionDatasetConfig(DatasetConfig):
+    """dataset=torchvision dataset.name=NAME: torchvision's other datasets (bnablate/data/tv_sets.py)."""
+    split: Optional[str] = option(None, R, "torchvision: EMNIST's split (byclass, bymerge, balanced, letters, digits, "
+                                           "mnist); null: balanced (the other datasets have none)")
+
+
+@dataclass
 class ModelConfig:
     name: str = option(MISSING, R, "the model (conf/model; `bnablate list models`)")
     cpu_pack_max_batch: int = option(0, E, "pack=auto on a CPU packs this model's runs at train.batch_size ≤ this "
@@ -294,7 +301,8 @@ MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn":
 
 
 # dataset name → its schema, for the datasets with keys of their own (conf/dataset/NAME.yaml extends base_NAME)
-DATASET_SCHEMAS: Dict[str, type] = {"arrays": ArraysDatasetConfig, "imagefolder": ImageFolderDatasetConfig}
+DATASET_SCHEMAS: Dict[str, type] = {"arrays": ArraysDatasetConfig, "imagefolder": ImageFolderDatasetConfig,
+                                    "torchvision": TorchvisionDatasetConfig}
 
 
 def register_configs() -> None:

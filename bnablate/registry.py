@@ -17,7 +17,8 @@ class UnknownNameError(KeyError):
 
 
 def unknown_name_message(kind: str, name: str, valid: List[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    same_case = [v for v in valid if v.lower() == str(name).lower()]  # CIFAR100 → cifar100: a case slip is close
+    close = same_case or difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return f"Unknown {kind} '{name}'.{hint} Choose one of: {', '.join(sorted(valid))}."
 

@@ -115,6 +115,11 @@ def explain(e: BaseException, overrides: List[str]) -> str:
 def _omegaconf_message(e: OmegaConfBaseException) -> str:
     key = getattr(e, "full_key", None)
     first = str(e).splitlines()[0]
+    if key == "dataset.name" and first.startswith("Missing mandatory value"):  # dataset=torchvision alone
+        from ..data.tv_sets import TV_SETS
+
+        return (f"dataset=torchvision needs dataset.name=NAME, one of {', '.join(TV_SETS)}, e.g. dataset=torchvision "
+                f"dataset.name=cifar100 (`bnablate list datasets` shows every dataset).")
     return f"Invalid value for '{key}': {first}." if key else first
 
 

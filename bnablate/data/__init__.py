@@ -2,6 +2,7 @@
 
 from . import sources  # noqa: F401  (registers the built-in datasets)
 from . import own  # noqa: F401,I001  (then the user's own: arrays, imagefolder)
+from . import tv_sets  # noqa: F401,I001  (and torchvision's other datasets: dataset=torchvision dataset.name=...)
 from .augment import augment_batch
 from .registry import (DATASETS, DataError, DatasetSpec, RawData, dataset_shape, dataset_spec, fingerprint,
                        register_dataset)

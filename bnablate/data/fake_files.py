@@ -98,3 +98,45 @@ def write_image_folder(root: Path, classes: int = 3, per_class: int = 20, size=(
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(folder / f"{i}.png")  # (H, W) → L, (H, W, 3) → RGB
     return root
+
+
+def write_cifar100(root: Path, n_train: int = 40, n_test: int = 20, seed: int = 0) -> Path:
+    """cifar-100-python/train, test (dicts with 'data' (N, 3072) uint8 rows and 'fine_labels') and meta."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", n_train), ("test", n_test)):
+        fine = [int(i % 100) for i in range(n)]
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8), "fine_labels": fine,
+                         "coarse_labels": [c // 5 for c in fine], "filenames": [f"img{i}.png" for i in range(n)]}, f)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"fine{i}" for i in range(100)],
+                     "coarse_label_names": [f"coarse{i}" for i in range(20)]}, f)
+    return folder
+
+
+def write_svhn(root: Path, n_train: int = 40, n_test: int = 20, seed: int = 0) -> Path:
+    """train_32x32.mat and test_32x32.mat as SVHN ships them: X (32, 32, 3, N) uint8, y (N, 1) with digit 0 as 10."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", n_train), ("test", n_test)):
+        y = (np.arange(n) % 10).reshape(n, 1)
+        savemat(root / f"{name}_32x32.mat", {"X": rng.integers(0, 256, (32, 32, 3, n)).astype(np.uint8),
+                                             "y": np.where(y == 0, 10, y).astype(np.uint8)})
+    return root
+
+
+def write_emnist(root: Path, split: str = "letters", n_train: int = 52, n_test: int = 26, classes: int = 27,
+                 first_label: int = 1, seed: int = 0) -> Path:
+    """EMNIST/raw/emnist-<split>-{train,test}-{images-idx3,labels-idx1}-ubyte (letters: labels 1..26)."""
+    rng = np.random.default_rng(seed)
+    raw = root / "EMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for part, n in (("train", n_train), ("test", n_test)):
+        write_idx_images(raw / f"emnist-{split}-{part}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx_labels(raw / f"emnist-{split}-{part}-labels-idx1-ubyte",
+                         first_label + np.arange(n) % (classes - first_label))
+    return raw
