@@ -1,5 +1,5 @@
 """`python -m bnablate` = the `bnablate` command."""
 
-from .cli import main
+from .launch import main
 
 main()

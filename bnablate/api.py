@@ -17,6 +17,7 @@ from .sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decide
 from .sweep_plan import SweepPlan, plan_sweep
 from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
+from .plugins import check_plugins
 from .tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, check_tune, merge, parse_tune, plan_tuning,
                      run_parts, run_tuning)
 
@@ -33,6 +34,7 @@ def plan(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None) -> S
     """The sweep `overrides` describe, every job composed and checked (data included), nothing trained: its jobs,
     configs, run keys, output folders and launcher. Raises ConfigError/DataError (or Hydra's errors for a malformed
     override) naming the fix."""
+    check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
     sweep_plan = plan_sweep(_with_out_dir(overrides, out_dir))
     if not sweep_plan.jobs:
         raise ConfigError("The sweep is empty: no runs to do. Give values, e.g. variant=no_bn,bn_pre_act "
@@ -62,6 +64,7 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     written as it ends, so an interrupted sweep resumes where it stopped. Every job is checked before anything
     trains (ConfigError/DataError); OutputError when the folder cannot take results (before training) or a record
     could not be written (after every other run)."""
+    check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
     sweep_plan = plan(overrides, out_dir)
     spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
     tuning = None
@@ -105,6 +108,7 @@ def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force
     config, per-epoch metrics, provenance; `skipped: True` when it was already recorded and force is False). A bad
     config or missing data raises ConfigError/DataError before anything is written; a run that fails while training
     returns a record with status 'failed' and its error."""
+    check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
     cfg = compose_config(_with_out_dir(overrides, out_dir))
     to_plain(cfg)  # interpolation errors surface here, before any work
     data = preflight(cfg)  # missing files or a too-large batch fail here, before anything is written
@@ -144,6 +148,7 @@ def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = 
     options: target, by, alpha, margin (metric points), compare ('baseline' | 'pairs'), pivot, trained_above,
     per_epoch — as the CLI's options; metric, alpha, margin, compare and baseline default to the runs' report.* and
     sweep.baseline. Raises ValueError naming the fix for a bad folder or option."""
+    check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
     folders = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
     for folder in folders:
         if table_files(folder) is None:  # a folder of tables only (runs + results, Parquet or CSV) reports too

@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .keys import KeyLists, Role, option
+from .plugins import load_plugins, search_path_override
 
 _PKG_DIR = Path(__file__).resolve().parent
 # An installed wheel carries conf/ inside the package; a source checkout (editable install) has it beside the package.
@@ -305,6 +306,30 @@ DATASET_SCHEMAS: Dict[str, type] = {"arrays": ArraysDatasetConfig, "imagefolder"
                                     "torchvision": TorchvisionDatasetConfig}
 
 
+def register_model_schema(name: str, schema: type) -> None:
+    """A plugin's model schema (a ModelConfig subclass whose fields are declared with option(...)): `model=NAME`
+    composes on it (its YAML extends base_NAME; without a YAML, the schema's defaults with name=NAME are the option).
+    Call it at the plugin's import: the key lists are derived from the schemas once plugins are loaded."""
+    _register_schema("model", MODEL_SCHEMAS, name, schema, ModelConfig)
+
+
+def register_dataset_schema(name: str, schema: type) -> None:
+    """A plugin's dataset schema (a DatasetConfig subclass), as register_model_schema for `dataset=NAME`."""
+    _register_schema("dataset", DATASET_SCHEMAS, name, schema, DatasetConfig)
+
+
+def _register_schema(group: str, schemas: Dict[str, type], name: str, schema: type, base: type) -> None:
+    if not (isinstance(schema, type) and issubclass(schema, base) and dataclasses.is_dataclass(schema)):
+        raise TypeError(f"{group} schema for '{name}' must be a @dataclass subclass of {base.__name__}")
+    if name in schemas and schemas[name] is not schema:
+        raise ValueError(f"{group} schema '{name}' is already registered (by {schemas[name].__module__}); pick "
+                         f"another name")
+    schemas[name] = schema
+    cs = ConfigStore.instance()
+    cs.store(group=group, name=f"base_{name}", node=schema)
+    cs.store(group=group, name=name, node=schema(name=name))  # a YAML of the same name (the plugin's) takes precedence
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
@@ -319,6 +344,7 @@ def register_configs() -> None:
 
 
 register_configs()
+load_plugins(CONF_DIR)  # before the key lists below: a plugin's schema keys are derived like bnablate's own
 
 # Every list of keys (run key, tables, report factors, packs), derived from the roles declared above.
 KEYS = KeyLists.of(Config)
@@ -337,8 +363,9 @@ def neutral_values_for(plain: Dict[str, Any]) -> Dict[str, Any]:
 def compose_config(overrides: Optional[List[str]] = None, return_hydra_config: bool = False) -> DictConfig:
     """Compose conf/config.yaml with Hydra overrides, exactly as `bnablate run` does (with the `hydra` node too when
     asked: the sweep planner reads the preset's grid and the launcher from it)."""
+    overrides = [*search_path_override(), *(overrides or [])]  # plugins' configs (pkg://...) come first
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides or []), return_hydra_config=return_hydra_config)
+        return compose(config_name="config", overrides=overrides, return_hydra_config=return_hydra_config)
 
 
 def to_plain(cfg: DictConfig) -> Dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, List, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from .config import CONF_DIR, compose_config
+from .plugins import search_path_override
 
 _ABSENT = object()
 
@@ -70,7 +71,7 @@ def launch_multirun(overrides: List[str], task: Callable[[DictConfig], Any]) -> 
 
     main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     saved = sys.argv
-    sys.argv = ["bnablate", "--multirun", *defer_grid_keys(overrides)]  # @hydra.main reads its overrides from the command line only
+    sys.argv = ["bnablate", "--multirun", *search_path_override(), *defer_grid_keys(overrides)]  # @hydra.main reads its overrides from the command line only
     try:
         main()
     finally:

@@ -10,6 +10,7 @@ from typing import Any, Dict, Mapping
 from omegaconf import OmegaConf
 
 from .config import CONF_DIR, NEUTRAL_VALUES, VariantConfig
+from .plugins import config_dirs
 from .layers.blocks import block_order, use_bias
 from .registry import Registry
 
@@ -45,13 +46,18 @@ def load_variant(path: Path) -> Dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(VariantConfig), values))
 
 
+ORIGINS: Dict[str, str] = {}  # preset name → "bnablate" or "plugin NAME" (filled by variant_presets)
+
+
 @lru_cache(maxsize=1)
 def variant_presets() -> Registry[Dict[str, Any]]:
     """Every conf/variant preset, name → all its axes (schema defaults filled in) and description."""
     reg: Registry[Dict[str, Any]] = Registry("variant")
-    for path in sorted((CONF_DIR / "variant").glob("*.yaml")):
-        values = load_variant(path)
-        reg.register(path.stem, str(values["description"]))(values)
+    for folder, origin in [(CONF_DIR, "bnablate"), *config_dirs()]:  # a plugin's conf/variant too
+        for path in sorted((folder / "variant").glob("*.yaml")):
+            values = load_variant(path)
+            reg.register(path.stem, str(values["description"]))(values)
+            ORIGINS[path.stem] = origin
     return reg
 
 

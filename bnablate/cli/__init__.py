@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import warnings
 
+from typing import Annotated, List, Optional
+
 import typer
 
 from .bench_cmd import bench_cmd
-from .common import console
+from ..plugins import PluginError, check_plugins
+from .common import console, fail
 from .inspect_cmd import inspect_cmd
 from .list_cmd import list_cmd
 from .report_cmd import report_cmd
@@ -20,6 +23,21 @@ app = typer.Typer(
     name="bnablate", no_args_is_help=True, add_completion=True, rich_markup_mode=None,
     help="Where does Batch Normalization go? Paired, multi-seed BN-placement ablations with tidy results.",
 )
+
+
+@app.callback()
+def _global_options(plugin: Annotated[Optional[List[str]], typer.Option(
+        "--plugin", metavar="MODULE", help="Load a plugin (a module name or a .py file) that registers models, datasets or configs; "
+                         "repeatable; also BNABLATE_PLUGINS=a,b and installed packages' `bnablate.plugins` entry "
+                         "points (docs/extending.md).")] = None) -> None:
+    # --plugin itself is read by bnablate.launch before the config schema loads; here every command first reports
+    # a plugin that did not load, as a usage error naming it and the fix.
+    try:
+        check_plugins()
+    except PluginError as e:
+        fail(str(e))
+
+
 app.command("list")(list_cmd)
 app.command("inspect")(inspect_cmd)
 app.command("run")(run_cmd)

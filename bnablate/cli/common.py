@@ -81,6 +81,9 @@ def explain(e: BaseException, overrides: List[str]) -> str:
         m = re.search(r"Could not find '(.+)/([^/']+)'", text)  # group may be nested: hydra/launcher/NAME
         if m:
             group, name = m.groups()
+            schema_hint = _registered_without_config(group, name)
+            if schema_hint:
+                return schema_hint
             # Hydra's own list covers plugin-provided options too (hydra/launcher=joblib); base_* are our schemas
             options = [o for o in (getattr(e, "options", None) or group_options(group)) if not o.startswith("base_")]
             hint = f" Run `bnablate list {group}s` for descriptions." if group in LISTED_GROUPS else ""
@@ -110,6 +113,23 @@ def explain(e: BaseException, overrides: List[str]) -> str:
     if isinstance(e, OmegaConfBaseException):
         return _omegaconf_message(e)
     return text
+
+
+def _registered_without_config(group: str, name: str) -> Optional[str]:
+    """A model or dataset a plugin registered (its builder or loader) with no config to compose it: say so."""
+    from .. import plugins
+    from ..data import DATASETS
+    from ..models import MODELS
+
+    registry = {"model": MODELS, "dataset": DATASETS}.get(group)
+    if registry is None or name not in registry:
+        return None
+    entry = registry.entry(name).obj
+    origin = plugins.origin_of(getattr(entry, "load", entry))
+    schema = "register_model_schema" if group == "model" else "register_dataset_schema"
+    return (f"{group} '{name}' is registered ({origin}) but has no config, so {group}={name} cannot compose. Fix: in "
+            f"the plugin, call bnablate.config.{schema}('{name}', ItsConfig) or ship conf/{group}/{name}.yaml under its "
+            f"CONFIG_PATH (docs/extending.md, 'Plugins').")
 
 
 def _omegaconf_message(e: OmegaConfBaseException) -> str:

@@ -8,6 +8,7 @@ import typer
 from omegaconf import MISSING, OmegaConf
 from rich.table import Table
 
+from .. import plugins
 from ..config import CONF_DIR, KEYS
 from ..config_doc import literal
 from ..data import DATASETS
@@ -17,7 +18,7 @@ from ..models import MODELS
 from ..registry import unknown_name_message
 from ..train.bn_stats import EVAL_STATS
 from ..train.finetune import FINETUNE_BN
-from ..variants import variant_presets
+from ..variants import ORIGINS, variant_presets
 from .common import CONFIG_ERRORS, console, explain, fail
 
 WHAT = ("variants", "models", "datasets", "sweeps", "axes", "bn", "options")
@@ -27,7 +28,13 @@ def _table(title: str, *columns: str) -> Table:
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         t.add_column(c, overflow="fold", no_wrap=i == 0)  # names stay whole: they are what users type
+    if plugins.LOADED:  # with plugins loaded, each row says where it comes from
+        t.add_column("origin", no_wrap=True)
     return t
+
+
+def _row(t: Table, origin: str, *cells: str) -> None:
+    t.add_row(*cells, *([origin] if plugins.LOADED else []))
 
 
 def variants_table() -> Table:
@@ -37,15 +44,15 @@ def variants_table() -> Table:
         v = e.obj
         drop = v["dropout"] if v["dropout"] == "none" else f"{v['dropout']} p={v['dropout_p']}"
         residual = v["residual"] + ("" if v["residual_init"] == "standard" else f" + {v['residual_init']}")
-        t.add_row(name, v["norm"] + (f" ({v['groups']})" if v["norm"] == "group" else ""), v["placement"], drop,
-                  v["bias"], v["activation"], residual, e.description)
+        _row(t, ORIGINS.get(name, "bnablate"), name, v["norm"] + (f" ({v['groups']})" if v["norm"] == "group" else ""),
+             v["placement"], drop, v["bias"], v["activation"], residual, e.description)
     return t
 
 
 def models_table() -> Table:
     t = _table("models (conf/model; model=NAME)", "name", "description")
     for name, e in MODELS.items():
-        t.add_row(name, e.description)
+        _row(t, plugins.origin_of(e.obj), name, e.description)
     return t
 
 
@@ -54,20 +61,22 @@ def datasets_table() -> Table:
                "name", "input", "classes", "description")
     for name, e in DATASETS.items():
         spec = e.obj
+        origin = plugins.origin_of(spec.load)
         if spec.shape is not None:  # the user's own files: read from them at run time
-            t.add_row(name, "from files", "from files", e.description)
+            _row(t, origin, name, "from files", "from files", e.description)
         else:
-            t.add_row(name, "×".join(str(s) for s in spec.input_shape), str(spec.num_classes), e.description)
+            _row(t, origin, name, "×".join(str(s) for s in spec.input_shape), str(spec.num_classes), e.description)
     return t
 
 
 def sweeps_table() -> Table:
     t = _table("sweeps (conf/sweep; bnablate sweep sweep=NAME)", "name", "description", "grid")
-    for path in sorted((CONF_DIR / "sweep").glob("*.yaml")):
-        cfg = OmegaConf.load(path)
-        params = OmegaConf.select(cfg, "hydra.sweeper.params", default={}) or {}
-        grid = "  ".join(f"{k}={v}" for k, v in params.items())
-        t.add_row(path.stem, str(OmegaConf.select(cfg, "sweep.description", default="")), grid)
+    for folder, origin in [(CONF_DIR, "bnablate"), *plugins.config_dirs()]:  # a plugin's conf/sweep too
+        for path in sorted((folder / "sweep").glob("*.yaml")):
+            cfg = OmegaConf.load(path)
+            params = OmegaConf.select(cfg, "hydra.sweeper.params", default={}) or {}
+            grid = "  ".join(f"{k}={v}" for k, v in params.items())
+            _row(t, origin, path.stem, str(OmegaConf.select(cfg, "sweep.description", default="")), grid)
     return t
 
 

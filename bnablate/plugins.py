@@ -1,0 +1,151 @@
+"""Plugins: modules outside bnablate that register models, datasets, norms and config schemas with bnablate's own
+registries (timm's `register_model` from any module), and may ship Hydra configs (model/variant/sweep YAMLs) found
+through Hydra's search path (`pkg://`). Loaded once per process, before the config schema's key lists are derived
+(bnablate/config.py calls load_plugins), from:
+
+- the `bnablate.plugins` entry-point group of installed packages (as pytest and Hydra find their plugins):
+  `[project.entry-points."bnablate.plugins"] my_lab = "my_lab.bnablate_plugin"`;
+- the environment variable BNABLATE_PLUGINS: comma-separated module names or .py files (`bnablate --plugin X`
+  sets it; worker processes of joblib/submitit inherit it).
+
+A plugin module may set `CONFIG_PATH = "pkg://my_lab.conf"` (a package holding model/, variant/, sweep/ folders).
+A plugin that fails to import (or registers a name twice) does not break bnablate's import: the failure is kept and
+every command reports it, naming the plugin and the fix, before doing anything."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ENV = "BNABLATE_PLUGINS"
+GROUP = "bnablate.plugins"
+
+
+class PluginError(RuntimeError):
+    """A plugin that could not load; the message names it, what went wrong and the fix."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str  # the module's name
+    origin: str  # "entry point NAME (distribution D)" or "BNABLATE_PLUGINS"
+    config_path: Optional[str]  # its Hydra configs, e.g. pkg://my_lab.conf
+
+
+LOADED: Dict[str, Plugin] = {}
+FAILED: List[str] = []  # one message per plugin that did not load
+_DONE = False
+
+
+def _import_file(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    name = f"bnablate_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling (joblib workers) look modules up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _where(exc: BaseException) -> str:
+    """The plugin's own line that raised (the last frame outside bnablate), for the message."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "bnablate" not in Path(f.filename).parts]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def _load(label: str, origin: str, load) -> None:
+    try:
+        module = load()
+    except Exception as e:  # noqa: BLE001  (any failure of foreign code becomes one clear message)
+        FAILED.append(f"plugin {label} ({origin}) did not load: {type(e).__name__}: {e}{_where(e)}. Fix the plugin, "
+                      f"or stop loading it (unset {ENV} / drop --plugin, or uninstall the package that declares it).")
+        return
+    name = getattr(module, "__name__", label)
+    LOADED[name] = Plugin(name, origin, getattr(module, "CONFIG_PATH", None))
+
+
+def requested() -> List[str]:
+    """The modules and files BNABLATE_PLUGINS names."""
+    return [p.strip() for p in os.environ.get(ENV, "").split(",") if p.strip()]
+
+
+def load_plugins(conf_dir: Optional[Path] = None) -> None:
+    """Import every plugin once (entry points, then BNABLATE_PLUGINS); failures are kept in FAILED, and so is a
+    plugin config file that takes the name of one in conf_dir (bnablate's conf/) or of another plugin's."""
+    global _DONE
+    if _DONE:
+        return
+    _DONE = True
+    _import_all()
+    seen: Dict[tuple, str] = {}
+    for folder, origin in [(conf_dir, "bnablate"), *config_dirs()] if conf_dir else config_dirs():
+        for path in sorted(folder.glob("*/*.yaml")):
+            key = (path.parent.name, path.stem)
+            if key in seen:
+                FAILED.append(f"{origin}'s {path} takes the name of {seen[key]}'s {key[0]} '{key[1]}'. Fix: rename "
+                              f"the plugin's file (each name must be unique, as `{key[0]}={key[1]}` picks one).")
+            seen.setdefault(key, origin)
+
+
+def _import_all() -> None:
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        dist = getattr(ep, "dist", None)
+        _load(ep.name, f"entry point {ep.name}" + (f" of {dist.name}" if dist else ""), ep.load)
+    for item in requested():
+        if item.endswith(".py"):
+            _load(item, ENV, lambda: _import_file(Path(item).expanduser().absolute()))
+        else:
+            _load(item, ENV, lambda: importlib.import_module(item))
+
+
+def check_plugins() -> None:
+    """Raise PluginError listing every plugin that did not load (the CLI and the API call this first)."""
+    if FAILED:
+        raise PluginError(" ".join(FAILED))
+
+
+def search_path() -> List[str]:
+    """The loaded plugins' Hydra config folders, for hydra.searchpath."""
+    return [p.config_path for p in LOADED.values() if p.config_path]
+
+
+def search_path_override() -> List[str]:
+    """`hydra.searchpath=[...]` for compose and multirun when a plugin ships configs (else nothing)."""
+    paths = search_path()
+    return [f"hydra.searchpath=[{','.join(paths)}]"] if paths else []
+
+
+def origin_of(obj) -> str:
+    """'bnablate' for the built-ins, else the plugin module (or package) that registered obj."""
+    module = getattr(obj, "__module__", "") or ""
+    if module == "bnablate" or module.startswith("bnablate."):
+        return "bnablate"
+    for name in LOADED:
+        if module == name or module.startswith(name + "."):
+            return f"plugin {name}"
+    return module or "?"
+
+
+def config_dirs() -> List[tuple]:
+    """(folder, origin) of each loaded plugin's Hydra configs on disk (pkg://a.b → the package a.b's folder), for
+    what reads conf/ files directly (`bnablate list`, the variant presets behind every table label)."""
+    out = []
+    for plugin in LOADED.values():
+        path = plugin.config_path or ""
+        if path.startswith("pkg://"):
+            spec = importlib.util.find_spec(path[len("pkg://"):].replace("/", "."))
+            folders = list(spec.submodule_search_locations or []) if spec else []
+            out += [(Path(f), f"plugin {plugin.name}") for f in folders]
+        elif path.startswith("file://"):
+            out.append((Path(path[len("file://"):]), f"plugin {plugin.name}"))
+    return out
