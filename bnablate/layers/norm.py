@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from torch import nn
 
 from ..registry import Registry
+from .ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
 from .scratch_bn import ScratchBatchNorm
 
 # kind is "conv" (inputs (N, C, H, W)) or "linear" (inputs (N, C)); a norm name maps to one class per kind.
@@ -56,16 +57,24 @@ def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
 
 def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, momentum: Optional[float] = 0.1,
                       eps: float = 1e-5, affine: bool = True, conv_beta_init: float = 0.0,
-                      running_var_init: float = 1.0) -> nn.Module | None:
+                      running_var_init: float = 1.0, ghost_batch_size: Optional[int] = None) -> nn.Module | None:
     """An instance of the named norm for `num_features` channels/features, or None for 'none'. momentum (PyTorch
     convention; None = cumulative average) only concerns the batch-statistics norms; eps and affine reach every norm
     (LayerNorm's affine = its elementwise weight and bias). conv_beta_init: β's start on a conv layer's norm (0 as in
     PyTorch; a from-scratch tutorial's 1); running_var_init: the batch-statistics norms' running variance start (1 as
-    in PyTorch; that tutorial's 0)."""
+    in PyTorch; that tutorial's 0). ghost_batch_size: BN normalizes each chunk of that many samples on its own in
+    training (ghost_bn.py); only for norm 'batch'."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
-    if name in BATCH_STAT_NORMS:
+    if ghost_batch_size is not None:
+        if name != "batch":
+            raise ValueError(f"bn.ghost_batch_size splits the batch statistics of BatchNorm, and variant.norm={name} "
+                             f"has none: use variant.norm=batch, or bn.ghost_batch_size=null.")
+        ghost_cls = GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d
+        layer = ghost_cls(num_features, ghost=int(ghost_batch_size), eps=eps, momentum=momentum, affine=affine)
+        layer.running_var.fill_(running_var_init)
+    elif name in BATCH_STAT_NORMS:
         layer = cls(num_features, eps=eps, momentum=momentum, affine=affine)
         layer.running_var.fill_(running_var_init)
     elif cls is GroupNormC:
@@ -85,7 +94,8 @@ def norm_options(bn) -> Dict[str, Any]:
         return {}
     return {"momentum": None if bn.momentum is None else float(bn.momentum), "eps": float(bn.eps),
             "affine": bool(bn.affine), "conv_beta_init": float(bn.conv_beta_init),
-            "running_var_init": float(bn.running_var_init)}
+            "running_var_init": float(bn.running_var_init),
+            "ghost_batch_size": None if bn.ghost_batch_size is None else int(bn.ghost_batch_size)}
 
 
 def batch_norm_layers(model: nn.Module) -> List[nn.Module]:

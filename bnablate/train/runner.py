@@ -60,7 +60,17 @@ def validate_config(cfg) -> None:
             "of the current batch, and a batch of one sample has no variance (outputs collapse to β; PyTorch raises "
             "'Expected more than 1 value per channel'). Use a larger batch (train.batch_size=16 or more), or a "
             "per-sample norm that works at batch 1: variant=ln_pre_act or variant=gn_pre_act.")
+    ghost = cfg.bn.ghost_batch_size
+    if ghost is not None and (int(ghost) < 2 or int(cfg.train.batch_size) % int(ghost)):
+        raise ConfigError(f"bn.ghost_batch_size={ghost} must be ≥ 2 (BN needs two samples for a variance) and divide "
+                          f"train.batch_size={cfg.train.batch_size} into equal chunks: e.g. bn.ghost_batch_size="
+                          f"{_divisor(int(cfg.train.batch_size))}, or null for the whole batch.")
     resolve_device(cfg.device)
+
+
+def _divisor(n: int) -> int:
+    """A ghost size to suggest: the largest divisor of n in 2 … n/2, else n."""
+    return next((d for d in range(n // 2, 1, -1) if n % d == 0), n)
 
 
 def check_data(cfg, data: DataSplits) -> None:
