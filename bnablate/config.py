@@ -167,6 +167,12 @@ class BNConfig:
                                                       "normalization batch; train.batch_size stays the optimization "
                                                       "batch); must divide train.batch_size; null: the whole batch",
                                              neutral=None)
+    renorm_warmup: int = option(100, R, "batch_renorm: training steps at r_max = 1, d_max = 0 (plain BN) before the "
+                                        "limits open (Ioffe 2017: 5k)", neutral=100)
+    renorm_ramp: int = option(1000, R, "batch_renorm: steps over which r_max and d_max rise linearly to their final "
+                                       "values (Ioffe 2017: 40k and 25k; size it to your run)", neutral=1000)
+    renorm_rmax: float = option(3.0, R, "batch_renorm: final r_max ≥ 1 (r clipped to [1/r_max, r_max])", neutral=3.0)
+    renorm_dmax: float = option(5.0, R, "batch_renorm: final d_max ≥ 0 (d clipped to [−d_max, d_max])", neutral=5.0)
 
 
 @dataclass

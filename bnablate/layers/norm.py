@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from torch import nn
 
 from ..registry import Registry
+from .batch_renorm import BatchRenorm1d, BatchRenorm2d
 from .ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
 from .scratch_bn import ScratchBatchNorm
 
@@ -14,7 +15,7 @@ from .scratch_bn import ScratchBatchNorm
 NORMS: Registry[Dict[str, Callable[..., nn.Module]]] = Registry("norm")
 
 # Norms that use batch statistics in training (so a training batch of one sample is meaningless).
-BATCH_STAT_NORMS = ("batch", "scratch")
+BATCH_STAT_NORMS = ("batch", "scratch", "batch_renorm")
 # Their module classes: what PreciseBN re-estimates and the fine-tuning modes freeze.
 BATCH_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, ScratchBatchNorm)
 
@@ -44,6 +45,9 @@ NORMS.register("layer", "LayerNorm per sample: over features (linear), over (C,H
     {"conv": LayerNorm2d, "linear": nn.LayerNorm})
 NORMS.register("group", "GroupNorm with variant.groups groups (per sample; on linear features too)")(
     {"conv": GroupNormC, "linear": GroupNormC})
+NORMS.register("batch_renorm", "Batch Renormalization (Ioffe 2017): BN corrected toward the running statistics by "
+               "r, d clipped to bn.renorm_rmax/dmax on the bn.renorm_warmup/ramp schedule")(
+    {"conv": BatchRenorm2d, "linear": BatchRenorm1d})
 NORMS.register("none", "no normalization layer")({})
 
 
@@ -57,13 +61,15 @@ def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
 
 def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, momentum: Optional[float] = 0.1,
                       eps: float = 1e-5, affine: bool = True, conv_beta_init: float = 0.0,
-                      running_var_init: float = 1.0, ghost_batch_size: Optional[int] = None) -> nn.Module | None:
+                      running_var_init: float = 1.0, ghost_batch_size: Optional[int] = None,
+                      renorm: Optional[Dict[str, Any]] = None) -> nn.Module | None:
     """An instance of the named norm for `num_features` channels/features, or None for 'none'. momentum (PyTorch
     convention; None = cumulative average) only concerns the batch-statistics norms; eps and affine reach every norm
     (LayerNorm's affine = its elementwise weight and bias). conv_beta_init: β's start on a conv layer's norm (0 as in
     PyTorch; a from-scratch tutorial's 1); running_var_init: the batch-statistics norms' running variance start (1 as
     in PyTorch; that tutorial's 0). ghost_batch_size: BN normalizes each chunk of that many samples on its own in
-    training (ghost_bn.py); only for norm 'batch'."""
+    training (ghost_bn.py); only for norm 'batch'. renorm: Batch Renorm's schedule and limits (warmup, ramp, rmax,
+    dmax; batch_renorm.py) for norm 'batch_renorm'."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
@@ -73,6 +79,9 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
                              f"has none: use variant.norm=batch, or bn.ghost_batch_size=null.")
         ghost_cls = GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d
         layer = ghost_cls(num_features, ghost=int(ghost_batch_size), eps=eps, momentum=momentum, affine=affine)
+        layer.running_var.fill_(running_var_init)
+    elif name == "batch_renorm":
+        layer = cls(num_features, eps=eps, momentum=momentum, affine=affine, **(renorm or {}))
         layer.running_var.fill_(running_var_init)
     elif name in BATCH_STAT_NORMS:
         layer = cls(num_features, eps=eps, momentum=momentum, affine=affine)
@@ -95,7 +104,9 @@ def norm_options(bn) -> Dict[str, Any]:
     return {"momentum": None if bn.momentum is None else float(bn.momentum), "eps": float(bn.eps),
             "affine": bool(bn.affine), "conv_beta_init": float(bn.conv_beta_init),
             "running_var_init": float(bn.running_var_init),
-            "ghost_batch_size": None if bn.ghost_batch_size is None else int(bn.ghost_batch_size)}
+            "ghost_batch_size": None if bn.ghost_batch_size is None else int(bn.ghost_batch_size),
+            "renorm": {"warmup": int(bn.renorm_warmup), "ramp": int(bn.renorm_ramp), "rmax": float(bn.renorm_rmax),
+                       "dmax": float(bn.renorm_dmax)}}
 
 
 def batch_norm_layers(model: nn.Module) -> List[nn.Module]:

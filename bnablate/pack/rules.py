@@ -32,6 +32,8 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
         what = f"bn.eval_stats={cfg.bn.eval_stats}" if precise else "bn.momentum=null"
         return f"{what} keeps a cumulative average of BN statistics, which reads each run's batch count as a " \
                "Python number"
+    if cfg.variant.norm == "batch_renorm":
+        return "Batch Renorm's clipped corrections have no grouped or vmap form here"
     if cfg.bn.ghost_batch_size is not None:
         return "ghost batch norm splits each run's batch into chunks, which the pack's wide norms do not"
     if cfg.finetune.source is not None:

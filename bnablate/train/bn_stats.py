@@ -40,6 +40,10 @@ def validate_bn(bn) -> None:
     if not float(bn.running_var_init) >= 0:
         raise ValueError(f"bn.running_var_init must be ≥ 0 (a variance), got {bn.running_var_init}; PyTorch starts "
                          f"it at 1.")
+    if float(bn.renorm_rmax) < 1 or float(bn.renorm_dmax) < 0 or int(bn.renorm_warmup) < 0 or int(bn.renorm_ramp) < 0:
+        raise ValueError(f"Batch Renorm needs bn.renorm_rmax ≥ 1 (r ∈ [1/r_max, r_max]), bn.renorm_dmax ≥ 0 and "
+                         f"non-negative step counts, got rmax={bn.renorm_rmax}, dmax={bn.renorm_dmax}, warmup="
+                         f"{bn.renorm_warmup}, ramp={bn.renorm_ramp}; Ioffe 2017 ends at r_max=3, d_max=5.")
     if float(bn.conv_beta_init) != 0.0 and not bn.affine:
         raise ValueError(f"bn.conv_beta_init={bn.conv_beta_init} needs a β to initialise: set bn.affine=true, or leave "
                          f"bn.conv_beta_init at 0.")

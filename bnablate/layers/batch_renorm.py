@@ -1,0 +1,67 @@
+"""Batch Renormalization (Ioffe 2017): in training, x̂ = (x − μ_B)/σ_B · r + d with r = σ_B/σ and d = (μ_B − μ)/σ
+(μ, σ: the running statistics), clipped to [1/r_max, r_max] and [−d_max, d_max] and treated as constants (no gradient
+flows through r and d); evaluation uses the running statistics, as BN. With r_max = 1 and d_max = 0 it is BN; as the
+limits open, training normalizes toward the statistics inference will use, which corrects small and non-i.i.d.
+batches. The limits follow the paper's schedule by training step: r_max = 1, d_max = 0 for the first
+`bn.renorm_warmup` steps, then rising linearly to `bn.renorm_rmax` and `bn.renorm_dmax` over `bn.renorm_ramp` steps
+(the paper: 5k warm-up steps, then r_max → 3 over 40k and d_max → 5 over 25k; here one ramp for both, sized to
+bnablate's short runs). Written by hand because torch has no Batch Renorm layer; a subclass of torch's BatchNorm so
+PreciseBN and the fine-tuning modes treat it as BN. The step count is `num_batches_tracked`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class _RenormMixin:
+    def _setup(self, warmup: int, ramp: int, rmax: float, dmax: float) -> None:
+        self.warmup, self.ramp, self.rmax, self.dmax = int(warmup), int(ramp), float(rmax), float(dmax)
+
+    def limits(self) -> tuple:
+        """(r_max, d_max) at the current step: 1 and 0 through the warm-up, then linear to the final values."""
+        step = int(self.num_batches_tracked)  # type: ignore[attr-defined]
+        t = min(max(step - self.warmup, 0) / self.ramp, 1.0) if self.ramp > 0 else float(step >= self.warmup)
+        return 1.0 + t * (self.rmax - 1.0), t * self.dmax
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (N, C) or (N, C, H, W)
+        self._check_input_dim(x)  # type: ignore[attr-defined]
+        if not self.training:
+            return super().forward(x)  # type: ignore[misc]
+        dims = [0] + list(range(2, x.dim()))  # every axis but the channels
+        shape = [1, -1] + [1] * (x.dim() - 2)  # (1, C) or (1, C, 1, 1)
+        mean = x.mean(dim=dims)
+        var = x.var(dim=dims, unbiased=False)
+        std = (var + self.eps).sqrt()  # type: ignore[attr-defined]
+        r_max, d_max = self.limits()
+        with torch.no_grad():  # r and d are constants to the gradient (Ioffe 2017, Algorithm 1)
+            running_std = (self.running_var + self.eps).sqrt()  # type: ignore[attr-defined]
+            r = (std / running_std).clamp(1.0 / r_max, r_max)
+            d = ((mean - self.running_mean) / running_std).clamp(-d_max, d_max)  # type: ignore[attr-defined]
+            n = x.numel() / x.shape[1]
+            self.num_batches_tracked.add_(1)  # type: ignore[attr-defined]
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)  # type: ignore
+            self.running_mean.lerp_(mean, m)  # type: ignore[attr-defined]
+            self.running_var.lerp_(var * n / max(n - 1, 1), m)  # unbiased, as torch's BN keeps it
+        y = (x - mean.view(shape)) / std.view(shape) * r.view(shape) + d.view(shape)
+        if self.affine:  # type: ignore[attr-defined]
+            y = y * self.weight.view(shape) + self.bias.view(shape)  # type: ignore[attr-defined]
+        return y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", renorm: warmup={self.warmup}, ramp={self.ramp}, r_max={self.rmax}, "  # type: ignore
+                                       f"d_max={self.dmax}")
+
+
+class BatchRenorm1d(_RenormMixin, nn.BatchNorm1d):
+    def __init__(self, num_features: int, warmup: int = 0, ramp: int = 1000, rmax: float = 3.0, dmax: float = 5.0,
+                 **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        self._setup(warmup, ramp, rmax, dmax)
+
+
+class BatchRenorm2d(_RenormMixin, nn.BatchNorm2d):
+    def __init__(self, num_features: int, warmup: int = 0, ramp: int = 1000, rmax: float = 3.0, dmax: float = 5.0,
+                 **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        self._setup(warmup, ramp, rmax, dmax)

@@ -1,0 +1,71 @@
+"""Batch Renormalization (Ioffe 2017): BN while r_max = 1 and d_max = 0, the paper's correction once the schedule
+opens (r, d clipped, no gradient through them), BN's evaluation; its options refused where they cannot run."""
+
+import pytest
+import torch
+from torch import nn
+
+from bnablate.config import compose_config
+from bnablate.errors import ConfigError
+from bnablate.layers.batch_renorm import BatchRenorm1d, BatchRenorm2d
+from bnablate.pack.rules import packable
+from bnablate.train import validate_config
+
+
+@pytest.mark.parametrize("cls,plain,shape", [(BatchRenorm2d, nn.BatchNorm2d, (16, 3, 5, 5)),
+                                             (BatchRenorm1d, nn.BatchNorm1d, (16, 4))])
+def test_during_the_warm_up_it_is_batch_norm(cls, plain, shape):
+    torch.manual_seed(0)
+    brn, bn = cls(shape[1], warmup=10, ramp=5), plain(shape[1])
+    for _ in range(3):  # three training steps: outputs and running statistics as BN's
+        x = torch.randn(*shape) * 2 + 0.5
+        assert torch.allclose(brn(x), bn(x), atol=1e-5)
+    assert brn.limits() == (1.0, 0.0)
+    assert torch.allclose(brn.running_mean, bn.running_mean, atol=1e-6)
+    assert torch.allclose(brn.running_var, bn.running_var, atol=1e-5)
+    brn.eval(), bn.eval()
+    x = torch.randn(*shape)
+    assert torch.allclose(brn(x), bn(x), atol=1e-6)
+
+
+def test_once_open_it_corrects_toward_the_running_statistics_without_gradient_through_r_d():
+    torch.manual_seed(1)
+    brn = BatchRenorm1d(3, warmup=0, ramp=2, rmax=2.0, dmax=0.5)
+    brn.num_batches_tracked.fill_(10)  # past warm-up and ramp: the final limits
+    assert brn.limits() == (2.0, 0.5)
+    brn.running_mean.fill_(3.0)
+    brn.running_var.fill_(0.01)  # far from the batch's statistics: r and d hit their clips
+    x = torch.randn(32, 3, requires_grad=True)
+    y = brn(x)
+    mean, var = x.mean(0), x.var(0, unbiased=False)
+    std = (var + brn.eps).sqrt()
+    r = (std / (0.01 + brn.eps) ** 0.5).clamp(0.5, 2.0).detach()
+    d = ((mean - 3.0) / (0.01 + brn.eps) ** 0.5).clamp(-0.5, 0.5).detach()
+    expected = (x - mean) / std * r + d  # γ = 1, β = 0 at init
+    assert torch.allclose(y, expected, atol=1e-5)
+    assert torch.equal(r, torch.full((3,), 2.0)) and torch.equal(d, torch.full((3,), -0.5))
+    g = torch.randn(32, 3)
+    (grad,) = torch.autograd.grad((y * g).sum(), x)
+    (want,) = torch.autograd.grad((expected * g).sum(), x)  # r and d constants in the reference
+    assert torch.allclose(grad, want, atol=1e-5)
+    bn = nn.BatchNorm1d(3)
+    assert not torch.allclose(y, bn(x.detach()), atol=1e-3)  # no longer BN
+
+
+def test_options_are_checked_and_runs_train_alone():
+    with pytest.raises(ConfigError, match="bn.renorm_rmax ≥ 1"):
+        validate_config(compose_config(["variant=brn_pre_act", "bn.renorm_rmax=0.5"]))
+    with pytest.raises(ConfigError, match="use variant.norm=batch"):
+        validate_config(compose_config(["variant=brn_pre_act", "bn.ghost_batch_size=8"]))
+    with pytest.raises(ConfigError, match="batch normalization cannot train"):
+        validate_config(compose_config(["variant=brn_pre_act", "train.batch_size=1"]))
+    cfgs = [compose_config(["variant=brn_pre_act", f"seed={s}"]) for s in (0, 1)]
+    assert "Batch Renorm" in packable(cfgs)
+
+
+def test_a_batch_renorm_run_trains(tmp_path):
+    import bnablate
+
+    rec = bnablate.run(["dataset=digits", "model=lenet", "variant=brn_pre_act", "train.epochs=2",
+                        "bn.renorm_warmup=5", "bn.renorm_ramp=10"], out_dir=tmp_path)
+    assert rec["status"] == "ok" and rec["metrics"][-1]["val_acc"] > 0.5
