@@ -185,7 +185,7 @@ class FinetuneConfig:
     source_subset: Optional[int] = option(None, R, "like dataset.train_subset, for the source", neutral=None)
     source_epochs: int = option(3, R, "pretraining epochs", neutral=3)
     source_batch_size: int = option(64, R, "pretraining batch size", neutral=64)
-    bn: str = option("train", R, "train | freeze_affine | freeze | reset: BN while fine-tuning", neutral="train")
+    bn: str = option("train", R, "train | freeze_affine | freeze | reset | frozen: BN while fine-tuning", neutral="train")
     checkpoint_dir: str = option("${out_dir}/checkpoints", L,
                                  "pretrained weights are saved here, keyed by a hash of the pretraining config, and "
                                  "reused by every run that needs the same pretraining")

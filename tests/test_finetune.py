@@ -119,7 +119,7 @@ def test_checkpoint_key_follows_the_pretraining_config_only():
 
 
 @pytest.mark.parametrize("over,msg", [
-    (["finetune.bn=frozen"], "Unknown finetune.bn 'frozen'. Did you mean 'freeze'?"),
+    (["finetune.bn=freez"], "Unknown finetune.bn 'freez'. Did you mean 'freeze'?"),
     (["finetune.source=digitz"], "Unknown finetune.source 'digitz'. Did you mean 'digits'?"),
     (["finetune.source=synthetic", "finetune.source_classes=null"], "3 input channel.*dataset=digits has 1"),
     (["finetune.source=mnist", "finetune.source_classes=null"], "fc1.linear.weight"),  # mlp: 28×28 vs 8×8 inputs
@@ -144,3 +144,23 @@ def test_lenet_transfers_between_28_and_32_pixel_inputs():
     validate_config(compose_config(["dataset=mnist", "model=lenet", "finetune.source=fashion_mnist"]))
     validate_config(compose_config(["dataset=cifar10", "model=lenet", "dataset.classes=[5,6,7,8,9]",
                                     "finetune.source=cifar10", "finetune.source_classes=[0,1,2,3,4]"]))
+
+
+def test_frozen_mode_swaps_in_torchvisions_frozen_bn_with_the_source_statistics(monkeypatch):
+    """finetune.bn=frozen: no batch-norm layer is left, each became torchvision's FrozenBatchNorm2d holding the
+    checkpoint's statistics and affine as buffers (nothing trainable), normalizing the same in train and eval mode."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    model, ckpt, result = _finetuned(monkeypatch, "frozen")
+    assert result["status"] == "ok" and not batch_norm_layers(model)
+    frozen = {n: m for n, m in model.named_modules() if isinstance(m, FrozenBatchNorm2d)}
+    assert frozen and not any(p.requires_grad for m in frozen.values() for p in m.parameters())
+    for name, m in frozen.items():  # fc1.norm.frozen ← fc1.norm in the checkpoint (the MLP's BatchNorm1d)
+        source = name.removesuffix(".frozen")
+        for stat in ("running_mean", "running_var", "weight", "bias"):
+            assert torch.equal(getattr(m, stat), ckpt[f"{source}.{stat}"]), f"{name}.{stat}"
+    x = torch.randn(8, 64)
+    model.train()
+    out_train = model(x)
+    model.eval()
+    assert torch.equal(out_train, model(x))  # no batch statistics anywhere

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import CONF_DIR, DatasetConfig, to_plain
 from ..data import DataSplits, class_count, dataset_shape, load_data, selected_classes
-from ..layers import BATCH_STAT_NORMS, batch_norm_layers, has_norm
+from ..layers import BATCH_NORM_TYPES, BATCH_STAT_NORMS, batch_norm_layers, has_norm
 from ..models import build_model
 from ..registry import check_choice, unknown_name_message
 from ..atomic import atomic_file
@@ -31,6 +31,8 @@ FINETUNE_BN = {
               "untouched",
     "reset": "running statistics re-estimated on the target training data (PreciseBN, bn.precise_batches batches) "
              "before fine-tuning, then trained as `train`",
+    "frozen": "every BN layer replaced by torchvision's FrozenBatchNorm2d (detectron2's): the source's statistics and "
+              "affine as fixed buffers, the same in training and evaluation, nothing trainable",
 }
 HEAD = "head"  # every model's final Linear: re-initialised for the target classes
 # Dataset keys a source takes from the target's config: where files live and how every split is made.
@@ -76,7 +78,7 @@ def validate_finetune(cfg) -> None:
         raise ValueError(f"finetune.bn={ft.bn} acts on batch-norm layers, and variant "
                          f"{cfg.variant.norm}/{cfg.variant.placement} has none; use finetune.bn=train or a BN variant "
                          f"(e.g. variant=bn_pre_act).")
-    if ft.bn == "freeze" and cfg.bn.eval_stats != "running":
+    if ft.bn in ("freeze", "frozen") and cfg.bn.eval_stats != "running":
         raise ValueError(f"finetune.bn=freeze keeps the source's running statistics, which bn.eval_stats="
                          f"{cfg.bn.eval_stats} would overwrite at every evaluation; use bn.eval_stats=running, or "
                          f"finetune.bn=freeze_affine / reset.")
@@ -179,10 +181,47 @@ def prepare_finetune(cfg, model: nn.Module, data: DataSplits, device: torch.devi
         for m in batch_norm_layers(model):
             for p in m.parameters():
                 p.requires_grad_(False)
+    elif mode == "frozen":
+        freeze_bn_modules(model)
     elif mode == "reset":
         precise_bn(model, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches),
                    generator(int(cfg.seed), "finetune", "reset_bn"))
     return {**ckpt["meta"], "checkpoint": checkpoint_path(cfg).name, "trained_now": trained_now}
+
+
+class FrozenBatchNormAnyDim(nn.Module):
+    """torchvision's FrozenBatchNorm2d for (N, C) features too (it broadcasts over (N, C, H, W) only): for the
+    BatchNorm1d layers after linear layers and the from-scratch BN, which takes either shape."""
+
+    def __init__(self, frozen2d: nn.Module) -> None:
+        super().__init__()
+        self.frozen = frozen2d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C) or (N, C, H, W)
+        return self.frozen(x[:, :, None, None])[:, :, 0, 0] if x.dim() == 2 else self.frozen(x)
+
+
+def freeze_bn_modules(model: nn.Module) -> int:
+    """Replace every batch-norm layer of `model` by torchvision's FrozenBatchNorm2d holding its current statistics and
+    affine (γ = 1, β = 0 where the layer has none) as buffers; returns how many were replaced."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, BATCH_NORM_TYPES):
+                continue
+            frozen = FrozenBatchNorm2d(child.num_features, eps=float(child.eps))
+            with torch.no_grad():
+                frozen.running_mean.copy_(child.running_mean)
+                frozen.running_var.copy_(child.running_var)
+                if child.weight is not None:
+                    frozen.weight.copy_(child.weight)
+                    frozen.bias.copy_(child.bias)
+            frozen = frozen.to(child.running_mean.device)
+            setattr(parent, name, frozen if isinstance(child, nn.BatchNorm2d) else FrozenBatchNormAnyDim(frozen))
+            replaced += 1
+    return replaced
 
 
 def trainable_parameters(model: nn.Module) -> List[nn.Parameter]:
