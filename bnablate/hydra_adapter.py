@@ -10,7 +10,9 @@ moves them breaks one file (tests/test_cluster.py and tests/test_keys.py exercis
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Any, Callable, List, Tuple
 
 from omegaconf import DictConfig, OmegaConf
@@ -71,8 +73,26 @@ def launch_multirun(overrides: List[str], task: Callable[[DictConfig], Any]) -> 
 
     main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)
     saved = sys.argv
-    sys.argv = ["bnablate", "--multirun", *search_path_override(), *defer_grid_keys(overrides)]  # @hydra.main reads its overrides from the command line only
+    # @hydra.main reads its overrides from the command line only
+    sys.argv = ["bnablate", "--multirun", *search_path_override(), *defer_grid_keys(overrides)]
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    # Ctrl-C while Hydra/OmegaConf compose the next job can surface as another error (a `finally` in OmegaConf
+    # touching a half-built node: "'NoneType' object has no attribute '_invalidate_flags_cache'"), which Hydra then
+    # reports as exit 1. Remembering the signal keeps it an interrupt: the caller's Ctrl-C path, exit 130.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
         main()
+    except (Exception, SystemExit):
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
     finally:
         sys.argv = saved
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
