@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup ## the default sweep (BN placement on the embedded digits data), seeds added until decided; prints verdicts
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep --until-decided --max-seeds $(DEMO_SEEDS)
 
-test: setup ## the test suite (no downloads, no real datasets; about 15 minutes on 2 cores)
+test: setup ## the test suite (no downloads, no real datasets; about 25 minutes on 2 cores)
 	$(BIN)/python -m pytest -q
 
 test-full: setup ## every test, the slow end-to-end ones included
