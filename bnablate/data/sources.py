@@ -140,10 +140,17 @@ def cifar10_class(verify: bool):
     """torchvision's CIFAR10 class, with a checksum failure that names the files and the fix and, for verify=False,
     no md5 check (for deliberately re-packed copies); the loader here and the benchmark's tutorial loop share it."""
     from torchvision.datasets import CIFAR10
+
+    return checked_cifar(CIFAR10, "CIFAR-10", verify)
+
+
+def checked_cifar(base, title: str, verify: bool):
+    """A torchvision CIFAR-family class (CIFAR10, CIFAR100) whose checksum failure names the files and the fix and
+    which, for verify=False, skips the md5 checks of the data and meta files (for deliberately re-packed copies)."""
     from torchvision.datasets.utils import check_integrity
 
-    class CheckedCIFAR10(CIFAR10):
-        """CIFAR10 whose checksum failure names the files and the fix, and that can skip the md5 check on purpose."""
+    class Checked(base):
+        """The CIFAR class, its checksum failure naming the files and the fix, its md5 checks skippable on purpose."""
 
         def _check_integrity(self) -> bool:
             root = Path(self.root) / self.base_folder
@@ -155,7 +162,7 @@ def cifar10_class(verify: bool):
             bad = [f for f, md5 in listed if not check_integrity(str(root / f), md5)]
             if bad:
                 raise DataError(
-                    f"CIFAR-10 checksum mismatch in {root}: {', '.join(bad)} differ from torchvision's md5 list. If "
+                    f"{title} checksum mismatch in {root}: {', '.join(bad)} differ from torchvision's md5 list. If "
                     "this is a deliberately re-packed or mirrored copy of the same images, load it with "
                     "dataset.verify=false; otherwise delete the folder and download it again.")
             return True
@@ -167,7 +174,8 @@ def cifar10_class(verify: bool):
                 self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]  # same as torchvision, minus md5
             self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-    return CheckedCIFAR10
+    Checked.__name__ = f"Checked{base.__name__}"
+    return Checked
 
 
 @register_dataset("cifar10", "CIFAR-10 32×32 colour images, 50k train + 10k test (torchvision)", (3, 32, 32), 10,

@@ -6,14 +6,13 @@ the files are checked against torchvision's md5 list where torchvision keeps one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
 
 from .registry import DataError, RawData, register_dataset
-from .sources import MNIST_FILES, _load_torchvision
+from .sources import MNIST_FILES, _load_torchvision, checked_cifar
 
 EMNIST_SPLITS = {"byclass": 62, "bymerge": 47, "balanced": 47, "letters": 27, "digits": 10, "mnist": 10}  # letters:
 # labels 1..26 (torchvision keeps index 0 as 'N/A'), so 27 outputs
@@ -26,13 +25,25 @@ class TVSet:
     folder: str  # under dataset.root, where its files live ('' = dataset.root itself)
     files: Callable[[object], List[str]]  # (DatasetConfig) -> the files that must be there
     input_shape: Tuple[int, int, int]
-    classes: Callable[[object], int]
-    by_split: bool  # the class takes split="train"/"test" rather than train=True/False
+    classes: Callable[[object], int]  # (DatasetConfig or None for the defaults) -> class count
+    args: Callable[[object, bool], Dict[str, object]]  # (DatasetConfig, train) -> the class's own split arguments
     checksummed: bool  # torchvision checks these files' md5 when it loads them
 
 
 def _fixed(n: int) -> Callable[[object], int]:
     return lambda cfg: n
+
+
+def _train_flag(cfg, train: bool) -> Dict[str, object]:
+    return {"train": train}
+
+
+def _split_name(cfg, train: bool) -> Dict[str, object]:
+    return {"split": "train" if train else "test"}
+
+
+def _split_of(cfg):
+    return getattr(cfg, "split", None)  # a key of dataset=torchvision's schema only
 
 
 def _emnist_split(cfg) -> str:
@@ -44,30 +55,36 @@ def _emnist_split(cfg) -> str:
 
 TV_SETS = {
     "cifar100": TVSet("CIFAR100", "CIFAR-100", "cifar-100-python", lambda cfg: ["train", "test", "meta"], (3, 32, 32),
-                      _fixed(100), False, True),
+                      _fixed(100), _train_flag, True),
     "svhn": TVSet("SVHN", "SVHN", "", lambda cfg: ["train_32x32.mat", "test_32x32.mat"], (3, 32, 32), _fixed(10),
-                  True, True),
-    "kmnist": TVSet("KMNIST", "KMNIST", "KMNIST/raw", lambda cfg: MNIST_FILES, (1, 28, 28), _fixed(10), False, False),
+                  _split_name, True),
+    "kmnist": TVSet("KMNIST", "KMNIST", "KMNIST/raw", lambda cfg: MNIST_FILES, (1, 28, 28), _fixed(10), _train_flag,
+                    False),
     "emnist": TVSet("EMNIST", "EMNIST", "EMNIST/raw",
                     lambda cfg: [f"emnist-{_emnist_split(cfg)}-{part}" for part in
                                  ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "test-images-idx3-ubyte",
                                   "test-labels-idx1-ubyte")],
-                    (1, 28, 28), lambda cfg: EMNIST_SPLITS[_emnist_split(cfg)], False, False),
+                    (1, 28, 28), lambda cfg: EMNIST_SPLITS[_emnist_split(cfg)],
+                    lambda cfg, train: {"split": _emnist_split(cfg), "train": train}, False),
     "stl10": TVSet("STL10", "STL-10", "stl10_binary",
                    lambda cfg: ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "class_names.txt"],
-                   (3, 96, 96), _fixed(10), True, True),
-    "usps": TVSet("USPS", "USPS", "", lambda cfg: ["usps.bz2", "usps.t.bz2"], (1, 16, 16), _fixed(10), False, False),
+                   (3, 96, 96), _fixed(10), _split_name, True),
+    "usps": TVSet("USPS", "USPS", "", lambda cfg: ["usps.bz2", "usps.t.bz2"], (1, 16, 16), _fixed(10), _train_flag,
+                  False),
 }
 
 
-def _checked(name: str, tv: TVSet, verify: bool):
+def _checked(tv: TVSet, verify: bool):
     """The torchvision class, with a checksum failure that names the files and the fix (dataset.verify=false for a
-    deliberately re-packed copy, which skips the md5 check: the files' presence was checked before loading)."""
+    deliberately re-packed copy, which skips the md5 check: the files' presence was checked before loading). The
+    CIFAR family is sources.checked_cifar, CIFAR-10's own (it also checks the meta file's md5, separately)."""
     import torchvision.datasets
 
     base = getattr(torchvision.datasets, tv.cls)
     if not tv.checksummed:
         return base
+    if issubclass(base, torchvision.datasets.CIFAR10):
+        return checked_cifar(base, tv.title, verify)
 
     class Checked(base):
         def _check_integrity(self) -> bool:
@@ -79,17 +96,7 @@ def _checked(name: str, tv: TVSet, verify: bool):
                             f"list. If this is a deliberately re-packed or mirrored copy of the same images, load it "
                             f"with dataset.verify=false; otherwise delete the files and download them again.")
 
-        if hasattr(base, "_load_meta"):  # the CIFAR family checks its meta file's md5 too, separately
-            def _load_meta(self) -> None:
-                if verify:
-                    return super()._load_meta()
-                import pickle
-
-                with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
-                    self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]  # torchvision's, minus md5
-                self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-
-    Checked.__name__ = base.__name__
+    Checked.__name__ = f"Checked{base.__name__}"
     return Checked
 
 
@@ -114,29 +121,22 @@ def _loader(name: str, tv: TVSet):
     def load(cfg) -> RawData:
         if _split_of(cfg) is not None and name != "emnist":
             raise DataError(f"dataset.split is EMNIST's (byclass, balanced, letters, ...); {name} has none: remove it.")
-        cls = _checked(name, tv, bool(cfg.verify))
-        if tv.by_split or name == "emnist":
-            extra = {"split": _emnist_split(cfg)} if name == "emnist" else {}
+        cls = _checked(tv, bool(cfg.verify))
 
-            def make(root, train=True, download=False):
-                if name == "emnist":
-                    return cls(root, train=train, download=download, **extra)
-                return cls(root, split="train" if train else "test", download=download)
-        else:
-            make = cls
+        def make(root, train=True, download=False):  # what sources._load_torchvision calls
+            return cls(root, download=download, **tv.args(cfg, train))
         train, test = _load_torchvision(make, tv.title, tv.folder, tv.files(cfg), cfg, lambda path: None)
         return RawData(_nchw(train.data), _labels(train), _nchw(test.data), _labels(test))
     return load
 
 
-def _split_of(cfg):
-    return getattr(cfg, "split", None)  # a key of dataset=torchvision's schema only
+def _shape_per_config(tv: TVSet):
+    return lambda cfg: (tv.input_shape, tv.classes(cfg))
 
 
 for _name, _tv in TV_SETS.items():
-    # EMNIST's class count depends on dataset.split: read per config; the others' shapes are fixed
-    _per_config = (lambda tv: (lambda cfg: (tv.input_shape, tv.classes(cfg))))(_tv) if _name == "emnist" else None
+    # EMNIST's class count follows dataset.split, so it is read per config; the others' shapes are fixed
     register_dataset(_name, f"{_tv.title} via torchvision (dataset=torchvision dataset.name={_name}; files under "
-                     f"dataset.root)", _tv.input_shape, EMNIST_SPLITS["balanced"] if _name == "emnist" else
-                     _tv.classes(None), has_test_split=True, checksummed=_tv.checksummed,
-                     shape=_per_config)(_loader(_name, _tv))
+                     f"dataset.root)", _tv.input_shape, _tv.classes(None), has_test_split=True,
+                     checksummed=_tv.checksummed,
+                     shape=_shape_per_config(_tv) if _name == "emnist" else None)(_loader(_name, _tv))
