@@ -80,11 +80,9 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
 
         def on_epoch(row: Dict[str, Any]) -> None:
             heartbeat(lock)
-            if "train_loss" in row:  # a diverged run's later epochs come as {"epoch": n} only
-                live.epoch(row)
             reporter.epoch_done(row)
         try:
-            result = run_experiment(cfg, on_epoch=on_epoch, data=data)
+            result = run_experiment(cfg, on_epoch=on_epoch, data=data, on_run_epoch=lambda i, row: live.epoch(row))
             error = None
         except (ConfigError, DataError) as e:
             if raise_setup_errors:

@@ -73,18 +73,16 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
+    extra: Dict[str, Any] = {}  # the batch-statistics norms' own options
     if ghost_batch_size is not None:
         if name != "batch":
             raise ValueError(f"bn.ghost_batch_size splits the batch statistics of BatchNorm, and variant.norm={name} "
                              f"has none: use variant.norm=batch, or bn.ghost_batch_size=null.")
-        ghost_cls = GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d
-        layer = ghost_cls(num_features, ghost=int(ghost_batch_size), eps=eps, momentum=momentum, affine=affine)
-        layer.running_var.fill_(running_var_init)
+        cls, extra = (GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d), {"ghost": int(ghost_batch_size)}
     elif name == "batch_renorm":
-        layer = cls(num_features, eps=eps, momentum=momentum, affine=affine, **(renorm or {}))
-        layer.running_var.fill_(running_var_init)
-    elif name in BATCH_STAT_NORMS:
-        layer = cls(num_features, eps=eps, momentum=momentum, affine=affine)
+        extra = dict(renorm or {})
+    if name in BATCH_STAT_NORMS:
+        layer = cls(num_features, eps=eps, momentum=momentum, affine=affine, **extra)
         layer.running_var.fill_(running_var_init)
     elif cls is GroupNormC:
         layer = cls(num_features, groups=groups, eps=eps, affine=affine)

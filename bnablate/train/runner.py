@@ -98,11 +98,12 @@ def preflight(cfg) -> DataSplits:
     return data
 
 
-def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional[DataSplits] = None) -> Dict[str, Any]:
+def run_experiment(cfg, on_epoch: Optional[EpochCallback] = None, data: Optional[DataSplits] = None,
+                   on_run_epoch: Optional[Callable[[int, Dict[str, Any]], None]] = None) -> Dict[str, Any]:
     """Train one configuration; returns status ('ok' | 'diverged'), per-epoch metrics and the parameter count.
     Every random stream is derived from cfg.seed alone, so variants of one model with one seed share the init of
     every conv/linear layer and see the same batches in the same order (paired comparisons)."""
-    return train_runs([cfg], on_epoch, data)[0]
+    return train_runs([cfg], on_epoch, data, on_run_epoch)[0]
 
 
 def run_packed(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = None,
