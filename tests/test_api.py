@@ -60,10 +60,10 @@ def test_a_failing_run_is_a_row_not_an_exception(tmp_path, monkeypatch):
 
     real = sweeps.run_experiment
 
-    def flaky(cfg, on_epoch=None, data=None):
+    def flaky(cfg, on_epoch=None, data=None, **kwargs):
         if cfg.seed == 1:
             raise RuntimeError("simulated crash")
-        return real(cfg, on_epoch, data)
+        return real(cfg, on_epoch, data, **kwargs)
     monkeypatch.setattr(sweeps, "run_experiment", flaky)
     runs = bnablate.sweep([*SMALL, "variant=no_bn", "seed=range(2)"], out_dir=tmp_path / "f")
     assert sorted(runs["status"]) == ["failed", "ok"]

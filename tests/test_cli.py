@@ -78,10 +78,10 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
 
     real = sweep.run_experiment
 
-    def flaky(cfg, on_epoch=None, data=None):
+    def flaky(cfg, on_epoch=None, data=None, **kwargs):
         if cfg.seed == 1:
             raise RuntimeError("simulated crash")
-        return real(cfg, on_epoch, data)
+        return real(cfg, on_epoch, data, **kwargs)
     monkeypatch.setattr(sweep, "run_experiment", flaky)
     res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f")
     assert res.exit_code == 1
