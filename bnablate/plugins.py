@@ -88,13 +88,12 @@ def load_plugins(conf_dir: Optional[Path] = None) -> None:
     _DONE = True
     _import_all()
     seen: Dict[tuple, str] = {}
-    for folder, origin in [(conf_dir, "bnablate"), *config_dirs()] if conf_dir else config_dirs():
-        for path in sorted(folder.glob("*/*.yaml")):
-            key = (path.parent.name, path.stem)
-            if key in seen:
-                FAILED.append(f"{origin}'s {path} takes the name of {seen[key]}'s {key[0]} '{key[1]}'. Fix: rename "
-                              f"the plugin's file (each name must be unique, as `{key[0]}={key[1]}` picks one).")
-            seen.setdefault(key, origin)
+    for path, origin in config_files("*", conf_dir):
+        key = (path.parent.name, path.stem)
+        if key in seen:
+            FAILED.append(f"{origin}'s {path} takes the name of {seen[key]}'s {key[0]} '{key[1]}'. Fix: rename "
+                          f"the plugin's file (each name must be unique, as `{key[0]}={key[1]}` picks one).")
+        seen.setdefault(key, origin)
 
 
 def _import_all() -> None:
@@ -149,3 +148,11 @@ def config_dirs() -> List[tuple]:
         elif path.startswith("file://"):
             out.append((Path(path[len("file://"):]), f"plugin {plugin.name}"))
     return out
+
+
+def config_files(group: str, builtin: Optional[Path] = None) -> List[tuple]:
+    """(file, origin) of every conf/<group>/*.yaml (group "*": every group): bnablate's own under `builtin` first,
+    then each loaded plugin's — for what reads config files directly (variant presets, `bnablate list sweeps`, the
+    name-collision check)."""
+    folders = ([(builtin, "bnablate")] if builtin is not None else []) + config_dirs()
+    return [(path, origin) for folder, origin in folders for path in sorted(folder.glob(f"{group}/*.yaml"))]

@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping
 from omegaconf import OmegaConf
 
 from .config import CONF_DIR, NEUTRAL_VALUES, VariantConfig
-from .plugins import config_dirs
+from .plugins import config_files
 from .layers.blocks import block_order, use_bias
 from .registry import Registry
 
@@ -46,19 +46,19 @@ def load_variant(path: Path) -> Dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(VariantConfig), values))
 
 
-ORIGINS: Dict[str, str] = {}  # preset name → "bnablate" or "plugin NAME" (filled by variant_presets)
-
-
 @lru_cache(maxsize=1)
 def variant_presets() -> Registry[Dict[str, Any]]:
     """Every conf/variant preset, name → all its axes (schema defaults filled in) and description."""
     reg: Registry[Dict[str, Any]] = Registry("variant")
-    for folder, origin in [(CONF_DIR, "bnablate"), *config_dirs()]:  # a plugin's conf/variant too
-        for path in sorted((folder / "variant").glob("*.yaml")):
-            values = load_variant(path)
-            reg.register(path.stem, str(values["description"]))(values)
-            ORIGINS[path.stem] = origin
+    for path, _origin in config_files("variant", CONF_DIR):  # a plugin's conf/variant too
+        values = load_variant(path)
+        reg.register(path.stem, str(values["description"]))(values)
     return reg
+
+
+def variant_origins() -> Dict[str, str]:
+    """Preset name → "bnablate" or "plugin NAME" (what `bnablate list variants` shows once a plugin is loaded)."""
+    return {path.stem: origin for path, origin in config_files("variant", CONF_DIR)}
 
 
 def _effective_bias(v: Mapping[str, Any]) -> str:

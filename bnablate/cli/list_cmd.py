@@ -18,7 +18,7 @@ from ..models import MODELS
 from ..registry import unknown_name_message
 from ..train.bn_stats import EVAL_STATS
 from ..train.finetune import FINETUNE_BN
-from ..variants import ORIGINS, variant_presets
+from ..variants import variant_origins, variant_presets
 from .common import CONFIG_ERRORS, console, explain, fail
 
 WHAT = ("variants", "models", "datasets", "sweeps", "axes", "bn", "options")
@@ -40,11 +40,12 @@ def _row(t: Table, origin: str, *cells: str) -> None:
 def variants_table() -> Table:
     t = _table("variants (conf/variant; pick with variant=NAME, change an axis with variant.AXIS=VALUE)",
                "name", "norm", "placement", "dropout", "bias", "activation", "residual", "description")
+    origins = variant_origins()
     for name, e in variant_presets().items():
         v = e.obj
         drop = v["dropout"] if v["dropout"] == "none" else f"{v['dropout']} p={v['dropout_p']}"
         residual = v["residual"] + ("" if v["residual_init"] == "standard" else f" + {v['residual_init']}")
-        _row(t, ORIGINS.get(name, "bnablate"), name, v["norm"] + (f" ({v['groups']})" if v["norm"] == "group" else ""),
+        _row(t, origins[name], name, v["norm"] + (f" ({v['groups']})" if v["norm"] == "group" else ""),
              v["placement"], drop, v["bias"], v["activation"], residual, e.description)
     return t
 
@@ -71,12 +72,11 @@ def datasets_table() -> Table:
 
 def sweeps_table() -> Table:
     t = _table("sweeps (conf/sweep; bnablate sweep sweep=NAME)", "name", "description", "grid")
-    for folder, origin in [(CONF_DIR, "bnablate"), *plugins.config_dirs()]:  # a plugin's conf/sweep too
-        for path in sorted((folder / "sweep").glob("*.yaml")):
-            cfg = OmegaConf.load(path)
-            params = OmegaConf.select(cfg, "hydra.sweeper.params", default={}) or {}
-            grid = "  ".join(f"{k}={v}" for k, v in params.items())
-            _row(t, origin, path.stem, str(OmegaConf.select(cfg, "sweep.description", default="")), grid)
+    for path, origin in plugins.config_files("sweep", CONF_DIR):  # a plugin's conf/sweep too
+        cfg = OmegaConf.load(path)
+        params = OmegaConf.select(cfg, "hydra.sweeper.params", default={}) or {}
+        grid = "  ".join(f"{k}={v}" for k, v in params.items())
+        _row(t, origin, path.stem, str(OmegaConf.select(cfg, "sweep.description", default="")), grid)
     return t
 
 
