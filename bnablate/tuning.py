@@ -23,7 +23,7 @@ from .reports.comparisons import split_baseline
 from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .train import ConfigError
-from .tuning_files import CANDIDATES, SELECTION, TUNING_DIR, load_selection, tuning_dir, write_selection  # noqa: F401
+from .tuning_files import tuning_dir, write_selection
 
 TUNE_SEED_BASE = 1000  # tuning seeds are 1000, 1001, …: never an evaluation seed of an ordinary sweep
 TUNE_MODES = ("per-variant", "shared")

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 import bnablate
 from bnablate.cli import app
 from bnablate.train import ConfigError
-from bnablate.tuning import CANDIDATES, SELECTION, TUNING_DIR, TuneSpec, parse_tune, score_candidates, select
+from bnablate.tuning import TuneSpec, parse_tune, score_candidates, select
+from bnablate.tuning_files import CANDIDATES, SELECTION, TUNING_DIR
 from .fixtures import Counting
 
 GRID = ["model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act", "seed=range(2)"]

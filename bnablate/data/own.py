@@ -15,7 +15,7 @@ import torch
 
 from .registry import DataError, RawData, register_dataset
 
-ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")  # required; x_val/y_val optional (see _arrays_raw)
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")  # required; x_val/y_val optional (see _arrays_shape)
 LAYOUTS = ("auto", "NCHW", "NHWC")
 Shape = Tuple[Tuple[int, int, int], int]
 

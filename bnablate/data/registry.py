@@ -75,7 +75,8 @@ def fingerprint(raw: RawData) -> str:
     """16 hex chars of BLAKE2b over the tensors a run trained and tested on (dtype, shape and bytes of each), so a
     record says which data it saw: the same name over different files gives a different fingerprint. Hashing the
     decoded tensors rather than the files covers every loader, the registered-from-outside ones included; it reads
-    each byte once (CIFAR-10's 184 MB in about 0.3 s here), once per loaded dataset."""
+    each byte once (CIFAR-10's 185 MB in 0.34 s, MNIST's 55 MB in 0.10 s, medians of 3 on this 2-core machine), once
+    per loaded dataset."""
     h = hashlib.blake2b(digest_size=8)
     parts: List[Optional[Tensor]] = [raw.train_x, raw.train_y, raw.test_x, raw.test_y]
     parts += [raw.val_x, raw.val_y] if raw.val_x is not None else []
