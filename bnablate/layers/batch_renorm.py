@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .ghost_bn import count_batch
+
 
 class _RenormMixin:
     def _setup(self, warmup: int, ramp: int, rmax: float, dmax: float) -> None:
@@ -39,8 +41,7 @@ class _RenormMixin:
             r = (std / running_std).clamp(1.0 / r_max, r_max)
             d = ((mean - self.running_mean) / running_std).clamp(-d_max, d_max)  # type: ignore[attr-defined]
             n = x.numel() / x.shape[1]
-            self.num_batches_tracked.add_(1)  # type: ignore[attr-defined]
-            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)  # type: ignore
+            m = count_batch(self)  # type: ignore[arg-type]
             self.running_mean.lerp_(mean, m)  # type: ignore[attr-defined]
             self.running_var.lerp_(var * n / max(n - 1, 1), m)  # unbiased, as torch's BN keeps it
         y = (x - mean.view(shape)) / std.view(shape) * r.view(shape) + d.view(shape)

@@ -17,6 +17,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def count_batch(bn: nn.modules.batchnorm._BatchNorm) -> float:
+    """Count one normalization batch in bn.num_batches_tracked and return its weight in the running statistics:
+    bn.momentum, or 1/count for a cumulative average (momentum None) — the factor torch's BatchNorm forward uses.
+    Ghost BN counts each chunk, Batch Renorm each step."""
+    bn.num_batches_tracked.add_(1)
+    return bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+
+
 class _GhostMixin:
     ghost: Optional[int]
 
@@ -26,11 +34,8 @@ class _GhostMixin:
         self._check_input_dim(x)  # type: ignore[attr-defined]
         out = []
         for chunk in x.split(self.ghost):  # contiguous chunks: samples i·g … (i+1)·g − 1
-            factor = 0.0 if self.momentum is None else self.momentum  # type: ignore[attr-defined]
-            if self.track_running_stats and self.num_batches_tracked is not None:  # type: ignore[attr-defined]
-                self.num_batches_tracked.add_(1)  # type: ignore[attr-defined]
-                if self.momentum is None:  # cumulative average over every chunk seen, as torch counts batches
-                    factor = 1.0 / float(self.num_batches_tracked)  # type: ignore[attr-defined]
+            # no running statistics to update (track_running_stats=False): batch_norm ignores the factor
+            factor = count_batch(self) if self.track_running_stats else 0.0  # type: ignore[arg-type,attr-defined]
             out.append(F.batch_norm(chunk, self.running_mean, self.running_var, self.weight, self.bias,  # type: ignore
                                     True, factor, self.eps))  # type: ignore[attr-defined]
         return torch.cat(out)
