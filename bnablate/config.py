@@ -173,6 +173,9 @@ class BNConfig:
                                        "values (Ioffe 2017: 40k and 25k; size it to your run)", neutral=1000)
     renorm_rmax: float = option(3.0, R, "batch_renorm: final r_max ≥ 1 (r clipped to [1/r_max, r_max])", neutral=3.0)
     renorm_dmax: float = option(5.0, R, "batch_renorm: final d_max ≥ 0 (d clipped to [−d_max, d_max])", neutral=5.0)
+    sync: bool = option(False, R, "with train.nproc > 1 on CUDA: SyncBatchNorm, BN statistics over the whole batch "
+                                  "across processes (refused on CPU: there bn.ghost_batch_size simulates local BN)",
+                        neutral=False)
 
 
 @dataclass
@@ -228,6 +231,9 @@ class TrainConfig:
                         neutral=False)
     deterministic: bool = option(True, E, "CUDA only: bitwise-repeatable kernels (cuDNN autotuning off); false may "
                                           "be faster")
+    nproc: int = option(1, R, "data-parallel processes (DDP over torch.distributed, started by torchrun's launcher; "
+                              "gloo on CPU, NCCL on CUDA): each trains train.batch_size/nproc samples of every batch, "
+                              "with BN over its share (local BN)", neutral=1)
 
 
 @dataclass

@@ -72,9 +72,20 @@ def test_ghost_batches_train_alone_and_refuse_what_cannot_mean_anything():
     with pytest.raises(ConfigError, match="must be ≥ 2"):
         validate_config(compose_config(["bn.ghost_batch_size=1"]))
     validate_config(compose_config(["variant=no_bn", "bn.ghost_batch_size=8"]))  # no norm: nothing to split, fine
-    from bnablate.pack.rules import packable
 
-    assert "ghost batch norm" in packable([compose_config(["bn.ghost_batch_size=8", f"seed={s}"]) for s in (0, 1)])
+
+@pytest.mark.parametrize("impl,variant", [("grouped", "bn_pre_act"), ("grouped", "bn_post_pool"),
+                                          ("vmap", "bn_pre_act")])
+def test_ghost_batches_pack_like_separate_runs(impl, variant):
+    """Each run of a pack splits its own batch into the same chunks as it would alone (conv and linear BN: the
+    hidden fc layer model.fc=[16] has a BatchNorm1d), per step, running statistics included (the evaluation uses them)."""
+    from tests.test_packed import BASE, assert_packs_like_separate_runs
+
+    over = BASE + [f"variant={variant}", "model.fc=[16]", "bn.ghost_batch_size=8",
+                   f"pack_impl={impl}", "train.epochs=1"]
+    packed = assert_packs_like_separate_runs(over, impl=impl)
+    plain = assert_packs_like_separate_runs([o for o in over if not o.startswith("bn.ghost")], impl=impl)
+    assert packed[0]["metrics"][0]["train_loss"] != plain[0]["metrics"][0]["train_loss"]  # the chunks mattered
 
 
 def test_models_build_ghost_bn_everywhere_bn_goes():

@@ -116,7 +116,8 @@ ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.runnin
                   "n_train", "n_val", "n_test",  # image counts: an accuracy's resolution for the report
                   "data_fingerprint",  # which data a run saw (issue 34): empty for old records
                   "bn.ghost_batch_size",  # the normalization batch (issue 36): neutral null
-                  "bn.renorm_warmup", "bn.renorm_ramp", "bn.renorm_rmax", "bn.renorm_dmax"}  # Batch Renorm: neutral
+                  "bn.renorm_warmup", "bn.renorm_ramp", "bn.renorm_rmax", "bn.renorm_dmax",  # Batch Renorm: neutral
+                  "train.nproc", "bn.sync"}  # data-parallel runs (issue 36): neutral 1 and false
 
 
 def test_tables_of_old_records_keep_their_columns():

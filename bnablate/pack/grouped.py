@@ -66,10 +66,16 @@ def _linear(m: nn.Linear, p: Tensors, x: Tensor, k: int) -> Tensor:
 
 def _batch_norm(m: nn.modules.batchnorm._BatchNorm, p: Tensors, x: Tensor, k: int) -> Tensor:
     training = m.training or m.running_mean is None
-    if m.training and m.track_running_stats:
-        p["num_batches_tracked"].add_(1)  # kept in step with a lone run's module (momentum is never None in a pack)
-    return F.batch_norm(x, _flat(p.get("running_mean")), _flat(p.get("running_var")), _flat(p.get("weight")),
-                        _flat(p.get("bias")), training, 0.0 if m.momentum is None else m.momentum, m.eps)
+    ghost = getattr(m, "ghost", None)  # ghost BN (ghost_bn.py): each chunk of `ghost` samples on its own statistics
+    chunks = x.split(ghost) if m.training and ghost is not None and x.shape[0] > ghost else (x,)
+    out = []
+    for chunk in chunks:  # the lone module's order: one running-statistics update per chunk
+        if m.training and m.track_running_stats:
+            p["num_batches_tracked"].add_(1)  # kept in step with a lone run's module (momentum is never None here)
+        out.append(F.batch_norm(chunk, _flat(p.get("running_mean")), _flat(p.get("running_var")),
+                                _flat(p.get("weight")), _flat(p.get("bias")), training,
+                                0.0 if m.momentum is None else m.momentum, m.eps))
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def _group_norm(m: nn.GroupNorm, p: Tensors, x: Tensor, k: int) -> Tensor:

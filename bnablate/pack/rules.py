@@ -34,8 +34,8 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
                "Python number"
     if cfg.variant.norm == "batch_renorm":
         return "Batch Renorm's clipped corrections have no grouped or vmap form here"
-    if cfg.bn.ghost_batch_size is not None:
-        return "ghost batch norm splits each run's batch into chunks, which the pack's wide norms do not"
+    if int(cfg.train.nproc) > 1:
+        return "a data-parallel run (train.nproc > 1) spreads one run over several processes"
     if cfg.finetune.source is not None:
         return "fine-tuning starts each run from its own pretraining checkpoint and BN mode, which packs do not load"
     return None

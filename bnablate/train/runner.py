@@ -19,8 +19,9 @@ from ..pack.rules import packable
 from ..results.correctness import encode_correct
 from ..seeding import derive_seed, generator
 from .bn_stats import precise_bn, validate_bn
+from .distributed import DataParallelRun, check_last_batch, is_worker, launch, validate_distributed
 from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
-                        resolve_device, validate_execution)
+                        validate_execution)
 from .finetune import prepare_finetune, trainable_parameters, validate_finetune
 from .loop import LoneRun, evaluate, timed, train_one_epoch
 from .memory import PROBE_STEPS, TrainingMemory, run_set_bytes
@@ -65,7 +66,7 @@ def validate_config(cfg) -> None:
         raise ConfigError(f"bn.ghost_batch_size={ghost} must be ≥ 2 (BN needs two samples for a variance) and divide "
                           f"train.batch_size={cfg.train.batch_size} into equal chunks: e.g. bn.ghost_batch_size="
                           f"{_divisor(int(cfg.train.batch_size))}, or null for the whole batch.")
-    resolve_device(cfg.device)
+    validate_distributed(cfg)
 
 
 def _divisor(n: int) -> int:
@@ -78,6 +79,8 @@ def check_data(cfg, data: DataSplits) -> None:
     if int(cfg.train.batch_size) > n:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the training set ({n} images of "
                           f"{cfg.dataset.name} after the validation split); use train.batch_size≤{n}.")
+    check_last_batch(n, int(cfg.train.batch_size), int(cfg.train.nproc),
+                     has_norm(cfg.variant) and cfg.variant.norm in BATCH_STAT_NORMS)
 
 
 def epoch_row(epoch: int, train: Dict[str, float], val: Dict[str, float], test: Dict[str, float], lr: float,
@@ -128,6 +131,8 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     for c in cfgs:
         validate_config(c)
     cfg, k = cfgs[0], len(cfgs)
+    if int(cfg.train.nproc) > 1 and not is_worker():  # K = 1: packable() refuses data-parallel runs
+        return [launch(cfg, on_epoch, on_run_epoch)]  # its workers come back here, inside the process group
     device = configure_device(cfg)
     seeds = [int(c.seed) for c in cfgs]
     torch.manual_seed(derive_seed(seeds[0], "torch"))  # dropout masks come from the global stream (lone runs only)
@@ -148,7 +153,7 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     amp = amp_dtype(cfg.train)
     bn_eval = cfg.finetune.source is not None and cfg.finetune.bn == "freeze"
     if device.type != "cuda":  # a copy trains a few steps under a live-tensor count (memory.py); CUDA measures below
-        probe = _run_set(cfgs, [copy.deepcopy(m) for m in models], compiled=False)
+        probe = _run_set(cfgs, [copy.deepcopy(m) for m in models], probe=True)
         memory.probe(lambda: train_one_epoch(
             probe[0], probe[1], data.train_x, data.train_y, int(cfg.train.batch_size),
             [torch.Generator().manual_seed(0)] * k, amp=amp, bn_eval=bn_eval, max_steps=PROBE_STEPS,
@@ -205,14 +210,18 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
              "pack_size": k, "execution": {**info, "pack_impl": runs.impl}} for i in range(k)]
 
 
-def _run_set(cfgs: Sequence[DictConfig], models: List[torch.nn.Module], compiled: bool = True) -> tuple:
-    """(run set, optimizer, per-run lr) for these models: a LoneRun for K = 1 (channels_last / torch.compile when
-    compiled; the step model shares the parameters with models[0]; fine-tuning's frozen parameters left out), else a
-    PackedModel."""
+def _run_set(cfgs: Sequence[DictConfig], models: List[torch.nn.Module], probe: bool = False) -> tuple:
+    """(run set, optimizer, per-run lr) for these models: for K = 1 a LoneRun (channels_last / torch.compile; the
+    step model shares the parameters with models[0]; fine-tuning's frozen parameters left out), or this process's
+    DataParallelRun inside a data-parallel run; else a PackedModel. probe: a throwaway copy for the memory probe,
+    trained as the plain module."""
     cfg = cfgs[0]
     if len(models) == 1:
-        model = prepare_model(models[0], cfg.train) if compiled else models[0]
-        runs = LoneRun(model, trainable_parameters(models[0]))
+        model = models[0] if probe else prepare_model(models[0], cfg.train)
+        if is_worker() and not probe:
+            runs = DataParallelRun(model, trainable_parameters(models[0]), sync_bn=bool(cfg.bn.sync))
+        else:
+            runs = LoneRun(model, trainable_parameters(models[0]))
     else:
         runs = PackedModel(models, impl=str(cfg.pack_impl))
     opt = build_optimizer(runs.parameters(), cfg.optim, int(cfg.train.batch_size))
