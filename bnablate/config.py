@@ -162,8 +162,8 @@ class BNConfig:
     running_var_init: float = option(1.0, R, "initial running variance of the batch-statistics norms (PyTorch: 1; a "
                                              "from-scratch BN tutorial starts it at 0); running means start at 0",
                                      neutral=1.0)
-    ghost_batch_size: Optional[int] = option(None, R, "ghost batch norm: in training, BN (variant.norm=batch) normalizes "
-                                                      "each chunk of this many samples with its own statistics (the "
+    ghost_batch_size: Optional[int] = option(None, R, "ghost batch norm: in training, BN (variant.norm=batch or "
+                                                      "batch_renorm) normalizes each chunk of this many samples with its own statistics (the "
                                                       "normalization batch; train.batch_size stays the optimization "
                                                       "batch); must divide train.batch_size; null: the whole batch",
                                              neutral=None)

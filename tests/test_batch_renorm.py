@@ -55,8 +55,6 @@ def test_once_open_it_corrects_toward_the_running_statistics_without_gradient_th
 def test_options_are_checked_and_runs_train_alone():
     with pytest.raises(ConfigError, match="bn.renorm_rmax ≥ 1"):
         validate_config(compose_config(["variant=brn_pre_act", "bn.renorm_rmax=0.5"]))
-    with pytest.raises(ConfigError, match="use variant.norm=batch"):
-        validate_config(compose_config(["variant=brn_pre_act", "bn.ghost_batch_size=8"]))
     with pytest.raises(ConfigError, match="batch normalization cannot train"):
         validate_config(compose_config(["variant=brn_pre_act", "train.batch_size=1"]))
     cfgs = [compose_config(["variant=brn_pre_act", f"seed={s}"]) for s in (0, 1)]
@@ -69,3 +67,33 @@ def test_a_batch_renorm_run_trains(tmp_path):
     rec = bnablate.run(["dataset=digits", "model=lenet", "variant=brn_pre_act", "train.epochs=2",
                         "bn.renorm_warmup=5", "bn.renorm_ramp=10"], out_dir=tmp_path)
     assert rec["status"] == "ok" and rec["metrics"][-1]["val_acc"] > 0.5
+
+
+def test_ghost_batches_renormalize_each_chunk_and_the_schedule_counts_steps():
+    """bn.ghost_batch_size with Batch Renorm: through the warm-up it is ghost BN; once open each chunk is renormalized
+    with its own statistics (against the running statistics as they stand after the chunks before it); one step."""
+    from bnablate.layers.ghost_bn import GhostBatchNorm2d
+
+    torch.manual_seed(2)
+    brn, ghost_bn = BatchRenorm2d(3, warmup=10, ramp=5, ghost=4), GhostBatchNorm2d(3, ghost=4)
+    for _ in range(2):
+        x = torch.randn(12, 3, 4, 4) * 2 + 0.5
+        assert torch.allclose(brn(x), ghost_bn(x), atol=1e-5)
+    assert torch.allclose(brn.running_var, ghost_bn.running_var, atol=1e-5)
+    assert int(brn.num_batches_tracked) == 2 and int(ghost_bn.num_batches_tracked) == 6  # steps vs chunks
+
+    opened, ref = BatchRenorm2d(3, warmup=0, ramp=0, rmax=1.5, dmax=0.2, ghost=4), BatchRenorm2d(3, warmup=0, ramp=0,
+                                                                                                  rmax=1.5, dmax=0.2)
+    for m in (opened, ref):
+        m.running_mean.fill_(1.0), m.running_var.fill_(0.3)  # r and d away from 1 and 0
+    x = torch.randn(12, 3, 4, 4) * 2 + 0.5
+    expected = torch.cat([ref(chunk) for chunk in x.split(4)])
+    assert torch.allclose(opened(x), expected, atol=1e-6)
+    assert torch.allclose(opened.running_mean, ref.running_mean) and torch.allclose(opened.running_var, ref.running_var)
+    assert not torch.allclose(opened(x), BatchRenorm2d(3, warmup=0, ramp=0, rmax=1.5, dmax=0.2)(x), atol=1e-3)
+
+
+def test_ghost_batch_renorm_refuses_a_cumulative_average():
+    with pytest.raises(ConfigError, match="use a momentum"):
+        validate_config(compose_config(["variant=brn_pre_act", "bn.ghost_batch_size=8", "bn.momentum=null"]))
+    validate_config(compose_config(["variant=brn_pre_act", "bn.ghost_batch_size=8"]))

@@ -5,10 +5,13 @@ limits open, training normalizes toward the statistics inference will use, which
 batches. The limits follow the paper's schedule by training step: r_max = 1, d_max = 0 for the first
 `bn.renorm_warmup` steps, then rising linearly to `bn.renorm_rmax` and `bn.renorm_dmax` over `bn.renorm_ramp` steps
 (the paper: 5k warm-up steps, then r_max → 3 over 40k and d_max → 5 over 25k; here one ramp for both, sized to
-bnablate's short runs). Written by hand because torch has no Batch Renorm layer; a subclass of torch's BatchNorm so
-PreciseBN and the fine-tuning modes treat it as BN. The step count is `num_batches_tracked`."""
+bnablate's short runs). With bn.ghost_batch_size each chunk is renormalized on its own statistics, as ghost BN
+normalizes it (the schedule still counts optimization steps). Written by hand because torch has no Batch Renorm layer; a subclass of torch's BatchNorm so
+PreciseBN and the fine-tuning modes treat it as BN. The step count is `num_batches_tracked` (one per forward)."""
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -17,8 +20,9 @@ from .ghost_bn import count_batch
 
 
 class _RenormMixin:
-    def _setup(self, warmup: int, ramp: int, rmax: float, dmax: float) -> None:
+    def _setup(self, warmup: int, ramp: int, rmax: float, dmax: float, ghost: Optional[int]) -> None:
         self.warmup, self.ramp, self.rmax, self.dmax = int(warmup), int(ramp), float(rmax), float(dmax)
+        self.ghost = ghost  # ghost batch size (bn.ghost_batch_size), None: the whole batch
 
     def limits(self) -> tuple:
         """(r_max, d_max) at the current step: 1 and 0 through the warm-up, then linear to the final values."""
@@ -30,18 +34,25 @@ class _RenormMixin:
         self._check_input_dim(x)  # type: ignore[attr-defined]
         if not self.training:
             return super().forward(x)  # type: ignore[misc]
+        r_max, d_max = self.limits()
+        m = count_batch(self)  # type: ignore[arg-type]  # one optimization step, whatever the ghost chunks
+        if self.ghost is None or x.shape[0] <= self.ghost:
+            return self._renorm(x, r_max, d_max, m)
+        # ghost batches (ghost_bn.py): each contiguous chunk renormalized with its own statistics, the running
+        # statistics updated once per chunk in order (as ghost BN does); the schedule still counts steps
+        return torch.cat([self._renorm(chunk, r_max, d_max, m) for chunk in x.split(self.ghost)])
+
+    def _renorm(self, x: Tensor, r_max: float, d_max: float, m: float) -> Tensor:
         dims = [0] + list(range(2, x.dim()))  # every axis but the channels
         shape = [1, -1] + [1] * (x.dim() - 2)  # (1, C) or (1, C, 1, 1)
         mean = x.mean(dim=dims)
         var = x.var(dim=dims, unbiased=False)
         std = (var + self.eps).sqrt()  # type: ignore[attr-defined]
-        r_max, d_max = self.limits()
         with torch.no_grad():  # r and d are constants to the gradient (Ioffe 2017, Algorithm 1)
             running_std = (self.running_var + self.eps).sqrt()  # type: ignore[attr-defined]
             r = (std / running_std).clamp(1.0 / r_max, r_max)
             d = ((mean - self.running_mean) / running_std).clamp(-d_max, d_max)  # type: ignore[attr-defined]
             n = x.numel() / x.shape[1]
-            m = count_batch(self)  # type: ignore[arg-type]
             self.running_mean.lerp_(mean, m)  # type: ignore[attr-defined]
             self.running_var.lerp_(var * n / max(n - 1, 1), m)  # unbiased, as torch's BN keeps it
         y = (x - mean.view(shape)) / std.view(shape) * r.view(shape) + d.view(shape)
@@ -51,18 +62,18 @@ class _RenormMixin:
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", renorm: warmup={self.warmup}, ramp={self.ramp}, r_max={self.rmax}, "  # type: ignore
-                                       f"d_max={self.dmax}")
+                                       f"d_max={self.dmax}, ghost_batch_size={self.ghost}")
 
 
 class BatchRenorm1d(_RenormMixin, nn.BatchNorm1d):
     def __init__(self, num_features: int, warmup: int = 0, ramp: int = 1000, rmax: float = 3.0, dmax: float = 5.0,
-                 **kwargs) -> None:
+                 ghost: Optional[int] = None, **kwargs) -> None:
         super().__init__(num_features, **kwargs)
-        self._setup(warmup, ramp, rmax, dmax)
+        self._setup(warmup, ramp, rmax, dmax, ghost)
 
 
 class BatchRenorm2d(_RenormMixin, nn.BatchNorm2d):
     def __init__(self, num_features: int, warmup: int = 0, ramp: int = 1000, rmax: float = 3.0, dmax: float = 5.0,
-                 **kwargs) -> None:
+                 ghost: Optional[int] = None, **kwargs) -> None:
         super().__init__(num_features, **kwargs)
-        self._setup(warmup, ramp, rmax, dmax)
+        self._setup(warmup, ramp, rmax, dmax, ghost)

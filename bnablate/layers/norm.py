@@ -16,6 +16,7 @@ NORMS: Registry[Dict[str, Callable[..., nn.Module]]] = Registry("norm")
 
 # Norms that use batch statistics in training (so a training batch of one sample is meaningless).
 BATCH_STAT_NORMS = ("batch", "scratch", "batch_renorm")
+GHOST_NORMS = ("batch", "batch_renorm")  # the norms bn.ghost_batch_size can split (ghost_bn.py, batch_renorm.py)
 # Their module classes: what PreciseBN re-estimates and the fine-tuning modes freeze.
 BATCH_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, ScratchBatchNorm)
 
@@ -68,19 +69,20 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
     (LayerNorm's affine = its elementwise weight and bias). conv_beta_init: β's start on a conv layer's norm (0 as in
     PyTorch; a from-scratch tutorial's 1); running_var_init: the batch-statistics norms' running variance start (1 as
     in PyTorch; that tutorial's 0). ghost_batch_size: BN normalizes each chunk of that many samples on its own in
-    training (ghost_bn.py); only for norm 'batch'. renorm: Batch Renorm's schedule and limits (warmup, ramp, rmax,
+    training (ghost_bn.py); for norms 'batch' and 'batch_renorm'. renorm: Batch Renorm's schedule and limits (warmup, ramp, rmax,
     dmax; batch_renorm.py) for norm 'batch_renorm'."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
     extra: Dict[str, Any] = {}  # the batch-statistics norms' own options
-    if ghost_batch_size is not None:
-        if name != "batch":
-            raise ValueError(f"bn.ghost_batch_size splits the batch statistics of BatchNorm, and variant.norm={name} "
-                             f"has none: use variant.norm=batch, or bn.ghost_batch_size=null.")
-        cls, extra = (GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d), {"ghost": int(ghost_batch_size)}
+    if ghost_batch_size is not None and name not in GHOST_NORMS:
+        raise ValueError(f"bn.ghost_batch_size splits the batch statistics of BatchNorm, and variant.norm={name} "
+                         f"has none to split: use variant.norm=batch (or batch_renorm), or bn.ghost_batch_size=null.")
+    ghost = None if ghost_batch_size is None else int(ghost_batch_size)
+    if name == "batch" and ghost is not None:
+        cls, extra = (GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d), {"ghost": ghost}
     elif name == "batch_renorm":
-        extra = dict(renorm or {})
+        extra = {**(renorm or {}), "ghost": ghost}
     if name in BATCH_STAT_NORMS:
         layer = cls(num_features, eps=eps, momentum=momentum, affine=affine, **extra)
         layer.running_var.fill_(running_var_init)

@@ -66,6 +66,10 @@ def validate_config(cfg) -> None:
         raise ConfigError(f"bn.ghost_batch_size={ghost} must be ≥ 2 (BN needs two samples for a variance) and divide "
                           f"train.batch_size={cfg.train.batch_size} into equal chunks: e.g. bn.ghost_batch_size="
                           f"{_divisor(int(cfg.train.batch_size))}, or null for the whole batch.")
+    if ghost is not None and cfg.variant.norm == "batch_renorm" and cfg.bn.momentum is None:
+        raise ConfigError("Batch Renorm with ghost batches updates its running statistics once per chunk, and "
+                          "bn.momentum=null's cumulative average counts steps, not chunks: use a momentum "
+                          "(bn.momentum=0.1), or bn.ghost_batch_size=null.")
     validate_distributed(cfg)
 
 
