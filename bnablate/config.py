@@ -163,10 +163,10 @@ class BNConfig:
                                              "from-scratch BN tutorial starts it at 0); running means start at 0",
                                      neutral=1.0)
     ghost_batch_size: Optional[int] = option(None, R, "ghost batch norm: in training, BN (variant.norm=batch or "
-                                                      "batch_renorm) normalizes each chunk of this many samples with its own statistics (the "
-                                                      "normalization batch; train.batch_size stays the optimization "
-                                                      "batch); must divide train.batch_size; null: the whole batch",
-                                             neutral=None)
+                                                      "batch_renorm) normalizes each chunk of this many samples with "
+                                                      "its own statistics (the normalization batch; train.batch_size "
+                                                      "stays the optimization batch); must divide train.batch_size; "
+                                                      "null: the whole batch", neutral=None)
     renorm_warmup: int = option(100, R, "batch_renorm: training steps at r_max = 1, d_max = 0 (plain BN) before the "
                                         "limits open (Ioffe 2017: 5k)", neutral=100)
     renorm_ramp: int = option(1000, R, "batch_renorm: steps over which r_max and d_max rise linearly to their final "
