@@ -30,7 +30,7 @@ repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) datas
 # $(call until,MAX_SEEDS): add seeds where a comparison is undecided (docs/statistics.md); 3 seeds in the smoke form
 until   = --until-decided --max-seeds $(if $(smoke),3,$(1))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
-           repro-batch-size repro-finetune repro-eval-stats repro-resnet
+           repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch
 
 .PHONY: help setup demo test test-full bench docs clean repro-all repro-resnet-paper $(REPROS)
 
@@ -118,6 +118,13 @@ repro-resnet: setup ## ResNet-20 on CIFAR-10: BN in residual blocks ((a)–(e) o
 	$(call repro,repro_resnet,repro-resnet,$(RN_SMOKE) model.depth=8,$(call until,9))
 	$(call repro,repro_resnet_depth,repro-resnet,$(RN_SMOKE) model.depth=8$(comma)14)
 	$(BIN)/bnablate report $(call out,repro-resnet) --pivot model.depth --out $(call out,repro-resnet)/report-depth
+
+repro-bn-batch: setup ## BN's normalization batch 2…256 at optimization batch 256 (ghost batches) + Batch Renorm and GN, cnn on CIFAR-10
+	$(call repro,repro_bn_batch,repro-bn-batch,bn.ghost_batch_size=4$(comma)256)
+	$(call repro,repro_bn_batch_renorm,repro-bn-batch,bn.ghost_batch_size=4$(comma)256)
+	$(call repro,repro_bn_batch_gn,repro-bn-batch)
+	$(BIN)/bnablate report $(call out,repro-bn-batch) --baseline bn.ghost_batch_size=256 \
+	  --out $(call out,repro-bn-batch)/report-vs-whole-batch
 
 repro-resnet-paper: setup ## repro-resnet at the paper's scale (ResNet-56/110, all data, 164 epochs, 5 seeds): a GPU's days, not this CPU's
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=repro_resnet_paper dataset.verify=$(VERIFY) \

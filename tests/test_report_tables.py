@@ -70,3 +70,41 @@ def test_summary_columns_are_what_run_summary_writes():
     rec = {"metrics": [{"epoch": 1, "steps": 2, "epoch_time_s": 1.0, "samples_per_s": 3.0, "train_loss": 0.1,
                         "train_acc": 0.9, "val_loss": 0.2, "val_acc": 0.8, "test_loss": 0.3, "test_acc": 0.7}]}
     assert set(run_summary(rec)) == set(SUMMARY_COLUMNS)
+
+
+def test_pivot_figure_draws_a_group_without_the_factor_as_a_horizontal_line(tmp_path, monkeypatch):
+    """A GroupNorm group has no ghost batch size: it is one dashed line (with its CI band) across the numeric axis,
+    not a point at a made-up position."""
+    from types import SimpleNamespace
+
+    from bnablate.reports import pivot, plots
+
+    summary = pd.DataFrame({
+        "variant": ["bn_pre_act"] * 3 + ["gn_pre_act"],
+        "bn.ghost_batch_size": [2, 16, 256, None],
+        "final_test_acc_mean": [0.30, 0.50, 0.45, 0.40],
+        "final_test_acc_ci_low": [0.28, 0.48, 0.43, 0.38], "final_test_acc_ci_high": [0.32, 0.52, 0.47, 0.42]})
+    report = SimpleNamespace(summary=summary, metric="final_test_acc", by=["variant", "bn.ghost_batch_size"])
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out, stem: figures.append(fig) or [])
+    pivot.pivot_figure(report, "bn.ghost_batch_size", tmp_path, "pivot")
+    ax = figures[0].axes[0]
+    assert ax.get_xscale() == "log"  # numeric, 2 … 256
+    gn = [ln for ln in ax.get_lines() if ln.get_label().startswith("gn_pre_act")]
+    assert len(gn) == 1 and list(gn[0].get_ydata()) == pytest.approx([40.0, 40.0])  # horizontal, its mean in %
+    bn = [c for c in ax.containers if c.get_label() == "bn_pre_act"]  # errorbar's container: its data line first
+    assert list(bn[0].lines[0].get_xdata()) == [2, 16, 256]
+
+
+def test_integer_factors_with_gaps_label_and_sort_as_integers():
+    """A key some runs lack (GroupNorm has no ghost batch size) leaves pandas a float column: the labels stay the
+    configs' integers (so --baseline bn.ghost_batch_size=256 matches), sorted as numbers, the missing one last."""
+    from bnablate.reports.render import natural_key
+    from bnablate.reports.summary import as_labels
+
+    runs = pd.DataFrame({"bn.ghost_batch_size": [256, 4, None, 32], "optim.lr": [1.0, 0.5, 0.1, 2.0]})
+    labels = as_labels(runs, ["bn.ghost_batch_size", "optim.lr"])
+    assert list(labels["bn.ghost_batch_size"]) == ["256", "4", "—", "32"]
+    assert list(labels["optim.lr"]) == ["1.0", "0.5", "0.1", "2.0"]  # real floats keep their form
+    order = labels.sort_values("bn.ghost_batch_size", key=natural_key)["bn.ghost_batch_size"]
+    assert list(order) == ["4", "32", "256", "—"]

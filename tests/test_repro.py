@@ -29,6 +29,8 @@ GRID = {  # preset → (runs in the full grid, a key that must take the preset's
     "repro_placement_lenet_maxpool": (60, ("model.pool", "max")),
     "repro_resnet": (24, ("model.depth", 20)), "repro_resnet_depth": (24, ("optim.lr", 0.1)),
     "repro_resnet_paper": (80, ("train.epochs", 164)),
+    "repro_bn_batch": (21, ("train.batch_size", 256)), "repro_bn_batch_renorm": (9, ("bn.renorm_ramp", 200)),
+    "repro_bn_batch_gn": (3, ("bn.ghost_batch_size", None)),
     "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
     "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
     "repro_bias": (20, ("model.name", "lenet")), "repro_batch_size": (120, ("optim.batch_scaling", "linear")),
@@ -202,7 +204,7 @@ def _write_fixture_data(root: Path) -> None:
 @pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-lenet-fashion-d2l",
                                     "repro-placement", "repro-high-lr",
                                     "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune",
-                                    "repro-eval-stats", "repro-resnet"])
+                                    "repro-eval-stats", "repro-resnet", "repro-bn-batch"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     _write_fixture_data(tmp_path / "data")
     runs = tmp_path / "runs"
@@ -217,9 +219,9 @@ def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     assert {"summary.csv", "summary.md", "summary.tex", "learning_curves.png"} <= {p.name for p in report.iterdir()}
     assert math.isfinite(pd.read_csv(report / "summary.csv")["final_test_acc_mean"].iloc[0])
     pivots = {"repro-high-lr": "lr", "repro-dropout-order": "dropout_p", "repro-batch-size": "batch_size",
-              "repro-eval-stats": "batch_size", "repro-finetune": "batch_size"}
+              "repro-eval-stats": "batch_size", "repro-finetune": "batch_size", "repro-bn-batch": "bn.ghost_batch_size"}
     if target in pivots:  # the preset's pivot table: one row per variant (or compared value), one column per level
-        assert (report / f"pivot_{pivots[target]}.csv").exists()
+        assert (report / f"pivot_{pivots[target].replace('.', '_')}.csv").exists()
 
 
 def test_normalize_unit_gives_tutorial_pixels_and_keeps_old_run_keys(tmp_path):

@@ -50,13 +50,22 @@ def pivot_figure(report: Report, column: str, out_dir: Path, stem: str) -> List[
     s = report.summary.copy()
     m, k = report.metric, _scale(report.metric)
     x_all = pd.to_numeric(s[column], errors="coerce")
-    numeric = x_all.notna().all()
+    # numeric when every value that is set is a number; a group with the factor unset (a GroupNorm run has no ghost
+    # batch size) is drawn as a horizontal line with its CI band: it does not vary with the factor
+    unset = s[column].isna() | s[column].astype(str).isin(["", "—", "None", "nan"])
+    numeric = x_all[~unset].notna().all() and (~unset).any()
     rows_by = [c for c in report.by if c != column]
     from .plots import plt, save_figure  # plots selects the Agg backend (files only); loaded when drawing
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     labels = s[rows_by].astype(str).agg(" · ".join, axis=1) if rows_by else pd.Series("all", index=s.index)
     for label in dict.fromkeys(labels):
+        if numeric and unset[labels == label].all():
+            r = s[labels == label].iloc[0]
+            line = ax.axhline(k * r[f"{m}_mean"], ls="--", lw=1.2, label=f"{label} (any {column})")
+            if np.isfinite(r[f"{m}_ci_low"]):
+                ax.axhspan(k * r[f"{m}_ci_low"], k * r[f"{m}_ci_high"], color=line.get_color(), alpha=0.12)
+            continue
         g = s[labels == label].assign(_x=x_all[labels == label]).sort_values("_x" if numeric else column)
         x = g["_x"].to_numpy(float) if numeric else np.arange(len(g))
         mean = k * g[f"{m}_mean"].to_numpy(float)
@@ -65,7 +74,7 @@ def pivot_figure(report: Report, column: str, out_dir: Path, stem: str) -> List[
         ax.errorbar(x, mean, yerr=err, marker="o", ms=4, capsize=3, lw=1.4, label=label)
         if not numeric:
             ax.set_xticks(x, g[column].astype(str).tolist())
-    if numeric and (x_all > 0).all() and x_all.max() >= 10 * x_all.min():
+    if numeric and (x_all[~unset] > 0).all() and x_all.max() >= 10 * x_all.min():
         ax.set_xscale("log")
     ax.set_xlabel(column)
     ax.set_ylabel(m.replace("_", " ") + (" (%)" if k == 100 else "") + ", mean ± 95% CI")

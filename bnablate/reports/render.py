@@ -80,9 +80,11 @@ def p_improve(row: pd.Series) -> str:
 
 
 def natural_key(col: pd.Series) -> pd.Series:
-    """Sort key: numbers as numbers (batch 2, 4, …, 256 rather than 128, 16, 2, …), anything else as text."""
+    """Sort key: numbers as numbers (batch 2, 4, …, 256 rather than 128, 16, 2, …), a missing value ('—') after
+    them, anything else as text."""
     num = pd.to_numeric(col, errors="coerce")
-    return num if num.notna().all() else col.astype(str)
+    missing = col.isna() | (col.astype(str) == "—")
+    return num if num[~missing].notna().all() and (~missing).any() else col.astype(str)
 
 
 def sorted_summary(report: Report) -> pd.DataFrame:

@@ -35,6 +35,12 @@ FINISHED = ("ok", "diverged")  # outcomes of training: both count; a failed run 
 def as_labels(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
     """The columns as strings, missing values as '—' (a model-specific key is missing in other models' rows)."""
     part = frame[list(cols)].astype(object)
+    for c in cols:
+        col = frame[c]
+        if col.dtype.kind == "f" and col.isna().any() and (col.dropna() % 1 == 0).all():
+            # integers with gaps (a key that some runs lack, e.g. GroupNorm's ghost batch size): pandas keeps them as
+            # floats; label them 256, as their runs' configs say, not 256.0
+            part[c] = pd.Series([v if pd.isna(v) else int(v) for v in col], index=col.index, dtype=object)
     return part.where(part.notna(), "—").astype(str)
 
 
