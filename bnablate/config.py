@@ -48,6 +48,10 @@ class DatasetConfig:
                             neutral="standardize")
     classes: Optional[List[int]] = option(None, R, "keep only these classes (e.g. [5,6,7,8,9]), relabelled 0..k-1 in "
                                                    "this order; null keeps every class", neutral=None)
+    max_memory_mb: Optional[float] = option(None, E, "memory budget of the decoded (float32) images in MiB: a dataset "
+                                                     "over it streams from disk through a DataLoader (imagefolder; "
+                                                     "others are refused); null: always in memory")
+    workers: int = option(2, E, "DataLoader worker processes that decode ahead on the streaming path")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from .config import compose_config, to_plain
 from .data import DataSplits, load_data
+from .data.stream import resident_bytes
 from .hydra_adapter import expand_sweep
 from .pack import PackPlan, check_pack_options, plan_packs
 from .results import finished, run_key
@@ -41,7 +42,7 @@ class DataCache:
     def nbytes(self, cfg: DictConfig) -> int:
         """Bytes of cfg's images (the copy a pack holds on the GPU beside its runs)."""
         data = self.get(cfg.dataset)
-        return sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x, data.test_x))
+        return sum(resident_bytes(t) for t in (data.train_x, data.val_x, data.test_x))
 
 
 @dataclass

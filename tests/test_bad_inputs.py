@@ -44,6 +44,7 @@ CASES = [
     (["run", "variant=brn_pre_act", "bn.renorm_rmax=0.5"], "Batch Renorm needs bn.renorm_rmax ≥ 1"),
     (["run", "bn.sync=true", "device=cpu"], "simulate it instead"),
     (["run", "train.nproc=64"], "each process needs its own"),
+    (["run", "dataset=digits", "dataset.max_memory_mb=0.01"], "only dataset=imagefolder can stream"),
     (["inspect", "model=resnet", "variant.residual=preact"], "Did you mean"),
     (["sweep", "pack=maybe"], "Unknown pack 'maybe'"),
     (["sweep", "pack_size=0"], "pack_size must be auto or an integer ≥ 1"),

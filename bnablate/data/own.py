@@ -1,6 +1,8 @@
 """The user's own data: `dataset=arrays` (an .npz of arrays) and `dataset=imagefolder` (torchvision's ImageFolder
-layout), decoded into the same in-memory uint8/float tensors the built-in datasets give. Shapes and class counts are
-read from the files' headers (`shape`), so every job of a sweep is checked without decoding every image."""
+layout), decoded into the same in-memory uint8/float tensors the built-in datasets give — or, for an image folder
+larger than dataset.max_memory_mb, kept on disk and decoded batch by batch (`stream`, data/stream.py). Shapes and
+class counts are read from the files' headers (`shape`), so every job of a sweep is checked without decoding every
+image."""
 
 from __future__ import annotations
 
@@ -208,45 +210,66 @@ def imagefolder_shape(cfg) -> Shape:
     return _folder_shape(train, train.stat().st_mtime_ns, cfg.image_size, cfg.channels)
 
 
-def _decode(samples: List[Tuple[str, int]], chw: Tuple[int, int, int], resize: bool, folder: Path):
-    """(N, C, H, W) uint8 images and (N,) labels; each image decoded by Pillow (torchvision's own ImageFolder loader;
-    torchvision.io's decoders are deprecated since 0.29) in the declared channels and, with dataset.image_size,
-    resized by torchvision (antialiased bilinear) to it."""
+def decode_image(file: str, chw: Tuple[int, int, int], resize: bool, folder: str) -> torch.Tensor:
+    """One image as (C, H, W) uint8: decoded by Pillow (torchvision's own ImageFolder loader; torchvision.io's
+    decoders are deprecated since 0.29) in the declared channels and, with dataset.image_size, resized by torchvision
+    (antialiased bilinear) to it. Module-level, so the streaming path's DataLoader workers can take it."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pil_to_tensor, resize as resize_image
 
-    mode = "L" if chw[0] == 1 else "RGB"
-    images = []
-    for file, _label in samples:
-        try:
-            with Image.open(file) as pil:
-                img = pil_to_tensor(pil.convert(mode))  # (C, H, W) uint8
-        except (UnidentifiedImageError, OSError) as e:
-            raise DataError(f"{file} could not be decoded as an image ({e}). Fix: delete or replace it.") from None
-        if resize:
-            img = resize_image(img, list(chw[1:]), antialias=True)
-        elif tuple(img.shape[1:]) != chw[1:]:
-            raise DataError(f"{folder}: images differ in size ({file} is {tuple(img.shape[1:])}, the first one "
-                            f"{chw[1:]}). Fix: set dataset.image_size=N to resize every image to N×N.")
-        images.append(img)
+    try:
+        with Image.open(file) as pil:
+            img = pil_to_tensor(pil.convert("L" if chw[0] == 1 else "RGB"))  # (C, H, W) uint8
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{file} could not be decoded as an image ({e}). Fix: delete or replace it.") from None
+    if resize:
+        return resize_image(img, list(chw[1:]), antialias=True)
+    if tuple(img.shape[1:]) != tuple(chw[1:]):
+        raise DataError(f"{folder}: images differ in size ({file} is {tuple(img.shape[1:])}, the first one "
+                        f"{tuple(chw[1:])}). Fix: set dataset.image_size=N to resize every image to N×N.")
+    return img
+
+
+def _decode(samples: List[Tuple[str, int]], chw: Tuple[int, int, int], resize: bool, folder: Path):
+    """(N, C, H, W) uint8 images and (N,) labels, each image by decode_image."""
+    images = [decode_image(file, chw, resize, str(folder)) for file, _label in samples]
     labels = torch.tensor([label for _file, label in samples], dtype=torch.long)
     return torch.stack(images), labels
 
 
-@register_dataset("imagefolder", "your own images: dataset.path=FOLDER in torchvision's ImageFolder layout "
-                  "(train/<class>/*, test/<class>/*, or <class>/*)", (3, 32, 32), 2, has_test_split=True,
-                  shape=imagefolder_shape)
-def imagefolder(cfg) -> RawData:
+def _files(samples: List[Tuple[str, int]], chw: Tuple[int, int, int], resize: bool, folder: Path, workers: int):
+    """The streaming path's (ImageFiles, labels): nothing decoded yet (data/stream.py)."""
+    from .stream import ImageFiles
+
+    decode = functools.partial(decode_image, chw=chw, resize=resize, folder=str(folder))
+    labels = torch.tensor([label for _file, label in samples], dtype=torch.long)
+    return ImageFiles([file for file, _label in samples], chw, decode, workers), labels
+
+
+def _imagefolder_splits(cfg, read) -> RawData:
+    """RawData of the folders under dataset.path, each split made by read(samples, chw, resize, folder)."""
     chw, _classes = imagefolder_shape(cfg)
     train, test = _folders(cfg)
     classes = _class_dirs(train)
     resize = cfg.image_size is not None
-    train_x, train_y = _decode(_samples(train, classes), chw, resize, train)
+    train_x, train_y = read(_samples(train, classes), chw, resize, train)
     if test is None:
         return RawData(train_x, train_y)  # load_data carves the test split (dataset.test_fraction, split_seed)
     samples = _samples(test, classes)
     if not samples:
         raise DataError(f"{test} holds no images. Fix: put the test images under {test}/<class>/, or remove the "
                         f"empty folder so a test split is carved from the training images.")
-    test_x, test_y = _decode(samples, chw, resize, test)
+    test_x, test_y = read(samples, chw, resize, test)
     return RawData(train_x, train_y, test_x, test_y)
+
+
+def imagefolder_files(cfg) -> RawData:
+    """The streaming form of dataset=imagefolder: the same files, labels and order, decoded when a batch asks."""
+    return _imagefolder_splits(cfg, lambda *args: _files(*args, workers=int(cfg.workers)))
+
+
+@register_dataset("imagefolder", "your own images: dataset.path=FOLDER in torchvision's ImageFolder layout "
+                  "(train/<class>/*, test/<class>/*, or <class>/*)", (3, 32, 32), 2, has_test_split=True,
+                  shape=imagefolder_shape, stream=imagefolder_files)
+def imagefolder(cfg) -> RawData:
+    return _imagefolder_splits(cfg, _decode)

@@ -40,6 +40,9 @@ class DatasetSpec:
     # num_classes), read from the files without decoding every image; input_shape/num_classes above are then only
     # what `bnablate list` shows for the defaults.
     shape: Optional[Callable[..., Tuple[Tuple[int, int, int], int]]] = None
+    # Datasets that can stay on disk (data/stream.py): (DatasetConfig) -> RawData whose images are ImageFiles, used
+    # when the decoded images would exceed dataset.max_memory_mb.
+    stream: Optional[Callable[..., RawData]] = None
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -48,10 +51,12 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset")
 def register_dataset(name: str, description: str, input_shape: Tuple[int, int, int], num_classes: int,
                      has_test_split: bool, cached: bool = False, checksummed: bool = False,
                      shape: Optional[Callable[..., Tuple[Tuple[int, int, int], int]]] = None,
+                     stream: Optional[Callable[..., RawData]] = None,
                      ) -> Callable[[Callable[..., RawData]], Callable[..., RawData]]:
     """Decorator: register a loader `fn(cfg) -> RawData` as a DatasetSpec under `name`."""
     def deco(fn: Callable[..., RawData]) -> Callable[..., RawData]:
-        spec = DatasetSpec(name, description, input_shape, num_classes, has_test_split, fn, cached, checksummed, shape)
+        spec = DatasetSpec(name, description, input_shape, num_classes, has_test_split, fn, cached, checksummed, shape,
+                           stream)
         DATASETS.register(name, description)(spec)
         return fn
     return deco
@@ -83,6 +88,11 @@ def fingerprint(raw: RawData) -> str:
     for t in parts:
         if t is None:
             h.update(b"none")
+            continue
+        if hasattr(t, "chunks"):  # images streamed from disk (stream.py): the same bytes, decoded a chunk at a time
+            h.update(f"{torch.uint8}:{tuple(t.shape)}".encode())
+            for chunk in t.chunks():
+                h.update(chunk.contiguous().view(-1).numpy())
             continue
         t = t.detach().cpu().contiguous()
         h.update(f"{t.dtype}:{tuple(t.shape)}".encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, replace
 from typing import List, Optional, Tuple
@@ -14,6 +15,7 @@ from ..seeding import generator
 from .cache import cached_load
 from .registry import DataError, RawData, dataset_shape, dataset_spec, fingerprint
 from .sources import source_files
+from .stream import ImageFiles, channel_stats
 
 
 @dataclass
@@ -31,6 +33,11 @@ class DataSplits:
     std: Tuple[float, ...]
     augment: bool
     fingerprint: str = ""  # registry.fingerprint of the undivided tensors: which data the runs saw (in each record)
+
+    @property
+    def path(self) -> str:
+        """How the images reach training: "memory" (decoded tensors) or "stream" (files decoded per batch)."""
+        return "stream" if isinstance(self.train_x, ImageFiles) else "memory"
 
     def to(self, device) -> "DataSplits":
         moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
@@ -87,7 +94,12 @@ NORMALIZE = ("standardize", "unit")
 def _normalize(train_x: Tensor, *others: Tensor, mode: str = "standardize"):
     """Float32 contiguous copies of all sets, standardized per channel with the training set's mean and std.
     In place on the fresh copies: on CIFAR-10 (45k×3×32×32 float32 = 550 MB) `(x - m) / s` would allocate two more
-    such tensors and take ~15× longer."""
+    such tensors and take ~15× longer. Images streamed from disk get the statistics to apply per batch instead."""
+    if isinstance(train_x, ImageFiles):
+        c = train_x.chw[0]
+        mean, std = (torch.zeros(c), torch.full((c,), 255.0)) if mode == "unit" else channel_stats(train_x)
+        std = std.clamp_min(1e-8)
+        return [t.normalized(mean, std) for t in (train_x, *others)], mean, std
     out = [t.to(torch.float32, memory_format=torch.contiguous_format, copy=True) for t in (train_x, *others)]
     if mode == "unit":  # ToTensor-style: uint8 pixels / 255 (other sources: / the training split's maximum)
         top = 255.0 if train_x.dtype == torch.uint8 else float(out[0].max().clamp_min(1e-8))
@@ -107,9 +119,30 @@ def _normalize(train_x: Tensor, *others: Tensor, mode: str = "standardize"):
 _WARNED: set = set()
 
 
+def _mib(raw: RawData) -> float:
+    """MiB the decoded images of raw take as float32 (what the in-memory path holds)."""
+    parts = [t for t in (raw.train_x, raw.test_x, raw.val_x) if t is not None]
+    return sum(len(t) * math.prod(t.shape[1:]) * 4 for t in parts) / 2**20
+
+
 def load_raw(cfg) -> RawData:
-    """The dataset's undivided tensors, through the on-disk cache for the torchvision datasets."""
+    """The dataset's undivided tensors, through the on-disk cache for the torchvision datasets — or, when its decoded
+    images would exceed dataset.max_memory_mb, the streaming loader's view of its files (stream.py)."""
     spec = dataset_spec(cfg.name)
+    budget = cfg.max_memory_mb
+    if budget is not None and spec.stream is not None:
+        files = spec.stream(cfg)  # lists the files, decodes nothing
+        if _mib(files) > float(budget):
+            return files
+    raw = _load_in_memory(cfg, spec)
+    if budget is not None and _mib(raw) > float(budget):
+        raise DataError(f"{cfg.name}'s decoded images take {_mib(raw):,.0f} MiB, over dataset.max_memory_mb={budget}, "
+                        f"and only dataset=imagefolder can stream from disk. Raise dataset.max_memory_mb, or set it "
+                        f"to null to load it in memory.")
+    return raw
+
+
+def _load_in_memory(cfg, spec) -> RawData:
     if spec.checksummed and not cfg.verify and (cfg.name, str(cfg.root)) not in _WARNED:
         _WARNED.add((cfg.name, str(cfg.root)))  # once per process and folder, not once per run of a sweep
         warnings.warn(f"{cfg.name}: checksum verification skipped (dataset.verify=false): loading the files under "

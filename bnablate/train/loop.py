@@ -134,6 +134,8 @@ def train_one_epoch(runs, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batc
     loss_sum = torch.zeros(runs.k, device=x.device)
     correct = torch.zeros(runs.k, device=x.device, dtype=torch.long)
     batches = epoch_batches(len(x), batch_size, gens, x.device, max_steps)  # (K, B) each, on x's device
+    if hasattr(x, "prefetch"):  # images streamed from disk (data/stream.py): decode this epoch's batches ahead
+        x.prefetch(batches)
     seen = 0
     for idx in batches:
         xb, yb = runs.batch(x, idx), runs.batch(y, idx)  # (K, B, C, H, W), (K, B); a lone run (B, C, H, W), (B,)
@@ -181,8 +183,11 @@ def evaluate(runs, x: Tensor, y: Tensor, batch_size: int = 1024, bn_stats: str =
     loss_sum = torch.zeros(runs.k, device=x.device)
     correct = torch.zeros(runs.k, device=x.device, dtype=torch.long)
     parts: List[Tensor] = []  # per batch (K, b) bool, or (b,) for a lone run
+    slices = eval_slices(len(x), batch_size, fold_single=bn_stats == "batch")
+    if hasattr(x, "prefetch"):  # images streamed from disk (data/stream.py)
+        x.prefetch(slices)
     with torch.random.fork_rng(devices=fork, enabled=bn_stats == "batch"):
-        for part in eval_slices(len(x), batch_size, fold_single=bn_stats == "batch"):
+        for part in slices:
             xb, yb = x[part], y[part]
             with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
                 out = runs(xb, shared_input=True)  # (K, b, classes); a lone run (b, classes)

@@ -201,7 +201,8 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
               "n_val": len(data.val_x), "n_test": len(data.test_x), "peak_mem_mb": memory.per_run_mb(k),
               # which data it saw, and the training split's per-channel statistics every split was normalized with
-              "data": {"fingerprint": data.fingerprint, "mean": list(data.mean), "std": list(data.std)}}
+              "data": {"fingerprint": data.fingerprint, "mean": list(data.mean), "std": list(data.std),
+                       "path": data.path}}  # path: in memory, or streamed from disk (data/stream.py)
     info = {**execution_info(cfg, device), "memory_measure": memory.measure}
     masks = torch.stack(last_correct).cpu()  # (K, N_test): one device read for the whole training
     if k == 1:
