@@ -124,6 +124,16 @@ class ResNetConfig(ModelConfig):
 
 
 @dataclass
+class ViTConfig(ModelConfig):
+    patch_size: int = option(4, R, "vit: side of the square patches (must divide the image: 4 for 8×8, 28×28, 32×32)")
+    dim: int = option(64, R, "vit: token width")
+    depth: int = option(4, R, "vit: transformer blocks")
+    heads: int = option(4, R, "vit: attention heads (must divide model.dim)")
+    mlp_ratio: float = option(2.0, R, "vit: MLP hidden width / model.dim")
+    pooling: str = option("cls", R, "vit: cls (the class token) | mean (the mean of the patch tokens)")
+
+
+@dataclass
 class TVResNetConfig(ModelConfig):
     """torchvision's resnet18: nothing of its own to configure (the norm comes from the variant)."""
 
@@ -143,6 +153,9 @@ class VariantConfig:
     residual_init: str = option("standard", R, "residual models: how each residual branch starts: standard | "
                                                "zero_gamma (last norm's γ = 0) | skipinit (a scalar gain from 0, no "
                                                "norm)", neutral="standard")
+    transformer: str = option("pre", R, "transformer models (vit): where each block's norms sit: pre (x + F(N(x))) | "
+                                        "post (N(x + F(x))) | peri (x + N(F(N(x)))) | deepnorm (N(αx + F(x)))",
+                              neutral="pre")
     description: str = option("", B, "shown by `bnablate list variants`")
 
 
@@ -319,7 +332,7 @@ class Config:
 
 # model name → its schema (conf/model/NAME.yaml extends base_NAME); a model key belongs to the models declaring it.
 MODEL_SCHEMAS: Dict[str, type] = {"mlp": MLPConfig, "lenet": LeNetConfig, "cnn": CNNConfig, "resnet": ResNetConfig,
-                                  "tv_resnet18": TVResNetConfig}
+                                  "tv_resnet18": TVResNetConfig, "vit": ViTConfig}
 
 
 # dataset name → its schema, for the datasets with keys of their own (conf/dataset/NAME.yaml extends base_NAME)

@@ -35,6 +35,7 @@ def _canonical(v: Mapping[str, Any]) -> tuple:
         int(v["groups"]) if norm_on and v["norm"] == "group" else None,
         v["residual"],
         v["residual_init"],
+        v["transformer"],
     )
 
 
@@ -69,8 +70,8 @@ def _effective_bias(v: Mapping[str, Any]) -> str:
 
 def _structure(v: Mapping[str, Any]) -> tuple:
     """The canonical axes without the dropout rate and the literal bias setting: which layers, in which order."""
-    norm, placement, dropout, _p, _bias, act, groups, residual, init = _canonical(v)
-    return norm, placement, dropout, act, groups, residual, init
+    norm, placement, dropout, _p, _bias, act, groups, residual, init, transformer = _canonical(v)
+    return norm, placement, dropout, act, groups, residual, init, transformer
 
 
 def variant_label(v: Mapping[str, Any]) -> str:
@@ -88,8 +89,10 @@ def variant_label(v: Mapping[str, Any]) -> str:
         bias = _effective_bias(v)
         return next((name for name, axes in same_layers if _effective_bias(axes) == bias),
                     f"{same_layers[0][0]}/bias_{bias}")
-    norm, placement, dropout, p, bias, act, groups, residual, init = key
+    norm, placement, dropout, p, bias, act, groups, residual, init, transformer = key
     label = f"{norm}{groups or ''}/{placement}/{act}"
+    if transformer != _LATER_AXES["transformer"]:
+        label += f"/tf_{transformer}"
     if residual != _LATER_AXES["residual"]:
         label += f"/{residual}"
     if init != _LATER_AXES["residual_init"]:

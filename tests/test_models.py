@@ -6,19 +6,33 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from bnablate.config import CNNConfig, LeNetConfig, MLPConfig, ResNetConfig, VariantConfig
+from bnablate.config import CNNConfig, LeNetConfig, MLPConfig, ResNetConfig, VariantConfig, ViTConfig
 from bnablate.layers import block_order
 from bnablate.models import MODELS, ModelShapeError, build_model
 from bnablate.registry import UnknownNameError
 from bnablate.variants import variant_label, variant_presets
 
 MODEL_CFGS = {"mlp": MLPConfig(name="mlp"), "lenet": LeNetConfig(name="lenet"), "cnn": CNNConfig(name="cnn"),
-              "resnet": ResNetConfig(name="resnet", depth=8)}
+              "resnet": ResNetConfig(name="resnet", depth=8), "vit": ViTConfig(name="vit", dim=16, depth=2, heads=2)}
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]  # digits, MNIST-like, CIFAR-like
 
 
 def preset(name):
     return OmegaConf.merge(OmegaConf.structured(VariantConfig), variant_presets().get(name))
+
+
+def _refusal(model_name, v):
+    """What build_model must refuse for this model and variant (tests/test_vit.py has each message's case), or None."""
+    if model_name == "vit":
+        if v.placement not in ("pre_act", "none") or v.dropout != "none" or v.bias == "off":
+            return "keep variant.placement=pre_act"
+        if v.placement != "none" and v.norm in ("group", "scratch"):
+            return "has no form for transformer tokens"
+    elif v.transformer != "pre":
+        return "use model=vit"
+    elif model_name != "mlp" and v.norm == "rms" and v.placement != "none":
+        return "has no form for conv maps"
+    return None
 
 
 def model_cfg(name):
@@ -41,8 +55,11 @@ def test_every_model_and_variant_builds_and_trains(model_name, variant_name):
         with pytest.raises(ValueError, match="6 channels, 8 groups"):
             build_model(model_cfg(model_name), v, shape, 10, seed=0)
         return
+    refusal = _refusal(model_name, v)
     if variant_name.startswith("rn_") and model_name != "resnet":  # residual designs need residual blocks
-        with pytest.raises(ValueError, match="use model=resnet"):
+        refusal = "use model=resnet"
+    if refusal:
+        with pytest.raises(ValueError, match=refusal):
             build_model(model_cfg(model_name), v, shape, 10, seed=0)
         return
     model = build_model(model_cfg(model_name), v, shape, 10, seed=0)
@@ -55,8 +72,8 @@ def test_every_model_and_variant_builds_and_trains(model_name, variant_name):
         assert p.grad is not None and torch.isfinite(p.grad).all(), f"{name} got no finite gradient"
         # a branch that starts at zero (zero γ, SkipInit's gain) passes no gradient to its convs at first
         assert p.grad.abs().sum() > 0 or v.residual_init != "standard", f"{name} got an all-zero gradient"
-    if model_name == "resnet":  # its blocks follow variant.residual's design: tests/test_resnet.py checks them
-        return
+    if model_name in ("resnet", "vit"):  # their blocks follow variant.residual / variant.transformer: tests/test_resnet.py
+        return  # and tests/test_vit.py check them
     # Every hidden block's sub-layers follow the block factory's order for this variant.
     kinds = {nn.Conv2d: "affine", nn.Linear: "affine", nn.Dropout: "drop", nn.MaxPool2d: "pool", nn.AvgPool2d: "pool"}
     for bname, block in model.named_children():
@@ -104,10 +121,14 @@ def test_paired_init_identical_across_variants(model_name):
     for name in variant_presets().names():
         if (name == "gn8_pre_act" and model_name == "lenet") or (name.startswith("rn_") and model_name != "resnet"):
             continue
+        if _refusal(model_name, preset(name)) or name == "tf_deepnorm":  # DeepNorm scales its draws (test_vit.py)
+            continue
         other = _affine_weights(build_model(model_cfg(model_name), preset(name), shape, 10, seed=3))
         assert other.keys() == base.keys()
         for k in base:
             assert torch.equal(other[k], base[k]), f"{name}: {k} differs from no_bn's"
+    if model_name == "vit":  # no bias axis: its linear layers keep their biases
+        return
     # Biases that exist are identical too (bias on/off does not shift the weight or other layers).
     a = dict(build_model(model_cfg(model_name), preset("bn_pre_act_bias"), shape, 10, seed=3).named_parameters())
     b = dict(build_model(model_cfg(model_name), preset("bn_post_act"), shape, 10, seed=3).named_parameters())

@@ -14,6 +14,7 @@ from ..config_doc import literal
 from ..data import DATASETS
 from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
 from ..layers.residual import RESIDUAL, RESIDUAL_INIT
+from ..layers.transformer import TRANSFORMER_PLACEMENTS
 from ..models import MODELS
 from ..registry import unknown_name_message
 from ..train.bn_stats import EVAL_STATS
@@ -39,14 +40,14 @@ def _row(t: Table, origin: str, *cells: str) -> None:
 
 def variants_table() -> Table:
     t = _table("variants (conf/variant; pick with variant=NAME, change an axis with variant.AXIS=VALUE)",
-               "name", "norm", "placement", "dropout", "bias", "activation", "residual", "description")
+               "name", "norm", "placement", "dropout", "bias", "activation", "residual", "transformer", "description")
     origins = variant_origins()
     for name, e in variant_presets().items():
         v = e.obj
         drop = v["dropout"] if v["dropout"] == "none" else f"{v['dropout']} p={v['dropout_p']}"
         residual = v["residual"] + ("" if v["residual_init"] == "standard" else f" + {v['residual_init']}")
         _row(t, origins[name], name, v["norm"] + (f" ({v['groups']})" if v["norm"] == "group" else ""),
-             v["placement"], drop, v["bias"], v["activation"], residual, e.description)
+             v["placement"], drop, v["bias"], v["activation"], residual, v["transformer"], e.description)
     return t
 
 
@@ -85,7 +86,8 @@ def axes_table() -> Table:
     for axis, choices in [("norm", {n: e.description for n, e in NORMS.items()}), ("placement", PLACEMENTS),
                           ("dropout", DROPOUTS), ("bias", BIASES),
                           ("activation", {n: e.description for n, e in ACTIVATIONS.items()}),
-                          ("residual", RESIDUAL), ("residual_init", RESIDUAL_INIT)]:
+                          ("residual", RESIDUAL), ("residual_init", RESIDUAL_INIT),
+                          ("transformer", TRANSFORMER_PLACEMENTS)]:
         for value, meaning in choices.items():
             t.add_row(axis, value, meaning)
     return t

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..registry import Registry
 from .batch_renorm import BatchRenorm1d, BatchRenorm2d
+from .dyt import DyT, DyT2d
 from .ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
 from .scratch_bn import ScratchBatchNorm
 
@@ -38,25 +39,55 @@ class GroupNormC(nn.GroupNorm):
         super().__init__(groups, num_channels, eps=eps, affine=affine)
 
 
+class TokenNorm(nn.Module):
+    """A (N, C) norm applied to transformer tokens (N, T, D): for BN, statistics over batch × tokens per channel, as
+    BN-in-transformer papers define it (Shen et al. 2020; Yao et al. 2021)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):  # (N, T, D) → (N·T, D) → the norm → (N, T, D)
+        return self.inner(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+def _tokens(cls: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """The token form of a (N, C) norm class: built with the same arguments, wrapped in TokenNorm."""
+    def build(num_features: int, **kwargs) -> nn.Module:
+        return TokenNorm(cls(num_features, **kwargs))
+    return build
+
+
 NORMS.register("batch", "torch BatchNorm1d/2d: batch statistics in training, running statistics in eval")(
-    {"conv": nn.BatchNorm2d, "linear": nn.BatchNorm1d})
+    {"conv": nn.BatchNorm2d, "linear": nn.BatchNorm1d, "tokens": _tokens(nn.BatchNorm1d)})
 NORMS.register("scratch", "from-scratch BatchNorm (bnablate.layers.ScratchBatchNorm), equal to torch's to 1e-6")(
     {"conv": ScratchBatchNorm, "linear": ScratchBatchNorm})
 NORMS.register("layer", "LayerNorm per sample: over features (linear), over (C,H,W) with per-channel affine (conv)")(
-    {"conv": LayerNorm2d, "linear": nn.LayerNorm})
+    {"conv": LayerNorm2d, "linear": nn.LayerNorm, "tokens": nn.LayerNorm})
 NORMS.register("group", "GroupNorm with variant.groups groups (per sample; on linear features too)")(
     {"conv": GroupNormC, "linear": GroupNormC})
 NORMS.register("batch_renorm", "Batch Renormalization (Ioffe 2017): BN corrected toward the running statistics by "
                "r, d clipped to bn.renorm_rmax/dmax on the bn.renorm_warmup/ramp schedule")(
-    {"conv": BatchRenorm2d, "linear": BatchRenorm1d})
+    {"conv": BatchRenorm2d, "linear": BatchRenorm1d, "tokens": _tokens(BatchRenorm1d)})
+NORMS.register("rms", "RMSNorm (torch's nn.RMSNorm): features scaled by their root mean square, no centring "
+               "(vit tokens, linear layers)")({"linear": nn.RMSNorm, "tokens": nn.RMSNorm})
+NORMS.register("dyt", "Dynamic Tanh (Zhu et al. 2025): γ·tanh(αx)+β, no statistics at all (α from 0.5)")(
+    {"conv": DyT2d, "linear": DyT, "tokens": DyT})
 NORMS.register("none", "no normalization layer")({})
+
+KINDS = {"conv": "conv maps (N, C, H, W)", "linear": "features (N, D)", "tokens": "transformer tokens (N, T, D)"}
 
 
 def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
-    """The norm class for `name` on a `kind` ('conv' or 'linear') layer; None for norm 'none'."""
+    """The norm class (or builder) for `name` on a `kind` layer ('conv', 'linear' or 'tokens'); None for 'none'.
+    A norm without a form for that kind is a ValueError naming the norms that have one."""
     classes = NORMS.get(name)
     if name == "none":
         return None
+    if kind not in classes:
+        fits = [n for n in NORMS.names() if n == "none" or kind in NORMS.get(n)]
+        raise ValueError(f"variant.norm={name} has no form for {KINDS[kind]} here; for these use one of "
+                         f"{', '.join(fits)}.")
     return classes[kind]
 
 
@@ -64,13 +95,14 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
                       eps: float = 1e-5, affine: bool = True, conv_beta_init: float = 0.0,
                       running_var_init: float = 1.0, ghost_batch_size: Optional[int] = None,
                       renorm: Optional[Dict[str, Any]] = None) -> nn.Module | None:
-    """An instance of the named norm for `num_features` channels/features, or None for 'none'. momentum (PyTorch
+    """An instance of the named norm for `num_features` channels/features/token features (kind 'conv', 'linear',
+    'tokens'), or None for 'none'. momentum (PyTorch
     convention; None = cumulative average) only concerns the batch-statistics norms; eps and affine reach every norm
     (LayerNorm's affine = its elementwise weight and bias). conv_beta_init: β's start on a conv layer's norm (0 as in
     PyTorch; a from-scratch tutorial's 1); running_var_init: the batch-statistics norms' running variance start (1 as
     in PyTorch; that tutorial's 0). ghost_batch_size: BN normalizes each chunk of that many samples on its own in
-    training (ghost_bn.py); for norms 'batch' and 'batch_renorm'. renorm: Batch Renorm's schedule and limits (warmup, ramp, rmax,
-    dmax; batch_renorm.py) for norm 'batch_renorm'."""
+    training (ghost_bn.py); for norms 'batch' and 'batch_renorm'. renorm: Batch Renorm's schedule and limits
+    (warmup, ramp, rmax, dmax; batch_renorm.py) for norm 'batch_renorm'."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
@@ -79,17 +111,24 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
         raise ValueError(f"bn.ghost_batch_size splits the batch statistics of BatchNorm, and variant.norm={name} "
                          f"has none to split: use variant.norm=batch (or batch_renorm), or bn.ghost_batch_size=null.")
     ghost = None if ghost_batch_size is None else int(ghost_batch_size)
+    if ghost is not None and kind == "tokens":
+        raise ValueError("bn.ghost_batch_size chunks a batch of samples, and a transformer's BN normalizes over "
+                         "samples × tokens: ghost batches are not supported in model=vit; use bn.ghost_batch_size=null.")
     if name == "batch" and ghost is not None:
         cls, extra = (GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d), {"ghost": ghost}
     elif name == "batch_renorm":
         extra = {**(renorm or {}), "ghost": ghost}
     if name in BATCH_STAT_NORMS:
         layer = cls(num_features, eps=eps, momentum=momentum, affine=affine, **extra)
-        layer.running_var.fill_(running_var_init)
+        (layer.inner if isinstance(layer, TokenNorm) else layer).running_var.fill_(running_var_init)
     elif cls is GroupNormC:
         layer = cls(num_features, groups=groups, eps=eps, affine=affine)
     elif cls is nn.LayerNorm:
         layer = cls(num_features, eps=eps, elementwise_affine=affine, bias=affine)
+    elif cls is nn.RMSNorm:
+        layer = cls(num_features, eps=eps, elementwise_affine=affine)
+    elif cls in (DyT, DyT2d):
+        layer = cls(num_features, affine=affine)  # no statistics, so no eps
     else:
         layer = cls(num_features, eps=eps, affine=affine)
     if kind == "conv" and affine and conv_beta_init != 0.0:

@@ -6,7 +6,8 @@ from torch import nn
 
 from ..layers import validate_variant
 from ..layers.residual import validate_residual
-from . import cnn, lenet, mlp, resnet, tv_resnet  # noqa: F401  (registers the builders)
+from ..layers.transformer import validate_transformer
+from . import cnn, lenet, mlp, resnet, tv_resnet, vit  # noqa: F401  (registers the builders)
 from .init import paired_init_
 from .registry import MODELS, ModelShapeError, register_model
 
@@ -17,6 +18,7 @@ def build_model(model_cfg, variant, input_shape, num_classes: int, seed: int, bn
     validate_variant(variant)
     builder = MODELS.get(model_cfg.name)
     validate_residual(variant, getattr(builder, "residual", False))
+    validate_transformer(variant, getattr(builder, "transformer", False))
     model = builder(model_cfg, variant, tuple(input_shape), int(num_classes), bn=bn)
     return paired_init_(model, seed)
 

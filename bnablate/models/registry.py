@@ -12,12 +12,13 @@ ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
-def register_model(name: str, description: str = "", residual: bool = False
+def register_model(name: str, description: str = "", residual: bool = False, transformer: bool = False
                    ) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Register a builder under `name`; residual=True when its blocks follow variant.residual / residual_init (other
-    models refuse non-default values of those axes)."""
+    """Register a builder under `name`; residual=True when its blocks follow variant.residual / residual_init,
+    transformer=True when they follow variant.transformer (other models refuse non-default values of those axes)."""
     def deco(builder: ModelBuilder) -> ModelBuilder:
         builder.residual = residual  # type: ignore[attr-defined]
+        builder.transformer = transformer  # type: ignore[attr-defined]
         return MODELS.register(name, description)(builder)
     return deco
 

@@ -34,6 +34,10 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
                "Python number"
     if cfg.variant.norm == "batch_renorm":
         return "Batch Renorm's clipped corrections have no grouped or vmap form here"
+    from ..models import MODELS  # the model registry (imported here: the planner needs it only for this check)
+
+    if getattr(MODELS.get(cfg.model.name), "transformer", False):
+        return "transformer models (model=vit) train alone: their attention has no grouped form here"
     if int(cfg.train.nproc) > 1:
         return "a data-parallel run (train.nproc > 1) spreads one run over several processes"
     if cfg.finetune.source is not None:

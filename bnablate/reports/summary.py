@@ -25,7 +25,7 @@ NOT_FACTORS = frozenset({"run_key", "status", "sweep", "error", *KEYS.not_factor
 # Variant axes are summarized by the `variant` label (a preset name or a label built from the axes) — except the
 # dropout rate, which a preset's name leaves out (variant_label), so a sweep over it keeps dropout_p as a factor.
 AXIS_COLUMNS = {"norm", "placement", "dropout", "bias", "activation", "groups", "variant.residual",
-                "variant.residual_init"}
+                "variant.residual_init", "variant.transformer"}
 ALWAYS = ["dataset", "model", "variant"]
 CI_METRICS = ("final_test_acc", "test_acc_at_best_val", "best_val_acc")
 MEAN_METRICS = ("final_train_loss", "mean_epoch_time_s", "mean_samples_per_s", "n_params", "peak_mem_mb")
