@@ -145,6 +145,7 @@ def _train_share(container: Dict[str, Any], threads: int) -> Optional[Dict[str, 
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         container["device"] = f"cuda:{os.environ['LOCAL_RANK']}"
     container["threads"] = threads
+    container["logger"]["backends"] = []  # the launching process logs the run (its checks already ran there)
     dist.init_process_group("nccl" if cuda else "gloo")
     try:
         result = train_runs([OmegaConf.create(container)])[0]
