@@ -296,7 +296,7 @@ def _item(job: Sequence[str], key: str) -> str:
 def _label(cfg, compared: str) -> str:
     from .variants import variant_label
 
-    return variant_label(cfg.variant) if compared == "variant" else str(_get(cfg, compared))
+    return variant_label(cfg.variant, cfg.model.name) if compared == "variant" else str(_get(cfg, compared))
 
 
 def plan_evaluation(plan: SweepPlan, spec: TuneSpec, selection: Selection) -> List[SweepPlan]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 from omegaconf import OmegaConf
 
@@ -74,13 +74,25 @@ def _structure(v: Mapping[str, Any]) -> tuple:
     return norm, placement, dropout, act, groups, residual, init, transformer
 
 
-def variant_label(v: Mapping[str, Any]) -> str:
+TRANSFORMER_PRESETS = "tf_"  # presets named tf_* describe transformer blocks: they name runs of transformer models only
+
+
+def _transformer_model(model: Optional[str]) -> bool:
+    from .models import MODELS  # imported here: the models import the layers this module's callers build
+
+    return model is not None and model in MODELS.names() and getattr(MODELS.get(model), "transformer", False)
+
+
+def variant_label(v: Mapping[str, Any], model: Optional[str] = None) -> str:
     """The preset name whose axes equal v's; else the preset with v's layer structure, with '/bias_on|off' added when
     v's built bias differs from it — the dropout rate is a column of its own (dropout_p), so a sweep over it stays
     one variant per order with dropout_p as a factor; else a compact description of the axes
-    (e.g. 'batch/post_act/tanh')."""
+    (e.g. 'batch/post_act/tanh'). The tf_* presets name only runs of a transformer `model` (a cnn with LayerNorm and
+    GELU has tf_pre_ln's axes, but no transformer blocks)."""
     key = _canonical(v)
-    presets = [(name, entry.obj) for name, entry in variant_presets().items()]
+    tf = _transformer_model(model)
+    presets = [(name, entry.obj) for name, entry in variant_presets().items()
+               if tf or not name.startswith(TRANSFORMER_PRESETS)]
     for name, axes in presets:
         if _canonical(axes) == key:
             return name

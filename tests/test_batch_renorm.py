@@ -93,6 +93,11 @@ def test_ghost_batches_renormalize_each_chunk_and_the_schedule_counts_steps():
     assert not torch.allclose(opened(x), BatchRenorm2d(3, warmup=0, ramp=0, rmax=1.5, dmax=0.2)(x), atol=1e-3)
 
 
+def test_batch_renorm_refuses_precise_bn():
+    with pytest.raises(ConfigError, match="use bn.eval_stats=running"):
+        validate_config(compose_config(["variant=brn_pre_act", "bn.eval_stats=precise"]))
+
+
 def test_ghost_batch_renorm_refuses_a_cumulative_average():
     with pytest.raises(ConfigError, match="use a momentum"):
         validate_config(compose_config(["variant=brn_pre_act", "bn.ghost_batch_size=8", "bn.momentum=null"]))

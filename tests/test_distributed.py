@@ -86,6 +86,7 @@ def test_train_nproc_2_is_a_run_like_any_other(tmp_path):
     (["train.nproc=64"], "more than the"),
     (["train.nproc=2", "train.batch_size=33"], "split evenly over train.nproc=2"),
     (["train.nproc=2", "train.compile=true"], "train.compile trains in one process"),
+    (["train.nproc=2", "train.batch_size=2"], "leaves 1 sample per process"),
 ])
 def test_what_data_parallel_runs_refuse(over, match):
     with pytest.raises(ConfigError, match=match):
@@ -103,9 +104,12 @@ def test_a_last_batch_too_small_to_share_is_refused_before_training():
     from bnablate.train.distributed import check_last_batch
 
     with pytest.raises(ConfigError, match="fewer than 2 per process"):
-        check_last_batch(n=100, batch=32, nproc=4, batch_norm=True)  # last batch of 4: one sample per process
-    check_last_batch(n=100, batch=32, nproc=4, batch_norm=False)  # no BN: a share of one is fine
-    check_last_batch(n=128, batch=32, nproc=4, batch_norm=True)  # no last partial batch
+        check_last_batch(n=100, batch=32, nproc=4, ghost=None, batch_norm=True)  # last batch 4: one per process
+    check_last_batch(n=100, batch=32, nproc=4, ghost=None, batch_norm=False)  # no BN: a share of one is fine
+    check_last_batch(n=128, batch=32, nproc=4, ghost=None, batch_norm=True)  # no last partial batch
+    with pytest.raises(ConfigError, match="last chunk of one sample"):
+        check_last_batch(n=105, batch=32, nproc=1, ghost=8, batch_norm=True)  # last batch 9 = 8 + 1
+    check_last_batch(n=106, batch=32, nproc=1, ghost=8, batch_norm=True)  # 10 = 8 + 2: fine
 
 
 def test_data_parallel_runs_do_not_pack():

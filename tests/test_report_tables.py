@@ -102,9 +102,12 @@ def test_integer_factors_with_gaps_label_and_sort_as_integers():
     from bnablate.reports.render import natural_key
     from bnablate.reports.summary import as_labels
 
-    runs = pd.DataFrame({"bn.ghost_batch_size": [256, 4, None, 32], "optim.lr": [1.0, 0.5, 0.1, 2.0]})
-    labels = as_labels(runs, ["bn.ghost_batch_size", "optim.lr"])
+    runs = pd.DataFrame({"bn.ghost_batch_size": [256, 4, None, 32], "lr": [1.0, 0.5, 0.1, 2.0],
+                         "model.mlp_ratio": [2.0, None, 4.0, 2.0], "batch_size": [64.0, None, 32.0, 8.0]})
+    labels = as_labels(runs, ["bn.ghost_batch_size", "lr", "model.mlp_ratio", "batch_size"])
     assert list(labels["bn.ghost_batch_size"]) == ["256", "4", "—", "32"]
-    assert list(labels["optim.lr"]) == ["1.0", "0.5", "0.1", "2.0"]  # real floats keep their form
+    assert list(labels["batch_size"]) == ["64", "—", "32", "8"]  # a factor's short name: an int key too
+    assert list(labels["lr"]) == ["1.0", "0.5", "0.1", "2.0"]  # float keys keep their form,
+    assert list(labels["model.mlp_ratio"]) == ["2.0", "—", "4.0", "2.0"]  # with gaps too
     order = labels.sort_values("bn.ghost_batch_size", key=natural_key)["bn.ghost_batch_size"]
     assert list(order) == ["4", "32", "256", "—"]

@@ -125,3 +125,16 @@ def test_vit_trains_alone_and_records_like_any_run(tmp_path):
     rec = bnablate.run(TINY + ["variant=tf_pre_bn", "train.epochs=2"], out_dir=tmp_path)
     assert rec["status"] == "ok" and math.isfinite(rec["metrics"][-1]["train_loss"])
     assert rec["metrics"][-1]["val_acc"] > 0.3  # learns in 2 epochs of digits (chance: 0.1)
+
+
+def test_tf_presets_name_transformer_runs_only():
+    """A cnn with LayerNorm and GELU has tf_pre_ln's axes but no transformer blocks: it keeps its descriptive label."""
+    from omegaconf import OmegaConf
+
+    from bnablate.variants import variant_label
+
+    axes = OmegaConf.to_container(compose_config(["variant=tf_pre_ln"]).variant)
+    assert variant_label(axes, "vit") == "tf_pre_ln"
+    assert variant_label(axes, "cnn") == variant_label(axes) == "layer/pre_act/gelu"
+    bn = OmegaConf.to_container(compose_config(["variant=bn_pre_act"]).variant)
+    assert variant_label(bn, "vit") == variant_label(bn, "cnn") == "bn_pre_act"

@@ -32,7 +32,7 @@ def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OV
     for h in hooks:
         h.remove()
     t = Table(title=f"{cfg.model.name} on {cfg.dataset.name} {tuple(input_shape)} · variant "
-                    f"{variant_label(cfg.variant)}", title_justify="left")
+                    f"{variant_label(cfg.variant, cfg.model.name)}", title_justify="left")
     for col in ("layer", "module", "output (C,H,W)", "params"):
         t.add_column(col)
     for name, m in leaves:

@@ -28,7 +28,7 @@ def format_epoch(r: Dict[str, Any]) -> str:
 
 class _EpochPrinter(Reporter):
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
-        console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {variant_label(cfg.variant)}, "
+        console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {variant_label(cfg.variant, cfg.model.name)}, "
                       f"seed {cfg.seed} → {cfg.out_dir}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:

@@ -41,7 +41,7 @@ class ProgressReporter(Reporter):
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
         who = f"seed={cfg.seed}" if pack == 1 else f"{pack} seeds packed"
         self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
-                            description=f"  {variant_label(cfg.variant)} {who}")
+                            description=f"  {variant_label(cfg.variant, cfg.model.name)} {who}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
         self.progress.advance(self.epochs)
@@ -53,7 +53,7 @@ class ProgressReporter(Reporter):
         self.done += 1
         self.progress.advance(self.runs)
         cfg, m = record["config"], record.get("metrics") or []
-        what = f"{record.get('variant') or variant_label(cfg['variant'])} seed={cfg['seed']}"
+        what = f"{record.get('variant') or variant_label(cfg['variant'], cfg['model']['name'])} seed={cfg['seed']}"
         if record["status"] == "running elsewhere":
             outcome = "being trained by another process into this folder, skipped (rerun later to report it)"
         elif record.get("skipped"):

@@ -46,7 +46,7 @@ def verify_cmd(
 
     def progress(rec, found, alone) -> None:
         what = f"{rec['config']['model']['name']} {rec['config']['dataset']['name']} " \
-               f"{variant_label(rec['config']['variant'])} seed={rec['config']['seed']}"
+               f"{variant_label(rec['config']['variant'], rec['config']['model']['name'])} seed={rec['config']['seed']}"
         note = f" ({alone}, so re-run alone: a lone run matches a packed one only to float tolerance)" \
             if found and alone else ""
         console.print(f"{rec['run_key']} {what}: " + ("[green]identical[/green]" if not found

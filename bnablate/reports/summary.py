@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import KEYS
+from ..results.tables import FACTOR_COLUMNS
 from ..stats import km_median, mean_ci
 from .comparisons import Settings, attach_baseline, compare_groups, families, split_baseline, verdict_rank
 from .metrics import check_report_options, lower_is_better, metric_info
@@ -32,14 +33,19 @@ MEAN_METRICS = ("final_train_loss", "mean_epoch_time_s", "mean_samples_per_s", "
 FINISHED = ("ok", "diverged")  # outcomes of training: both count; a failed run (a crash) has no outcome
 
 
+# Config keys the schema declares int (or Optional[int]), by their table column (a factor's short name, or dotted)
+_INTS = {spec.key for spec in KEYS.specs if spec.type in ("int", "Optional[int]")}
+INT_KEYS = frozenset(_INTS | {short for short, dotted in FACTOR_COLUMNS.items() if dotted in _INTS})
+
+
 def as_labels(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
     """The columns as strings, missing values as '—' (a model-specific key is missing in other models' rows)."""
     part = frame[list(cols)].astype(object)
     for c in cols:
         col = frame[c]
-        if col.dtype.kind == "f" and col.isna().any() and (col.dropna() % 1 == 0).all():
-            # integers with gaps (a key that some runs lack, e.g. GroupNorm's ghost batch size): pandas keeps them as
-            # floats; label them 256, as their runs' configs say, not 256.0
+        if c in INT_KEYS and col.dtype.kind == "f" and (col.dropna() % 1 == 0).all():
+            # an integer key with gaps (one that some runs lack, e.g. GroupNorm's ghost batch size): pandas keeps it
+            # as floats; label 256, as the runs' configs say, not 256.0 (float keys such as lr keep their form)
             part[c] = pd.Series([v if pd.isna(v) else int(v) for v in col], index=col.index, dtype=object)
     return part.where(part.notna(), "—").astype(str)
 

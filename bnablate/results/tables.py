@@ -48,7 +48,7 @@ def run_columns(rec: Dict[str, Any]) -> Dict[str, Any]:
     for key, neutral in neutral_values_for(cfg).items():
         flat.setdefault(key, neutral)
     row: Dict[str, Any] = {"run_key": rec["run_key"], "status": rec["status"], "sweep": cfg["sweep"]["name"],
-                           "variant": variant_label(cfg["variant"])}
+                           "variant": variant_label(cfg["variant"], cfg["model"]["name"])}
     for short, dotted in FACTOR_COLUMNS.items():
         row[short] = flat.pop(dotted)
     for key, value in flat.items():

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..layers import BATCH_STAT_NORMS, has_norm
 from .execution import resolve_device
 from .loop import LoneRun
 
@@ -58,27 +59,40 @@ def validate_distributed(cfg) -> None:
     cap = available_workers(device)
     if nproc > cap:
         what = "CUDA devices" if device.type == "cuda" else "CPU cores"
+        share = batch // nproc
+        simulate = (f", or simulate {nproc} devices' local BN in one process with bn.ghost_batch_size={share}"
+                    if batch % nproc == 0 and share >= 2 else "")
         raise ConfigError(f"train.nproc={nproc} is more than the {cap} {what} here: each process needs its own. Use "
-                          f"train.nproc≤{cap}, or simulate {nproc} devices' local BN in one process with "
-                          f"bn.ghost_batch_size={max(batch // nproc, 1)}.")
+                          f"train.nproc≤{cap}{simulate}.")
     if batch % nproc:
         raise ConfigError(f"train.batch_size={batch} must split evenly over train.nproc={nproc} processes (each "
                           f"trains batch/nproc samples of every step); use a multiple of {nproc}.")
+    if batch // nproc < 2 and cfg.variant.norm in BATCH_STAT_NORMS and has_norm(cfg.variant):
+        raise ConfigError(f"train.batch_size={batch} over train.nproc={nproc} leaves {batch // nproc} sample per "
+                          f"process, and BN cannot normalize one sample: use train.batch_size≥{2 * nproc}.")
     if cfg.finetune.source is not None or bool(cfg.train.compile):
         what = "fine-tuning (finetune.source)" if cfg.finetune.source is not None else "train.compile"
         raise ConfigError(f"{what} trains in one process here; use train.nproc=1 for it.")
 
 
-def check_last_batch(n: int, batch: int, nproc: int, batch_norm: bool) -> None:
-    """Each process's share of the epoch's last, smaller batch must hold ≥ 2 samples when BN trains (a share of
-    one has no variance)."""
+def check_last_batch(n: int, batch: int, nproc: int, ghost: Optional[int], batch_norm: bool) -> None:
+    """When BN trains, no normalization group of the epoch's last, smaller batch may hold a single sample (it has no
+    variance): neither a process's share (train.nproc) nor a ghost batch's remainder chunk."""
     last = n % batch
     if last == 1 and n > batch:
         last = batch + 1  # batch_indices folds a trailing single sample into the batch before it
-    if batch_norm and nproc > 1 and last and last // nproc < 2:
+    if not batch_norm or not last:
+        return
+    if nproc > 1 and last // nproc < 2:
         raise ConfigError(f"The epoch's last batch has {last} of the {n} training images, which leaves fewer than 2 "
                           f"per process over train.nproc={nproc}: BN cannot normalize one sample. Choose "
                           f"train.batch_size so that {n} % batch_size is 0 or at least {2 * nproc}.")
+    share = -(-last // nproc)  # the largest share (tensor_split's first)
+    if ghost is not None and share > ghost and share % ghost == 1:
+        raise ConfigError(f"The epoch's last batch has {last} of the {n} training images: ghost batches of "
+                          f"{ghost} leave a last chunk of one sample, and BN cannot normalize one sample. Choose "
+                          f"another bn.ghost_batch_size or train.batch_size (so that {n} % batch_size is not 1 more "
+                          f"than a multiple of {ghost}).")
 
 
 def is_worker() -> bool:

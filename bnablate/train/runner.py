@@ -66,6 +66,11 @@ def validate_config(cfg) -> None:
         raise ConfigError(f"bn.ghost_batch_size={ghost} must be ≥ 2 (BN needs two samples for a variance) and divide "
                           f"train.batch_size={cfg.train.batch_size} into equal chunks: e.g. bn.ghost_batch_size="
                           f"{_divisor(int(cfg.train.batch_size))}, or null for the whole batch.")
+    if has_norm(cfg.variant) and cfg.variant.norm == "batch_renorm" and cfg.bn.eval_stats in ("precise",
+                                                                                              "precise_nodrop"):
+        raise ConfigError("bn.eval_stats=precise re-estimates BN's running statistics from scratch, and Batch "
+                          "Renorm's are part of its training (r and d are measured against them; their step count "
+                          "drives the r_max/d_max schedule): use bn.eval_stats=running with variant.norm=batch_renorm.")
     if ghost is not None and cfg.variant.norm == "batch_renorm" and cfg.bn.momentum is None:
         raise ConfigError("Batch Renorm with ghost batches updates its running statistics once per chunk, and "
                           "bn.momentum=null's cumulative average counts steps, not chunks: use a momentum "
@@ -83,7 +88,8 @@ def check_data(cfg, data: DataSplits) -> None:
     if int(cfg.train.batch_size) > n:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the training set ({n} images of "
                           f"{cfg.dataset.name} after the validation split); use train.batch_size≤{n}.")
-    check_last_batch(n, int(cfg.train.batch_size), int(cfg.train.nproc),
+    ghost = None if cfg.bn.ghost_batch_size is None else int(cfg.bn.ghost_batch_size)
+    check_last_batch(n, int(cfg.train.batch_size), int(cfg.train.nproc), ghost,
                      has_norm(cfg.variant) and cfg.variant.norm in BATCH_STAT_NORMS)
 
 
