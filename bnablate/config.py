@@ -213,7 +213,7 @@ class FinetuneConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = option("adam", R, "adam | sgd")
+    name: str = option("adam", R, "adam | adamw (decoupled weight decay) | sgd")
     lr: float = option(1e-3, R, "learning rate (runs that differ only in seed and lr can share a pack)",
                        pack_varies=True)
     momentum: float = option(0.9, R, "sgd only")
@@ -229,6 +229,14 @@ class OptimConfig:
                                  neutral=64)
     fused: bool = option(False, R, "torch's fused optimizer kernels instead of foreach: faster, last-digit different "
                                    "numbers", neutral=False)
+    warmup_steps: int = option(0, R, "learning-rate warm-up over the first N optimizer steps, on top of optim.schedule "
+                                     "(0: none; must be shorter than the run)", neutral=0)
+    warmup_method: str = option("linear", R, "linear (step s of N at lr × (start + (1 − start)·s/N), from "
+                                             "optim.warmup_start × lr up to lr) | constant (optim.warmup_start × lr "
+                                             "for N steps, then lr: He et al. 2016's ResNet-110 start)",
+                                neutral="linear")
+    warmup_start: float = option(0.0, R, "the warm-up's first factor of lr: 0 is linear from 0; constant needs "
+                                         "0 < start < 1 (He et al.: 0.1, i.e. 0.01 at lr 0.1)", neutral=0.0)
 
 
 @dataclass
@@ -248,6 +256,9 @@ class TrainConfig:
                         neutral=False)
     deterministic: bool = option(True, E, "CUDA only: bitwise-repeatable kernels (cuDNN autotuning off); false may "
                                           "be faster")
+    probe: bool = option(False, E, "record each layer's gradient norm and each residual block's output RMS at "
+                                   "initialisation and at the first step of every epoch (the record's probe, the "
+                                   "report's grad_norms figure); such runs train alone, not in packs")
     nproc: int = option(1, R, "data-parallel processes (DDP over torch.distributed, started by torchrun's launcher; "
                               "gloo on CPU, NCCL on CUDA): each trains train.batch_size/nproc samples of every batch, "
                               "with BN over its share (local BN)", neutral=1)

@@ -118,7 +118,8 @@ ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.runnin
                   "bn.ghost_batch_size",  # the normalization batch (issue 36): neutral null
                   "bn.renorm_warmup", "bn.renorm_ramp", "bn.renorm_rmax", "bn.renorm_dmax",  # Batch Renorm: neutral
                   "train.nproc", "bn.sync",  # data-parallel runs (issue 36): neutral 1 and false
-                  "variant.transformer"}  # transformer blocks' norm placement (issue 35): neutral pre
+                  "variant.transformer",  # transformer blocks' norm placement (issue 35): neutral pre
+                  "optim.warmup_steps", "optim.warmup_method", "optim.warmup_start"}  # warm-up: neutral 0 steps
 
 
 def test_tables_of_old_records_keep_their_columns():

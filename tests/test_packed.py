@@ -113,12 +113,15 @@ def test_pack_plan_gives_every_job_a_reason():
     assert lines[0] == "pack of 2 (pack=true; pack_size=2): job0; job1" and lines[-1] == "1 already finished (skipped)"
 
 
-@pytest.mark.parametrize("optim", [["optim=adam"], ["optim=sgd", "optim.nesterov=true"]])
+@pytest.mark.parametrize("optim", [["optim=adam"], ["optim=sgd", "optim.nesterov=true"],
+                                   ["optim=adam", "optim.name=adamw", "optim.weight_decay=0.05",
+                                    "optim.warmup_steps=12", "optim.schedule=cosine"]])
 def test_runs_that_differ_in_learning_rate_pack_like_separate_runs(optim):
     """One pack, three learning rates (and two seeds): each run steps at its own lr, as if trained alone; SGD with
-    Nesterov momentum, L2 weight decay and a cosine schedule as well as Adam."""
+    Nesterov momentum, L2 weight decay and a cosine schedule as well as Adam, and AdamW (decoupled weight decay)
+    under a warm-up that spans both epochs' steps."""
     over = BASE + ["variant=bn_pre_act"] + optim
-    lrs = (0.003, 0.001, 0.02) if optim == ["optim=adam"] else (0.05, 0.01, 0.2)
+    lrs = (0.003, 0.001, 0.02) if optim[0] == "optim=adam" else (0.05, 0.01, 0.2)
     cfgs = [compose_config(over + [f"optim.lr={lr}", f"seed={s}"]) for lr, s in zip(lrs, (0, 0, 1))]
     assert packable(cfgs) is None
     packed = run_packed(cfgs)

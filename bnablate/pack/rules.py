@@ -38,6 +38,8 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
 
     if getattr(MODELS.get(cfg.model.name), "transformer", False):
         return "transformer models (model=vit) train alone: their attention has no grouped form here"
+    if cfg.train.probe:
+        return "train.probe reads one model's gradients and block outputs"
     if int(cfg.train.nproc) > 1:
         return "a data-parallel run (train.nproc > 1) spreads one run over several processes"
     if cfg.finetune.source is not None:

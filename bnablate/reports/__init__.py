@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..results.schema import strict_error
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
+from .probe import write_probe
 from .html import write_html
 from .render import FILES, WRITERS, rich_table
 from .sources import load_sources, mixed_data_notes, table_files
@@ -105,6 +106,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
             written += plots.final_metric(report, out)
             written += plots.time_to_target(report, out)
             written += sensitivity(tuned, out) if tuned is not None else []
+    written += write_probe(src.records, report, runs, out, figures="png" in formats)  # runs with train.probe
     if pivot:
         frame, paths = write_pivot(report, pivot, out, trained_above)
         report.views[f"{metric} by {pivot} (mean ± 95% CI half-width)"] = frame

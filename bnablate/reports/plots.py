@@ -188,3 +188,38 @@ def forest(report: Report, out_dir: Path) -> List[Path]:
             ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return save_figure(fig, out_dir, "forest")
+
+
+def probe_figure(table: pd.DataFrame, report: Report, out_dir: Path) -> List[Path]:
+    """train.probe's numbers by depth, one row of panels per context: each layer's gradient norm at initialisation
+    (the first probed step) and at the last probed epoch (Xiong et al. 2020, Fig. 3), and, for models with residual
+    blocks, the stream's RMS after each block at both times (dashed: initialisation). Lines are means over seeds."""
+    line = report.compared
+    kinds = [k for k in ("grad_norm", "stream_rms") if (table["kind"] == k).any()]
+    contexts = _contexts(table, report.by, line)
+    colors = _colors(table[line].unique())
+    panels = [(k, when) for k in kinds for when in (("first", "last") if k == "grad_norm" else ("both",))]
+    fig, axes = plt.subplots(len(contexts), len(panels), figsize=(6 * len(panels), 3.8 * len(contexts)),
+                             squeeze=False)
+    for row, (name, frame) in zip(axes, contexts):
+        first, last = frame["step"].min(), frame.groupby("run_key")["step"].max().min()
+        for ax, (kind, when) in zip(row, panels):
+            part = frame[frame["kind"] == kind]
+            times = {"first": [(first, "-")], "last": [(last, "-")], "both": [(first, "--"), (last, "-")]}[when]
+            for variant, g in part.groupby(line, sort=True):
+                for step, style in times:
+                    at = g[g["step"] == step].groupby("depth")["value"].mean()
+                    ax.plot(at.index, at.to_numpy(float), style, color=colors[variant], lw=1.5,
+                            label=variant if style == "-" else None)
+            ax.set_yscale("log")
+            ax.set_xlabel("layer (model order)" if kind == "grad_norm" else "residual block")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            steps = f"step {first}" if when == "first" else f"step {last}" if when == "last" else \
+                f"step {first} (dashed) and {last}"
+            ax.set_title(f"{name}: {'gradient norm ‖∇W‖₂' if kind == 'grad_norm' else 'stream RMS'}, {steps}",
+                         fontsize=9)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=7)
+    fig.suptitle("gradient-norm probe (train.probe): mean over seeds", y=1.0)
+    fig.tight_layout()
+    return save_figure(fig, out_dir, "grad_norms")

@@ -117,13 +117,15 @@ def _per_run(total: Tensor, n: int) -> List[float]:
 def train_one_epoch(runs, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batch_size: int, g_batches: Generators,
                     g_augment: Optional[Generators] = None, max_steps: Optional[int] = None,
                     amp: Optional[torch.dtype] = None, bn_eval: bool = False,
-                    step: Optional[Callable[[torch.optim.Optimizer], None]] = None) -> Dict[str, object]:
+                    step: Optional[Callable[[torch.optim.Optimizer], None]] = None,
+                    probe=None) -> Dict[str, object]:
     """Train K runs over (x (N,C,H,W), y (N,)) once (or for max_steps batches, as benchmarks do): each run draws its
     own batches (g_batches, one generator per run) and augmentation. runs: a LoneRun / nn.Module (K = 1) or a
     PackedModel. Losses are summed on the device and read once at the end: no host/device synchronisation inside the
     step loop. amp: autocast dtype for the forward pass (bf16), None for FP32. bn_eval: the batch-norm layers stay in
     eval mode (they normalize with, and leave untouched, their running statistics), the rest trains. step: how the
-    optimizer steps (a pack's per-run learning rates, `PerRunLR.step`); default opt.step(). Returns per-run
+    optimizer steps (a pack's per-run learning rates, `PerRunLR.step`); default opt.step(). probe: a lone run's
+    `train.probe.Probe`, which reads the first step's gradients and block outputs. Returns per-run
     train_loss / train_acc lists and the step count."""
     runs = as_runs(runs)
     gens, augs = _generators(g_batches), _generators(g_augment)
@@ -137,7 +139,10 @@ def train_one_epoch(runs, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batc
     if hasattr(x, "prefetch"):  # images streamed from disk (data/stream.py): decode this epoch's batches ahead
         x.prefetch(batches)
     seen = 0
-    for idx in batches:
+    for i, idx in enumerate(batches):
+        probing = probe is not None and i == 0
+        if probing:
+            probe.arm()
         xb, yb = runs.batch(x, idx), runs.batch(y, idx)  # (K, B, C, H, W), (K, B); a lone run (B, C, H, W), (B,)
         if augs is not None:
             xb = runs.augment(xb, augs)
@@ -146,6 +151,8 @@ def train_one_epoch(runs, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, batc
         losses = runs.mean_losses(out.float(), yb)  # (K,), or 0-d for a lone run
         opt.zero_grad(set_to_none=True)
         (losses.sum() if losses.dim() else losses).backward()  # run i's term only reaches run i's parameters
+        if probing:
+            probe.read()  # the gradients before this step moves anything (epoch 1: at initialisation)
         if step is None:
             opt.step()
         else:

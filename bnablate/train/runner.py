@@ -23,9 +23,10 @@ from .distributed import DataParallelRun, check_last_batch, is_worker, launch, v
 from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
                         validate_execution)
 from .finetune import prepare_finetune, trainable_parameters, validate_finetune
-from .loop import LoneRun, evaluate, timed, train_one_epoch
+from .loop import LoneRun, batch_indices, evaluate, timed, train_one_epoch
 from .memory import PROBE_STEPS, TrainingMemory, run_set_bytes
-from .optim import build_optimizer, build_scheduler, effective_lr, validate_optim
+from .probe import Probe, validate_probe
+from .optim import build_optimizer, build_scheduler, check_warmup, effective_lr, step_function, validate_optim
 
 EpochCallback = Callable[[Dict[str, Any]], None]
 MAX_SEED = 2**32 - 1  # a seed is 0 ≤ seed ≤ 2**32 - 1: NumPy's and CUDA's generators accept that range
@@ -40,6 +41,7 @@ def validate_config(cfg) -> None:
         validate_bn(cfg.bn)
         build_model(cfg.model, cfg.variant, input_shape, class_count(cfg.dataset), seed=0, bn=cfg.bn)
         validate_finetune(cfg)
+        validate_probe(cfg.train)
         check_loggers(cfg)  # a tracker that cannot start fails here, before any training
     except ConfigError:
         raise
@@ -91,6 +93,11 @@ def check_data(cfg, data: DataSplits) -> None:
     ghost = None if cfg.bn.ghost_batch_size is None else int(cfg.bn.ghost_batch_size)
     check_last_batch(n, int(cfg.train.batch_size), int(cfg.train.nproc), ghost,
                      has_norm(cfg.variant) and cfg.variant.norm in BATCH_STAT_NORMS)
+    try:
+        check_warmup(cfg.optim, len(batch_indices(n, int(cfg.train.batch_size), torch.Generator())),
+                     int(cfg.train.epochs))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def epoch_row(epoch: int, train: Dict[str, float], val: Dict[str, float], test: Dict[str, float], lr: float,
@@ -171,6 +178,8 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
         del probe
     runs, opt, lrs = _run_set(cfgs, models)
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
+    step = step_function(cfg.optim, None if lrs.uniform else lrs.step)  # a warm-up wraps the step
+    probe = Probe(models[0]) if cfg.train.probe else None  # K = 1: packable() refuses the probe
     g_batches = [generator(s, "batches") for s in seeds]
     g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
     g_precise = generator(seeds[0], "precise_bn")
@@ -181,9 +190,11 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     status, steps = ["ok"] * k, 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
+        if probe is not None:
+            probe.at(epoch, steps + 1)
         tr, epoch_time = timed(lambda: memory.track(lambda: train_one_epoch(
             runs, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment, amp=amp,
-            bn_eval=bn_eval, step=None if lrs.uniform else lrs.step)), device)
+            bn_eval=bn_eval, step=step, probe=probe)), device)
         steps += tr["steps"]
         val, test = evaluate_epoch(runs, data, cfg, g_precise, amp)
         correct = test.pop("correct")  # (K, N_test) bool
@@ -216,6 +227,9 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
                   "execution": info}
         if pretrained is not None:
             result["pretrain"] = pretrained
+        if probe is not None:
+            probe.close()
+            result["probe"] = probe.rows
         return [result]
     return [{"status": status[i], "metrics": metrics[i], **shared, "test_correct": encode_correct(masks[i]),
              "pack_size": k, "execution": {**info, "pack_impl": runs.impl}} for i in range(k)]
