@@ -131,6 +131,8 @@ class ViTConfig(ModelConfig):
     heads: int = option(4, R, "vit: attention heads (must divide model.dim)")
     mlp_ratio: float = option(2.0, R, "vit: MLP hidden width / model.dim")
     pooling: str = option("cls", R, "vit: cls (the class token) | mean (the mean of the patch tokens)")
+    qk_norm: bool = option(False, R, "vit: LayerNorm over each head's queries and keys before attention (QK-norm: "
+                                     "Dehghani et al. 2023, timm's qk_norm)", neutral=False)
 
 
 @dataclass

@@ -138,3 +138,21 @@ def test_tf_presets_name_transformer_runs_only():
     assert variant_label(axes, "cnn") == variant_label(axes) == "layer/pre_act/gelu"
     bn = OmegaConf.to_container(compose_config(["variant=bn_pre_act"]).variant)
     assert variant_label(bn, "vit") == variant_label(bn, "cnn") == "bn_pre_act"
+
+
+def test_qk_norm_normalizes_each_heads_queries_and_keys_and_keeps_the_paired_start():
+    plain, qk = _vit("tf_pre_ln"), _vit("tf_pre_ln", "model.qk_norm=true")
+    attn = qk.blocks[0][0].fn
+    assert isinstance(attn.q_norm, nn.LayerNorm) and attn.q_norm.normalized_shape == (8,)  # d/H = 16/2
+    assert isinstance(plain.blocks[0][0].fn.q_norm, nn.Identity)
+    torch.testing.assert_close(attn.qkv.weight, plain.blocks[0][0].fn.qkv.weight)  # same paired draws
+
+    seen = {}
+    attn.q_norm.register_forward_hook(lambda m, i, o: seen.setdefault("q", o))
+    attn.k_norm.register_forward_hook(lambda m, i, o: seen.setdefault("k", o))
+    x = torch.randn(3, 1, 8, 8)
+    out_plain, out_qk = plain(x), qk(x)
+    for t in (seen["q"], seen["k"]):  # (N, H, T, d/H): zero mean, unit variance per head and token
+        torch.testing.assert_close(t.mean(-1), torch.zeros(t.shape[:-1]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(t.var(-1, unbiased=False), torch.ones(t.shape[:-1]), atol=1e-3, rtol=0)
+    assert not torch.allclose(out_plain, out_qk)

@@ -8,7 +8,8 @@ each wrapped by `Sublayer` as variant.transformer says:
   deepnorm  x = N(α·x + F(x))                  DeepNorm (Wang et al. 2022), encoder-only: α = (2L)^¼ for L blocks,
                                                and the value, output and MLP weights start β = (8L)^-¼ times smaller
 N is the variant's norm in its token form (norm.py: layer, rms, dyt, batch over batch × tokens, ...) or nothing for
-`none`; QK-norm is not built here (left for later)."""
+`none`. QK-norm (model.qk_norm) is a LayerNorm over each head's queries and keys inside the attention, whatever the
+placement: it bounds the attention logits (Dehghani et al. 2023, ViT-22B)."""
 
 from __future__ import annotations
 
@@ -39,17 +40,21 @@ def deepnorm_constants(blocks: int) -> tuple:
 class Attention(nn.Module):
     """Multi-head self-attention over (N, T, D), timm's layout (one qkv projection, an output projection)."""
 
-    def __init__(self, dim: int, heads: int) -> None:
+    def __init__(self, dim: int, heads: int, qk_norm: bool = False) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"model.dim={dim} must be divisible by model.heads={heads}.")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
+        # QK-norm: one LayerNorm over the d/H features of every head's queries (keys), shared by the heads, as timm's
+        self.q_norm = nn.LayerNorm(dim // heads) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(dim // heads) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         n, t, d = x.shape
         q, k, v = self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3 × (N, H, T, d/H)
+        q, k = self.q_norm(q), self.k_norm(k)
         y = F.scaled_dot_product_attention(q, k, v)  # softmax(q kᵀ / √(d/H)) v
         return self.proj(y.transpose(1, 2).reshape(n, t, d))
 
@@ -89,9 +94,9 @@ class TransformerBlock(nn.Sequential):
     (models/init.py; the paper draws Xavier-normal × β, bnablate keeps its paired draws and scales them)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, placement: str, norm: NormMaker, blocks: int,
-                 activation: str = "gelu") -> None:
+                 activation: str = "gelu", qk_norm: bool = False) -> None:
         alpha, beta = deepnorm_constants(blocks) if placement == "deepnorm" else (1.0, 1.0)
-        attn, mlp = Attention(dim, heads), MLP(dim, max(1, int(round(dim * mlp_ratio))), activation)
+        attn, mlp = Attention(dim, heads, qk_norm), MLP(dim, max(1, int(round(dim * mlp_ratio))), activation)
         super().__init__(Sublayer(attn, placement, norm, alpha), Sublayer(mlp, placement, norm, alpha))
         if placement == "deepnorm":
             attn.qkv.init_scale_rows = (2 * dim, 3 * dim, beta)  # type: ignore[assignment]  # v's rows of qkv only

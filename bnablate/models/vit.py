@@ -79,7 +79,8 @@ def vit(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     layers["tokens"] = Tokens(c, dim, patch, (h // patch) * (w // patch), model_cfg.pooling == "cls")
     layers["blocks"] = nn.Sequential(*[TransformerBlock(dim, heads, float(model_cfg.mlp_ratio), placement, norm,
-                                                        depth, variant.activation) for _ in range(depth)])
+                                                        depth, variant.activation, bool(model_cfg.qk_norm))
+                                       for _ in range(depth)])
     if final_norm_needed(placement) and has_norm(variant):
         layers["norm"] = norm()  # pre/peri: the residual stream is never normalized inside a block
     layers["pool"] = Pool(str(model_cfg.pooling))
