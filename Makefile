@@ -18,6 +18,7 @@ VERIFY ?= $(if $(wildcard ../shared/data),false,true)
 SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500
 FT_SMOKE := finetune.source_epochs=1 finetune.source_subset=500
 RN_SMOKE := dataset.test_subset=null
+TF_SMOKE := model.dim=16 model.heads=2
 comma  := ,
 ifeq ($(filter full smoke,$(SCALE)),)
 $(error SCALE must be full or smoke, got '$(SCALE)')
@@ -30,7 +31,7 @@ repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) datas
 # $(call until,MAX_SEEDS): add seeds where a comparison is undecided (docs/statistics.md); 3 seeds in the smoke form
 until   = --until-decided --max-seeds $(if $(smoke),3,$(1))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
-           repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch
+           repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer
 
 .PHONY: help setup demo test test-full bench docs clean repro-all repro-resnet-paper $(REPROS)
 
@@ -125,6 +126,13 @@ repro-bn-batch: setup ## BN's normalization batch 2…256 at optimization batch 
 	$(call repro,repro_bn_batch_gn,repro-bn-batch)
 	$(BIN)/bnablate report $(call out,repro-bn-batch) --baseline bn.ghost_batch_size=256 \
 	  --out $(call out,repro-bn-batch)/report-vs-whole-batch
+
+repro-transformer: setup ## ViT on Fashion-MNIST: Post- vs Pre-LN with/without warm-up at depth 4/12; LN/RMS/DyT/BN/none; Peri-LN
+	$(call repro,repro_transformer,repro-transformer,$(TF_SMOKE) model.depth=2$(comma)3 optim.warmup_steps=0$(comma)2)
+	$(call repro,repro_transformer_norms,repro-transformer,$(TF_SMOKE) model.depth=2 optim.warmup_steps=2)
+	$(call repro,repro_transformer_peri,repro-transformer,$(TF_SMOKE) model.depth=2$(comma)3 optim.warmup_steps=2)
+	$(BIN)/bnablate report $(call out,repro-transformer) --baseline optim.warmup_steps=$(if $(smoke),2,100) \
+	  --out $(call out,repro-transformer)/report-warmup
 
 repro-resnet-paper: setup ## repro-resnet at the paper's scale (ResNet-56/110, all data, 164 epochs, 5 seeds): a GPU's days, not this CPU's
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=repro_resnet_paper dataset.verify=$(VERIFY) \

@@ -1,6 +1,17 @@
 """Test setup: every test writes runs and caches under its own tmp folder, never into the checkout or ~/.cache."""
 
+import os
+
 import pytest
+
+
+def pytest_configure(config):
+    # `make test` runs one pytest-xdist worker per core: one torch thread each, so two workers do not fight over the
+    # same two cores (tiny models gain nothing from intra-op threads anyway)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

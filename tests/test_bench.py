@@ -124,11 +124,12 @@ def test_whole_sweep_bench_on_synthetic_files_times_every_run_against_one_tutori
 
 
 def test_bench_on_synthetic_files_and_bad_device():
-    res = CliRunner().invoke(app, ["bench", "--cases", "cnn-cifar10-b128,resnet20-cifar10-b128", "--reps", "1",
-                                   "--samples", "128", "--warmup", "0", "--synthetic", "200", "--device", "cpu"])
+    cases = "cnn-cifar10-b128,resnet20-cifar10-b128,vit-fmnist-b128"
+    res = CliRunner().invoke(app, ["bench", "--cases", cases, "--reps", "1", "--samples", "128", "--warmup", "0",
+                                   "--synthetic", "200", "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    assert "cnn-cifar10-b128" in res.output and "resnet20-cifar10-b128" in res.output
-    assert len(pd.read_csv("runs/bench/bench.csv")) == 4  # 2 cases × 2 implementations
+    assert all(case in res.output for case in cases.split(","))
+    assert len(pd.read_csv("runs/bench/bench.csv")) == 6  # 3 cases × 2 implementations
     bad = CliRunner().invoke(app, ["bench", "--sweep", "--device", "tpu"])
     assert bad.exit_code == 2 and "Unknown device 'tpu'" in bad.output
 

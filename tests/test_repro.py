@@ -31,6 +31,8 @@ GRID = {  # preset → (runs in the full grid, a key that must take the preset's
     "repro_resnet_paper": (80, ("train.epochs", 164)),
     "repro_bn_batch": (21, ("train.batch_size", 256)), "repro_bn_batch_renorm": (9, ("bn.renorm_ramp", 200)),
     "repro_bn_batch_gn": (3, ("bn.ghost_batch_size", None)),
+    "repro_transformer": (24, ("optim.name", "adamw")), "repro_transformer_norms": (12, ("model.depth", 4)),
+    "repro_transformer_peri": (6, ("variant.transformer", "peri")),
     "repro_placement_lenet": (60, ("train.epochs", 3)), "repro_placement_cnn": (30, ("dataset.train_subset", 10000)),
     "repro_high_lr": (90, ("optim.name", "sgd")), "repro_dropout_order": (30, ("model.name", "cnn")),
     "repro_bias": (20, ("model.name", "lenet")), "repro_batch_size": (120, ("optim.batch_scaling", "linear")),
@@ -204,7 +206,7 @@ def _write_fixture_data(root: Path) -> None:
 @pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-lenet-fashion-d2l",
                                     "repro-placement", "repro-high-lr",
                                     "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune",
-                                    "repro-eval-stats", "repro-resnet", "repro-bn-batch"])
+                                    "repro-eval-stats", "repro-resnet", "repro-bn-batch", "repro-transformer"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     _write_fixture_data(tmp_path / "data")
     runs = tmp_path / "runs"
@@ -220,6 +222,9 @@ def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     assert math.isfinite(pd.read_csv(report / "summary.csv")["final_test_acc_mean"].iloc[0])
     pivots = {"repro-high-lr": "lr", "repro-dropout-order": "dropout_p", "repro-batch-size": "batch_size",
               "repro-eval-stats": "batch_size", "repro-finetune": "batch_size", "repro-bn-batch": "bn.ghost_batch_size"}
+    if target == "repro-transformer":  # probed runs: the gradient norms by layer, and warm-up's own comparisons
+        assert {"probe.csv", "grad_norms.png"} <= {p.name for p in report.iterdir()}
+        assert (out / "report-warmup" / "comparisons.csv").exists()
     if target in pivots:  # the preset's pivot table: one row per variant (or compared value), one column per level
         assert (report / f"pivot_{pivots[target].replace('.', '_')}.csv").exists()
 

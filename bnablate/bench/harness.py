@@ -44,6 +44,7 @@ CASES: List[Case] = [
     Case("mlp-cifar10-b128", "mlp", "cifar10", 128),
     Case("cnn-cifar10-b128", "cnn", "cifar10", 128),
     Case("resnet20-cifar10-b128", "resnet", "cifar10", 128),
+    Case("vit-fmnist-b128", "vit", "fashion_mnist", 128, variant="tf_pre_ln"),  # dim 64, depth 4, 49 patches of 4×4
     Case("lenet-fmnist-b16-packed1", "lenet", "fashion_mnist", 16, pack=1),
     Case("lenet-fmnist-b16-packed4", "lenet", "fashion_mnist", 16, pack=4),
     Case("lenet-fmnist-b16-packed8", "lenet", "fashion_mnist", 16, pack=8),
