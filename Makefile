@@ -19,6 +19,9 @@ SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500
 FT_SMOKE := finetune.source_epochs=1 finetune.source_subset=500
 RN_SMOKE := dataset.test_subset=null
 TF_SMOKE := model.dim=16 model.heads=2
+TUNE_SMOKE  = variant=no_bn$(comma)bn_pre_act$(comma)bn_post_act
+# a 5-point log grid around the preset's Adam lr 1e-3 (2 points in the smoke form), 2 tuning seeds per point
+TUNE = --tune optim.lr=$(if $(smoke),0.001$(comma)0.01,0.0003$(comma)0.001$(comma)0.003$(comma)0.01$(comma)0.03) --tune-seeds 2
 comma  := ,
 ifeq ($(filter full smoke,$(SCALE)),)
 $(error SCALE must be full or smoke, got '$(SCALE)')
@@ -31,7 +34,8 @@ repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) datas
 # $(call until,MAX_SEEDS): add seeds where a comparison is undecided (docs/statistics.md); 3 seeds in the smoke form
 until   = --until-decided --max-seeds $(if $(smoke),3,$(1))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
-           repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer
+           repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer \
+           repro-placement-tuned
 
 .PHONY: help setup demo test test-full bench docs clean repro-all repro-resnet-paper $(REPROS)
 
@@ -126,6 +130,13 @@ repro-bn-batch: setup ## BN's normalization batch 2…256 at optimization batch 
 	$(call repro,repro_bn_batch_gn,repro-bn-batch)
 	$(BIN)/bnablate report $(call out,repro-bn-batch) --baseline bn.ghost_batch_size=256 \
 	  --out $(call out,repro-bn-batch)/report-vs-whole-batch
+
+repro-placement-tuned: setup ## repro-placement's CIFAR-10 cnn with each placement at its own tuned Adam lr, and at one shared lr
+	$(call repro,repro_placement_cnn,repro-placement-tuned,$(TUNE_SMOKE),$(TUNE))
+	@# the shared-lr protocol trains the same tuning runs: copy their records so they are found, not retrained
+	mkdir -p $(call out,repro-placement-tuned-shared)/tuning
+	cp -rn $(call out,repro-placement-tuned)/tuning/records $(call out,repro-placement-tuned-shared)/tuning/
+	$(call repro,repro_placement_cnn,repro-placement-tuned-shared,$(TUNE_SMOKE),$(TUNE) --tune-mode shared)
 
 repro-transformer: setup ## ViT on Fashion-MNIST: Post- vs Pre-LN with/without warm-up at depth 4/12; LN/RMS/DyT/BN/none; Peri-LN
 	$(call repro,repro_transformer,repro-transformer,$(TF_SMOKE) model.depth=2$(comma)3 optim.warmup_steps=0$(comma)2)

@@ -206,7 +206,8 @@ def _write_fixture_data(root: Path) -> None:
 @pytest.mark.parametrize("target", ["repro-mlp-cifar10", "repro-lenet-fashion", "repro-lenet-fashion-d2l",
                                     "repro-placement", "repro-high-lr",
                                     "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune",
-                                    "repro-eval-stats", "repro-resnet", "repro-bn-batch", "repro-transformer"])
+                                    "repro-eval-stats", "repro-resnet", "repro-bn-batch", "repro-transformer",
+                                    "repro-placement-tuned"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     _write_fixture_data(tmp_path / "data")
     runs = tmp_path / "runs"
@@ -222,6 +223,14 @@ def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     assert math.isfinite(pd.read_csv(report / "summary.csv")["final_test_acc_mean"].iloc[0])
     pivots = {"repro-high-lr": "lr", "repro-dropout-order": "dropout_p", "repro-batch-size": "batch_size",
               "repro-eval-stats": "batch_size", "repro-finetune": "batch_size", "repro-bn-batch": "bn.ghost_batch_size"}
+    if target == "repro-placement-tuned":  # each variant at its own lr, and (from the same tuning runs) at one lr
+        per_variant = pd.read_csv(report / "summary.csv")
+        shared = pd.read_csv(runs / "repro-placement-tuned-shared-smoke" / "report" / "summary.csv")
+        assert "selected.optim.lr" in per_variant and shared["selected.optim.lr"].nunique() == 1
+        tuned = {p.name: p.read_bytes() for p in (out / "tuning" / "records").iterdir()}
+        reused = {p.name: p.read_bytes() for p in (runs / "repro-placement-tuned-shared-smoke" / "tuning" /
+                                                   "records").iterdir()}
+        assert tuned and reused == tuned  # the shared protocol found the tuning runs: none retrained or added
     if target == "repro-transformer":  # probed runs: the gradient norms by layer, and warm-up's own comparisons
         assert {"probe.csv", "grad_norms.png"} <= {p.name for p in report.iterdir()}
         assert (out / "report-warmup" / "comparisons.csv").exists()
