@@ -52,11 +52,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup ## the default sweep (BN placement on the embedded digits data), seeds added until decided; prints verdicts
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep --until-decided --max-seeds $(DEMO_SEEDS)
 
-test: setup ## the test suite (no downloads, no real datasets; about 25 minutes on 2 cores)
-	$(BIN)/python -m pytest -q
+# one pytest-xdist worker per core; the preset-expansion tests share a worker (xdist_group) and so their plans
+test: setup ## the test suite (no downloads, no real datasets), one worker per core
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 test-full: setup ## every test, the slow end-to-end ones included
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "slow or not slow"
 
 bench: setup ## samples/s of bnablate vs the tutorial loop, as ratios (needs real data: DATA_ROOT, here ../shared/data)
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate bench

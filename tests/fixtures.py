@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 from bnablate.data.fake_files import write_cifar10, write_idx_images, write_idx_labels, write_mnist_like  # noqa: F401
 from bnablate.sweeps import Reporter
+
+
+@functools.lru_cache(maxsize=None)
+def preset_plan(preset: str):
+    """`plan_sweep(["sweep=PRESET"], validate_config)`, once per test process: the golden-key, expansion and sharing
+    tests read the same plans (composing a 120-job grid takes seconds). Tests marked xdist_group("presets") run on
+    one pytest-xdist worker, so they share it there too. The plan's configs must not be mutated."""
+    from bnablate.sweep_plan import plan_sweep
+    from bnablate.train import validate_config
+
+    return plan_sweep([f"sweep={preset}"], validate_config)
 
 def make_record(overrides, status="ok", val_accs=(0.5, 0.7), test_acc=None, epoch_time=0.5, steps_per_epoch=10):
     """A run record as execute_run writes it, with chosen per-epoch validation accuracies (test = val - 0.01 unless

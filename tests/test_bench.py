@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from bnablate.bench.sweep_bench import placement_variants
@@ -82,6 +83,7 @@ def test_folding_bn_is_exact_and_only_where_bn_follows_an_affine_layer():
         assert n_bn == counts[1]
 
 
+@pytest.mark.slow  # a benchmark; fold_bn's equality is tested fast
 def test_inference_bench_cli():
     res = CliRunner().invoke(app, ["bench", "--inference", "--reps", "1", "--min-seconds", "0.001"])
     assert res.exit_code == 0, res.output
@@ -134,6 +136,7 @@ def test_bench_on_synthetic_files_and_bad_device():
     assert bad.exit_code == 2 and "Unknown device 'tpu'" in bad.output
 
 
+@pytest.mark.slow  # a benchmark of whole sweeps
 def test_process_bench_runs_the_same_sweep_in_one_process_and_through_joblib():
     res = CliRunner().invoke(app, ["bench", "--processes", "--model", "mlp", "--dataset", "mnist", "--synthetic", "300",
                                    "--epochs", "1", "--seeds", "1", "--jobs", "2", "--reps", "1"])

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bnablate.cli import app
@@ -22,6 +23,7 @@ def test_slurm_preset_extends_the_submitit_plugin_and_takes_overrides():
     assert launcher.submitit_folder == "runs/placement/.submitit/%j"  # job logs beside the records, out of records/
 
 
+@pytest.mark.slow  # submitit jobs in subprocesses
 def test_submitit_local_runs_the_sweep_as_jobs_and_a_rerun_skips_them():
     cmd = SWEEP + ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5"]
     result = CliRunner().invoke(app, cmd)

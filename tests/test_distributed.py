@@ -62,6 +62,7 @@ def test_ddp_with_local_bn_trains_the_weights_of_ghost_batches_in_one_process():
     assert any((plain_weights[n] - w).abs().max() > 1e-3 for n, w in ghost_weights.items())
 
 
+@pytest.mark.slow  # end to end through bnablate.run; the DDP = ghost-BN proof stays fast
 def test_train_nproc_2_is_a_run_like_any_other(tmp_path):
     """End to end through bnablate.run: the training curve of ghost batches, the record says how it ran, the key is
     its own, a second call resumes (skips it) instead of training again."""

@@ -50,6 +50,7 @@ def _bnablate(*args, **kw):
                             stderr=subprocess.STDOUT, text=True, env=env, **kw)
 
 
+@pytest.mark.slow  # two concurrent sweeps in subprocesses
 def test_two_sweeps_into_one_folder_train_each_run_once():
     a, b = _bnablate(*SWEEP), _bnablate(*SWEEP)
     out_a, out_b = a.communicate(timeout=300)[0], b.communicate(timeout=300)[0]
@@ -61,6 +62,7 @@ def test_two_sweeps_into_one_folder_train_each_run_once():
     assert not list(Path("runs/shared/records").glob("*.lock"))
 
 
+@pytest.mark.slow  # end to end in subprocesses; Ctrl-C and disk-full cases stay fast
 def test_kill_9_then_rerun_keeps_everything_and_finishes():
     p = _bnablate(*SWEEP, start_new_session=True)
     records = Path("runs/shared/records")

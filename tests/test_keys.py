@@ -16,7 +16,8 @@ from bnablate.keys import Role, option, walk
 from bnablate.results import run_key
 from bnablate.results.tables import build_tables
 from bnablate.results.schema import load_records
-from bnablate.sweep_plan import plan_sweep
+
+from .fixtures import preset_plan
 
 GOLDEN = Path(__file__).parent / "golden"
 KEYS_FILE = json.loads((GOLDEN / "run_keys.json").read_text())
@@ -75,9 +76,10 @@ def test_neutral_values_are_valid_defaults():
             assert spec.default == spec.neutral, f"{spec.key}: default {spec.default!r} ≠ neutral {spec.neutral!r}"
 
 
+@pytest.mark.xdist_group("presets")
 @pytest.mark.parametrize("preset", sorted(KEYS_FILE["sweeps"]))
 def test_golden_run_keys_of_every_sweep_preset(preset):
-    plan = plan_sweep([f"sweep={preset}"], lambda cfg: None)
+    plan = preset_plan(preset)
     got = {" ".join(job): key for job, key in zip(plan.jobs, plan.keys)}
     want = KEYS_FILE["sweeps"][preset]
     changed = {job: (want.get(job), got.get(job)) for job in set(want) | set(got) if want.get(job) != got.get(job)}

@@ -76,7 +76,7 @@ def test_inspect_shows_the_tutorial_shapes():
     assert "in_features=256" in res.output
 
 
-@pytest.mark.parametrize("variant", ["bn_pre_sigmoid", "bn_post_pool"])
+@pytest.mark.parametrize("variant", [pytest.param("bn_pre_sigmoid", marks=pytest.mark.slow), "bn_post_pool"])
 def test_max_pool_lenet_packs_equal_to_separate_runs(variant):
     assert_packs_like_separate_runs(["dataset=synthetic", *TUTORIAL, f"variant={variant}", "train.epochs=2",
                                      "train.batch_size=16"])

@@ -93,6 +93,7 @@ def test_sweep_on_arrays_records_fingerprint_and_refuses_changed_data(tmp_path):
     assert sorted(p.name for p in (tmp_path / "runs/mine/records").glob("*.json")) == before
 
 
+@pytest.mark.slow  # the one-folder case stays fast
 def test_report_warns_when_one_dataset_name_saw_different_data(tmp_path):
     path = write_npz(tmp_path / "mine.npz")
     for i, out in enumerate(("runs/a", "runs/b")):

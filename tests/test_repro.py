@@ -18,7 +18,7 @@ from bnablate.sweep_plan import plan_sweep
 from bnablate.train import build_optimizer, validate_config
 from bnablate.train.optim import effective_lr
 
-from .fixtures import make_record, write_cifar10, write_mnist_like
+from .fixtures import make_record, preset_plan, write_cifar10, write_mnist_like
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("repro_*.yaml"))
@@ -51,10 +51,11 @@ def _get(cfg, dotted):
     return cfg
 
 
+@pytest.mark.xdist_group("presets")
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_repro_preset_expands_and_validates(preset):
     assert preset in GRID, f"add {preset} to GRID with its expected size"
-    plan = plan_sweep([f"sweep={preset}"], validate_config)  # every job composed and checked, no data needed
+    plan = preset_plan(preset)  # every job composed and checked (validate_config: no data needed)
     n, (key, value) = GRID[preset]
     assert len(plan.jobs) == n and len(set(plan.keys)) == n
     assert all(_get(c, key) == value for c in plan.configs)
@@ -77,21 +78,21 @@ def test_the_placement_presets_write_one_folder():
     assert {c.out_dir for c in cfgs} == {"runs/repro-placement"}
 
 
+@pytest.mark.xdist_group("presets")
 def test_the_tutorial_presets_write_one_folder_and_share_the_pytorch_corner():
     """repro_lenet_fashion_scratch's all-PyTorch corner is repro_lenet_fashion's scratch runs (same keys: skipped)."""
     cfgs = {n: compose_config([f"sweep=repro_lenet_fashion{n}"]) for n in ("", "_scratch", "_b4")}
     assert {c.out_dir for c in cfgs.values()} == {"runs/repro-lenet-fashion"}
-    main = plan_sweep(["sweep=repro_lenet_fashion"], validate_config)
-    scratch = plan_sweep(["sweep=repro_lenet_fashion_scratch"], validate_config)
+    main, scratch = preset_plan("repro_lenet_fashion"), preset_plan("repro_lenet_fashion_scratch")
     shared = set(main.keys) & set(scratch.keys)
     assert len(shared) == 3 and all(c.variant.norm == "scratch" and c.bn.momentum == 0.1
                                     for c, k in zip(scratch.configs, scratch.keys) if k in shared)
     assert compose_config(["sweep=repro_lenet_fashion_d2l"]).out_dir == "runs/repro-lenet-fashion-d2l"
 
 
+@pytest.mark.xdist_group("presets")
 def test_the_resnet_depth_study_shares_its_depth_20_runs_with_the_design_study():
-    main = plan_sweep(["sweep=repro_resnet"], validate_config)
-    depth = plan_sweep(["sweep=repro_resnet_depth"], validate_config)
+    main, depth = preset_plan("repro_resnet"), preset_plan("repro_resnet_depth")
     assert {c.out_dir for c in main.configs + depth.configs} == {"runs/repro-resnet"}
     shared = set(main.keys) & set(depth.keys)
     assert len(shared) == 12 and {int(c.model.depth) for c, k in zip(depth.configs, depth.keys) if k not in shared} \
@@ -99,10 +100,11 @@ def test_the_resnet_depth_study_shares_its_depth_20_runs_with_the_design_study()
     # a key of the model the grid picks, given on the command line (the default model, lenet, has no depth)
     smaller = plan_sweep(["sweep=repro_resnet", "model.depth=8", "seed=0"], validate_config)
     assert len(smaller.configs) == 8 and {int(c.model.depth) for c in smaller.configs} == {8}
-    paper = plan_sweep(["sweep=repro_resnet_paper"], validate_config)
+    paper = preset_plan("repro_resnet_paper")
     assert {int(c.model.depth) for c in paper.configs} == {56, 110} and paper.configs[0].dataset.train_subset is None
 
 
+@pytest.mark.xdist_group("presets")
 def test_finetune_presets_share_a_folder_and_one_checkpoint_per_seed():
     from bnablate.train.finetune import checkpoint_path
 
@@ -111,7 +113,7 @@ def test_finetune_presets_share_a_folder_and_one_checkpoint_per_seed():
     assert {c.out_dir for c in cfgs.values()} == {"runs/repro-finetune"}
     assert {c.sweep.baseline for c in cfgs.values()} == {"finetune.bn=train"}
     for pair in ("fashion", "cifar"):  # 4 modes × 2 batch sizes per seed share one pretraining: 5 for 40 runs
-        plan = plan_sweep([f"sweep=repro_finetune_{pair}"], validate_config)
+        plan = preset_plan(f"repro_finetune_{pair}")
         assert len({checkpoint_path(c) for c in plan.configs}) == 5
 
 
