@@ -147,3 +147,23 @@ def test_process_bench_runs_the_same_sweep_in_one_process_and_through_joblib():
     assert "joblib / one process throughput" in " ".join(res.output.split())
     bad = CliRunner().invoke(app, ["bench", "--processes", "--jobs", "-1"])
     assert bad.exit_code == 2 and "--jobs ≥ 0" in bad.output
+
+
+def test_packing_bench_times_a_pack_against_the_same_runs_one_after_another(monkeypatch):
+    import functools
+
+    import bnablate.bench.pack_bench as pb
+
+    rows = pb.pack_bench(models=(("lenet", "fashion_mnist"),), batch_sizes=(4, 8), k=2, steps=3, reps=2)
+    assert [(r["batch_size"], r["rep"]) for r in rows] == [(4, 0), (4, 1), (8, 0), (8, 1)]
+    assert all(r["packed_s"] > 0 and r["sequential_s"] > 0 and r["ratio"] == r["sequential_s"] / r["packed_s"]
+               for r in rows)
+    (first, second) = pb.summarize_packing(rows)
+    assert first["batch_size"] == 4 and first["ratio_min"] <= first["ratio_median"] <= first["ratio_max"]
+
+    small = functools.partial(pb.pack_bench, models=(("mlp", "cifar10"),), batch_sizes=(2,), k=2, steps=2)
+    monkeypatch.setattr(pb, "pack_bench", small)
+    res = CliRunner().invoke(app, ["bench", "--packing", "--reps", "1", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "packed vs one after another" in res.output and "mlp" in res.output
+    assert len(pd.read_csv("runs/bench/packing.csv")) == 1

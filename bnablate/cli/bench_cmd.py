@@ -42,6 +42,10 @@ def bench_cmd(
     inference: Annotated[bool, typer.Option("--inference", help="Instead: eval-time cost of BN per variant, unfused "
                                             "vs folded into the preceding conv/linear (random inputs, no data).")] = False,
     min_seconds: Annotated[float, typer.Option(help="--inference: seconds each timing loops for.")] = 0.25,
+    packing: Annotated[bool, typer.Option("--packing", help="Instead: training steps of 5 seeds as one pack vs "
+                                          "the same runs one after another, per model (lenet, mlp, cnn) and batch "
+                                          "size 2…32 (random inputs, no data): the measurement behind "
+                                          "model.cpu_pack_max_batch.")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Instead: whole runs of the placement sweep (b128) on a "
                                         f"sample of its variants, both ways, scaled to its {N_VARIANTS} variants × "
                                         "--seeds runs.")] = False,
@@ -68,6 +72,8 @@ def bench_cmd(
     overrides (e.g. optim.fused=true) reach bnablate's trainer; the tutorial loop keeps its plain Adam."""
     if inference:
         return _inference(reps, min_seconds, out)
+    if packing:
+        return _packing(reps, device, out, overrides or [])
     if synthetic < 0:
         fail("--synthetic must be ≥ 0 (0: the real files).")
     with contextlib.ExitStack() as stack:
@@ -110,6 +116,36 @@ def _cases(cases: Optional[str], reps: int, samples: int, warmup: int, device: s
                   f"{r['ratio_median']:.2f}×", f"{r['ratio_min']:.2f}×", f"{r['ratio_max']:.2f}×")
     console.print(t)
     console.print(f"measurements: {out}/bench.csv, summary: {out}/summary.csv", highlight=False)
+
+
+def _packing(reps: int, device: str, out: Path, overrides: List[str]) -> None:
+    from ..bench.pack_bench import pack_bench, summarize_packing
+
+    if reps < 1:
+        fail("--reps must be ≥ 1.")
+    dev = str(resolve_device(device))
+    info = provenance(dev)
+    console.print(f"bnablate bench --packing, {date.today()}: {info.get('gpu') or info['cpu']}, "
+                  f"{info['torch_threads']} torch threads, torch {info['torch']}", highlight=False)
+    try:
+        rows = pack_bench(reps=reps, device=dev, overrides=overrides)
+    except ConfigError as e:
+        fail(str(e))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "packing.csv", pd.DataFrame(rows).to_csv(index=False))
+    summary = pd.DataFrame(summarize_packing(rows))
+    t = Table(title="packed vs one after another: training time ratio per run, median [min, max] over repetitions "
+              "(> 1: the pack is faster)", title_justify="left")
+    batches = sorted(summary["batch_size"].unique())
+    for col in ["model", *map(str, batches)]:
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for model, g in summary.groupby("model", sort=False):
+        cells = {int(r["batch_size"]): f"{r['ratio_median']:.2f}× [{r['ratio_min']:.2f}, {r['ratio_max']:.2f}]"
+                 for _, r in g.iterrows()}
+        t.add_row(model, *[cells.get(int(b), "") for b in batches])
+    console.print(t)
+    console.print(f"measurements: {out}/packing.csv. model.cpu_pack_max_batch is the largest batch whose ratio is "
+                  "above 1 (conf/model/*.yaml).", highlight=False)
 
 
 def _inference(reps: int, min_seconds: float, out: Path) -> None:
