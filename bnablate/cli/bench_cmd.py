@@ -134,8 +134,8 @@ def _packing(reps: int, device: str, out: Path, overrides: List[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "packing.csv", pd.DataFrame(rows).to_csv(index=False))
     summary = pd.DataFrame(summarize_packing(rows))
-    t = Table(title="packed vs one after another: training time ratio per run, median [min, max] over repetitions "
-              "(> 1: the pack is faster)", title_justify="left")
+    t = Table(title="packed vs one after another: training time ratio per run, median \\[min, max] over "
+              "repetitions (> 1: the pack is faster)", title_justify="left")
     batches = sorted(summary["batch_size"].unique())
     for col in ["model", *map(str, batches)]:
         t.add_column(col, justify="left" if col == "model" else "right")
