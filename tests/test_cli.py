@@ -83,13 +83,14 @@ def test_sweep_keeps_going_after_a_failing_run(monkeypatch):
             raise RuntimeError("simulated crash")
         return real(cfg, on_epoch, data, **kwargs)
     monkeypatch.setattr(sweep, "run_experiment", flaky)
-    res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f")
+    # pack=false: the crash is simulated in the lone-run path (an MLP at batch 32 packs on a CPU)
+    res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f", "pack=false")
     assert res.exit_code == 1
     assert "simulated crash" in res.output and "1 run(s) failed" in res.output
     runs = pd.read_csv("runs/f/runs.csv")
     assert sorted(runs["status"]) == ["failed", "ok", "ok"]
     monkeypatch.setattr(sweep, "run_experiment", real)
-    res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f")
+    res = invoke("sweep", *SMALL, "variant=no_bn", "seed=range(3)", "out_dir=runs/f", "pack=false")
     assert res.exit_code == 0 and "2 already completed" in res.output
     assert sorted(pd.read_csv("runs/f/runs.csv")["status"]) == ["ok", "ok", "ok"]
 

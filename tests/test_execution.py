@@ -177,8 +177,8 @@ def test_pack_auto_on_a_cpu_packs_only_where_the_model_measured_faster():
     def packs(*over):
         return why_alone(compose_config(cpu + list(over))) is None
     assert packs("model=lenet", "train.batch_size=8") and not packs("model=lenet", "train.batch_size=16")
-    assert packs("model=mlp", "train.batch_size=16") and not packs("model=mlp", "train.batch_size=32")
-    assert not packs("model=cnn", "train.batch_size=2")  # never faster packed on a CPU
+    assert packs("model=mlp", "train.batch_size=32") and not packs("model=mlp", "train.batch_size=64")
+    assert packs("model=cnn", "train.batch_size=8") and not packs("model=cnn", "train.batch_size=16")
     assert "model.cpu_pack_max_batch=8" in why_alone(compose_config(cpu + ["model=lenet", "train.batch_size=16"]))
     assert not packs("model=lenet", "train.batch_size=8", "model.cpu_pack_max_batch=0")
     assert not packs("model=lenet", "train.batch_size=4", "pack=false") and packs("model=cnn", "pack=true")
