@@ -179,7 +179,7 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     runs, opt, lrs = _run_set(cfgs, models)
     sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
     step = step_function(cfg.optim, None if lrs.uniform else lrs.step)  # a warm-up wraps the step
-    probe = Probe(models[0]) if cfg.train.probe else None  # K = 1: packable() refuses the probe
+    grad_probe = Probe(models[0]) if cfg.train.probe else None  # train.probe (K = 1: packable() refuses it)
     g_batches = [generator(s, "batches") for s in seeds]
     g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
     g_precise = generator(seeds[0], "precise_bn")
@@ -190,11 +190,11 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     status, steps = ["ok"] * k, 0
     for epoch in range(1, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
-        if probe is not None:
-            probe.at(epoch, steps + 1)
+        if grad_probe is not None:
+            grad_probe.at(epoch, steps + 1)
         tr, epoch_time = timed(lambda: memory.track(lambda: train_one_epoch(
             runs, opt, data.train_x, data.train_y, int(cfg.train.batch_size), g_batches, g_augment, amp=amp,
-            bn_eval=bn_eval, step=step, probe=probe)), device)
+            bn_eval=bn_eval, step=step, probe=grad_probe)), device)
         steps += tr["steps"]
         val, test = evaluate_epoch(runs, data, cfg, g_precise, amp)
         correct = test.pop("correct")  # (K, N_test) bool
@@ -227,9 +227,9 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
                   "execution": info}
         if pretrained is not None:
             result["pretrain"] = pretrained
-        if probe is not None:
-            probe.close()
-            result["probe"] = probe.rows
+        if grad_probe is not None:
+            grad_probe.close()
+            result["probe"] = grad_probe.rows
         return [result]
     return [{"status": status[i], "metrics": metrics[i], **shared, "test_correct": encode_correct(masks[i]),
              "pack_size": k, "execution": {**info, "pack_impl": runs.impl}} for i in range(k)]
