@@ -23,7 +23,7 @@ from .results.records import OutputError, now, record_path
 from .results.schema import BadRecord, RecordError, RecordVersionError, quarantine, read_record, scan_records
 from .sweep_plan import DataCache, SweepPlan
 from .train import ConfigError, run_experiment, run_packed
-from .variants import variant_label
+from .variants import config_label
 
 
 class Reporter:
@@ -76,7 +76,7 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
     try:
         reporter.run_started(cfg, key)
         started, t0 = now(), time.perf_counter()
-        live = live_log(cfg, key, variant_label(plain["variant"], plain["model"]["name"]))  # trackers see each epoch as it ends
+        live = live_log(cfg, key, config_label(plain))  # trackers see each epoch as it ends
 
         def on_epoch(row: Dict[str, Any]) -> None:
             heartbeat(lock)
@@ -132,7 +132,7 @@ def _record(plain: Dict[str, Any], key: str, result: Dict[str, Any], error: Opti
     result = dict(result)
     execution = result.pop("execution", {})  # precision, layout, compile...: how it ran, beside versions/hardware
     return {"run_key": key, "status": result.pop("status"), "error": error, "config": plain,
-            "variant": variant_label(plain["variant"], plain["model"]["name"]), "started_at": started, "finished_at": now(),
+            "variant": config_label(plain), "started_at": started, "finished_at": now(),
             "wall_time_s": wall, **result, "provenance": {**provenance(result["device"]), **execution}}
 
 
@@ -151,7 +151,7 @@ def execute_pack(cfgs: List[DictConfig], reporter: Optional[Reporter] = None,
         keys = [run_key(p) for p in plains]
         reporter.run_started(cfgs[0], keys[0], pack=len(cfgs))
         started, t0 = now(), time.perf_counter()
-        lives = [live_log(c, k, variant_label(p["variant"], p["model"]["name"])) for c, k, p in zip(cfgs, keys, plains)]  # a pack: K runs
+        lives = [live_log(c, k, config_label(p)) for c, k, p in zip(cfgs, keys, plains)]  # a pack: K runs
 
         def on_epoch(row: Dict[str, Any]) -> None:
             for lock in locks:

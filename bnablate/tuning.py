@@ -294,9 +294,9 @@ def _item(job: Sequence[str], key: str) -> str:
 
 
 def _label(cfg, compared: str) -> str:
-    from .variants import variant_label
+    from .variants import config_label
 
-    return variant_label(cfg.variant, cfg.model.name) if compared == "variant" else str(_get(cfg, compared))
+    return config_label(cfg) if compared == "variant" else str(_get(cfg, compared))
 
 
 def plan_evaluation(plan: SweepPlan, spec: TuneSpec, selection: Selection) -> List[SweepPlan]:

@@ -114,3 +114,8 @@ def variant_label(v: Mapping[str, Any], model: Optional[str] = None) -> str:
     if bias != "auto":
         label += f"/bias_{bias}"
     return label
+
+
+def config_label(cfg: Mapping[str, Any]) -> str:
+    """The variant label of a run's config (a DictConfig or its plain dict): its variant, in its model's terms."""
+    return variant_label(cfg["variant"], cfg["model"]["name"])

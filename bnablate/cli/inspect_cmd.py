@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..data import class_count, dataset_shape
 from ..models import build_model, count_params
-from ..variants import variant_label
+from ..variants import config_label
 from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console
 
 
@@ -32,7 +32,7 @@ def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OV
     for h in hooks:
         h.remove()
     t = Table(title=f"{cfg.model.name} on {cfg.dataset.name} {tuple(input_shape)} · variant "
-                    f"{variant_label(cfg.variant, cfg.model.name)}", title_justify="left")
+                    f"{config_label(cfg)}", title_justify="left")
     for col in ("layer", "module", "output (C,H,W)", "params"):
         t.add_column(col)
     for name, m in leaves:

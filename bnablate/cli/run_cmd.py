@@ -13,7 +13,7 @@ from ..results.records import OutputError
 from ..sweeps import Reporter
 from ..results.schema import RecordError
 from ..train import ConfigError
-from ..variants import variant_label
+from ..variants import config_label
 from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console, err_console, fail
 
 HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_acc':>8} {'test_acc':>8} {'lr':>9} {'steps':>6} " \
@@ -28,7 +28,7 @@ def format_epoch(r: Dict[str, Any]) -> str:
 
 class _EpochPrinter(Reporter):
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
-        console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {variant_label(cfg.variant, cfg.model.name)}, "
+        console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {config_label(cfg)}, "
                       f"seed {cfg.seed} → {cfg.out_dir}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from ..sweeps import Reporter
 from ..train import ConfigError
 from ..tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, check_tune, parse_tune,
                       plan_tuning)
-from ..variants import variant_label
+from ..variants import config_label
 from .common import CONFIG_ERRORS, complete_override, console, explain, fail
 from .report_cmd import print_report
 
@@ -41,7 +41,7 @@ class ProgressReporter(Reporter):
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
         who = f"seed={cfg.seed}" if pack == 1 else f"{pack} seeds packed"
         self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
-                            description=f"  {variant_label(cfg.variant, cfg.model.name)} {who}")
+                            description=f"  {config_label(cfg)} {who}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
         self.progress.advance(self.epochs)
@@ -53,7 +53,7 @@ class ProgressReporter(Reporter):
         self.done += 1
         self.progress.advance(self.runs)
         cfg, m = record["config"], record.get("metrics") or []
-        what = f"{record.get('variant') or variant_label(cfg['variant'], cfg['model']['name'])} seed={cfg['seed']}"
+        what = f"{record.get('variant') or config_label(cfg)} seed={cfg['seed']}"
         if record["status"] == "running elsewhere":
             outcome = "being trained by another process into this folder, skipped (rerun later to report it)"
         elif record.get("skipped"):

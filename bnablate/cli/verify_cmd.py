@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..results.schema import RecordError, scan_records, strict_error
-from ..variants import variant_label
+from ..variants import config_label
 from ..verify import verify_runs
 from ..config import compose_config
 from .common import CONFIG_ERRORS, explain, console, fail
@@ -46,7 +46,7 @@ def verify_cmd(
 
     def progress(rec, found, alone) -> None:
         what = f"{rec['config']['model']['name']} {rec['config']['dataset']['name']} " \
-               f"{variant_label(rec['config']['variant'], rec['config']['model']['name'])} seed={rec['config']['seed']}"
+               f"{config_label(rec['config'])} seed={rec['config']['seed']}"
         note = f" ({alone}, so re-run alone: a lone run matches a packed one only to float tolerance)" \
             if found and alone else ""
         console.print(f"{rec['run_key']} {what}: " + ("[green]identical[/green]" if not found

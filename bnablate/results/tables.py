@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 import pandas as pd
 
 from ..config import KEYS, neutral_values_for
-from ..variants import variant_label
+from ..variants import config_label
 from ..atomic import atomic_write_text
 from . import parquet
 from .schema import load_records
@@ -48,7 +48,7 @@ def run_columns(rec: Dict[str, Any]) -> Dict[str, Any]:
     for key, neutral in neutral_values_for(cfg).items():
         flat.setdefault(key, neutral)
     row: Dict[str, Any] = {"run_key": rec["run_key"], "status": rec["status"], "sweep": cfg["sweep"]["name"],
-                           "variant": variant_label(cfg["variant"], cfg["model"]["name"])}
+                           "variant": config_label(cfg)}
     for short, dotted in FACTOR_COLUMNS.items():
         row[short] = flat.pop(dotted)
     for key, value in flat.items():
