@@ -127,12 +127,19 @@ class JobComposer:
 
     def __call__(self, job: List[str]) -> DictConfig:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
+        from hydra.errors import ConfigCompositionException
 
-        parsed = self._parser.parse_overrides(list(job))
-        values = [o for o in parsed if self._is_value(o)]
-        groups = tuple(o.input_line for o in parsed if not self._is_value(o))
-        if groups not in self._bases:
-            self._bases[groups] = compose_config(list(groups))
-        cfg = copy.deepcopy(self._bases[groups])
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        values, groups = [], []
+        for override in self._parser.parse_overrides(list(job)):
+            (values if self._is_value(override) else groups).append(override)
+        base = tuple(o.input_line for o in groups)
+        if base not in self._bases:
+            self._bases[base] = compose_config(list(base))
+        cfg = copy.deepcopy(self._bases[base])
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        except ConfigCompositionException:
+            # a bad value, or a group this composer does not know (a plugin's own, on the search path): Hydra's
+            # compose of the whole job gives the right config or the error a user would see from `bnablate run`
+            return compose_config(list(job))
         return cfg
