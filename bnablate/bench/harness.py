@@ -52,6 +52,14 @@ CASES: List[Case] = [
 ]
 
 
+def time_steps(runs, opt, x, y, batch_size: int, gens, warmup: int, steps: int, device: torch.device,
+               amp=None) -> float:
+    """Seconds for `steps` training steps of `runs` (a model or a pack), after `warmup` untimed ones (kernels chosen,
+    allocator warm), through the trainer's epoch loop."""
+    train_one_epoch(runs, opt, x, y, batch_size, gens, max_steps=warmup, amp=amp)
+    return timed(lambda: train_one_epoch(runs, opt, x, y, batch_size, gens, max_steps=steps, amp=amp), device)[1]
+
+
 def case_config(case: Case, overrides: Sequence[str] = ()):
     return compose_config([f"model={case.model}", f"dataset={case.dataset}", f"variant={case.variant}",
                            f"train.batch_size={case.batch_size}", *overrides])
@@ -98,18 +106,14 @@ def run_case(case: Case, reps: int, samples: int, warmup: int, device: torch.dev
                           for s in range(case.pack)], impl=impl)
         opt = build_optimizer(pm.parameters(), cfg.optim, case.batch_size)
         gs = [generator(s, "bench") for s in range(case.pack)]
-        train_one_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs, max_steps=warmup, amp=amp)
-        return timed(lambda: train_one_epoch(pm, opt, data.train_x, data.train_y, case.batch_size, gs,
-                                             max_steps=steps, amp=amp), device)[1]
+        return time_steps(pm, opt, data.train_x, data.train_y, case.batch_size, gs, warmup, steps, device, amp)
 
     def bnablate():
         if case.pack:
             return packed()
         model, opt = fresh(ours=True)
-        g = generator(0, "bench")
-        train_one_epoch(model, opt, train_x, data.train_y, case.batch_size, g, max_steps=warmup, amp=amp)
-        return timed(lambda: train_one_epoch(model, opt, train_x, data.train_y, case.batch_size, g,
-                                             max_steps=steps, amp=amp), device)[1]
+        return time_steps(model, opt, train_x, data.train_y, case.batch_size, generator(0, "bench"), warmup, steps,
+                          device, amp)
 
     reference = tutorial if case.reference == "tutorial" else lambda: packed("vmap")
     rows = []

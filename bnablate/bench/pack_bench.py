@@ -13,10 +13,11 @@ from ..data import dataset_spec
 from ..models import build_model
 from ..pack import PackedModel
 from ..seeding import generator
-from ..train.loop import timed, train_one_epoch
 from ..train.optim import build_optimizer
+from .harness import time_steps
 
 PACK_MODELS = (("lenet", "fashion_mnist"), ("mlp", "cifar10"), ("cnn", "cifar10"))
+WARMUP_STEPS = 2  # untimed steps before each timing: kernels chosen, allocator warm
 
 
 def _inputs(dataset: str, n: int, device: torch.device):
@@ -49,18 +50,15 @@ def pack_bench(models: Sequence[tuple] = PACK_MODELS, batch_sizes: Sequence[int]
                 pm = PackedModel([fresh(s) for s in range(k)], impl=str(cfg.pack_impl))
                 opt = build_optimizer(pm.parameters(), cfg.optim, batch)
                 gens = [generator(s, "bench") for s in range(k)]
-                train_one_epoch(pm, opt, x, y, batch, gens, max_steps=2)  # warm-up: kernels, allocator
-                return timed(lambda: train_one_epoch(pm, opt, x, y, batch, gens, max_steps=steps), dev)[1]
+                return time_steps(pm, opt, x, y, batch, gens, WARMUP_STEPS, steps, dev)
+
+            def alone(seed: int) -> float:
+                m = fresh(seed)
+                opt = build_optimizer(m.parameters(), cfg.optim, batch)
+                return time_steps(m, opt, x, y, batch, generator(seed, "bench"), WARMUP_STEPS, steps, dev)
 
             def sequential() -> float:
-                total = 0.0
-                for s in range(k):
-                    m = fresh(s)
-                    opt = build_optimizer(m.parameters(), cfg.optim, batch)
-                    g = generator(s, "bench")
-                    train_one_epoch(m, opt, x, y, batch, g, max_steps=2)
-                    total += timed(lambda: train_one_epoch(m, opt, x, y, batch, g, max_steps=steps), dev)[1]
-                return total
+                return sum(alone(s) for s in range(k))
 
             for rep in range(reps):
                 order = [("packed", packed), ("sequential", sequential)]
