@@ -144,8 +144,9 @@ def _packing(reps: int, device: str, out: Path, overrides: List[str]) -> None:
                  for _, r in g.iterrows()}
         t.add_row(model, *[cells.get(int(b), "") for b in batches])
     console.print(t)
-    console.print(f"measurements: {out}/packing.csv. model.cpu_pack_max_batch is the largest batch whose ratio is "
-                  "above 1 (conf/model/*.yaml).", highlight=False)
+    console.print(f"measurements: {out}/packing.csv. model.cpu_pack_max_batch (conf/model/*.yaml) is the largest "
+                  "batch whose ratio is at least 1.2× (evaluation does not shrink with packing: docs/benchmarks.md)",
+                  highlight=False)
 
 
 def _inference(reps: int, min_seconds: float, out: Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from .probe import KINDS  # noqa: E402
 from .summary import Report, as_labels  # noqa: E402
 
 FIGURES = ("forest", "learning_curves", "final_metric", "time_to_target")
@@ -195,7 +196,7 @@ def probe_figure(table: pd.DataFrame, report: Report, out_dir: Path) -> List[Pat
     (the first probed step) and at the last probed epoch (Xiong et al. 2020, Fig. 3), and, for models with residual
     blocks, the stream's RMS after each block at both times (dashed: initialisation). Lines are means over seeds."""
     line = report.compared
-    kinds = [k for k in ("grad_norm", "stream_rms") if (table["kind"] == k).any()]
+    kinds = [k for k in KINDS if (table["kind"] == k).any()]
     contexts = _contexts(table, report.by, line)
     colors = _colors(table[line].unique())
     panels = [(k, when) for k in kinds for when in (("first", "last") if k == "grad_norm" else ("both",))]
@@ -216,8 +217,7 @@ def probe_figure(table: pd.DataFrame, report: Report, out_dir: Path) -> List[Pat
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             steps = f"step {first}" if when == "first" else f"step {last}" if when == "last" else \
                 f"step {first} (dashed) and {last}"
-            ax.set_title(f"{name}: {'gradient norm ‖∇W‖₂' if kind == 'grad_norm' else 'stream RMS'}, {steps}",
-                         fontsize=9)
+            ax.set_title(f"{name}: {KINDS[kind]}, {steps}", fontsize=9)
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=7)
     fig.suptitle("gradient-norm probe (train.probe): mean over seeds", y=1.0)
