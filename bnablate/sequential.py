@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from .atomic import atomic_write_text
+from .errors import RunsPending, pending_message
 from .reports.sources import load_sources
 from .reports.summary import as_labels, build_report
 from .sweep_plan import DataCache, SweepPlan, plan_sweep
@@ -114,6 +115,10 @@ def decide_look(index: int, seeds: List[int], cells: Dict[Cell, Dict[int, str]],
     """Build the report's comparisons on the cells' runs at these seeds and list the cells of undecided ones."""
     keys = [k for by_seed in cells.values() for s, k in by_seed.items() if s in seeds]
     results, runs, identifying = look_frame(out_dirs, keys)
+    pending = len(set(keys) - set(runs["run_key"] if not runs.empty else ()))
+    if pending:  # a look on part of the seeds would log a decision a rerun cannot replay
+        raise RunsPending(pending_message(pending, len(keys), f"runs of look {index}", "records/*.lock",
+                                          "This look was not taken, nor logged to decisions.csv"))
     if runs.empty:
         return Look(index, seeds, pd.DataFrame(), all_cells=list(cells))
     # the verdicts only: the test-image bootstrap (descriptive) is left to the final report

@@ -22,6 +22,7 @@ from .keys import Role
 from .reports.comparisons import split_baseline
 from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
+from .errors import RunsPending, pending_message
 from .train import ConfigError
 from .tuning_files import tuning_dir, write_selection
 
@@ -264,6 +265,10 @@ def run_selection(tplan: SweepPlan, owners: Sequence[str], plan: SweepPlan, spec
     frames = [rebuild_tables(folder)[1] for folder in tplan.out_dirs]
     runs = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     runs = runs[runs["run_key"].isin(index)].copy()
+    pending = len(set(index) - set(runs["run_key"]))
+    if pending:  # claimed by another process sharing the folder: selecting now would choose from part of the grid
+        raise RunsPending(pending_message(pending, len(index), "tuning runs", "tuning/records/*.lock",
+                                          "Nothing was selected or evaluated"))
     runs["cell"] = [index[k][0] for k in runs["run_key"]]
     runs["candidate"] = [index[k][1] for k in runs["run_key"]]
     runs["label"] = [labels[c][0] for c in runs["cell"]]

@@ -120,6 +120,35 @@ def test_unequal_budgets_are_refused_unless_allowed(tuned, tmp_path):
     assert res.exit_code == 2 and "--allow-unequal-budgets" in res.output
 
 
+def test_selection_waits_for_tuning_runs_another_process_is_training(tmp_path):
+    """Two sweeps share a folder: a tuning run the other one holds (a live claim) has no record yet, so this one
+    stops before selecting from part of the grid, keeps what it trained, and selects once the run exists."""
+    import json
+    import os
+    import socket
+
+    from bnablate.results.claims import lock_path
+    from bnablate.sweep_plan import plan_sweep
+    from bnablate.errors import RunsPending
+    from bnablate.tuning import plan_tuning
+
+    out = tmp_path / "runs"
+    spec = parse_tune(TUNE)
+    parts, _ = plan_tuning(plan_sweep(GRID + [f"out_dir={out}"]), spec)
+    held = lock_path(parts[0].out_dirs[0], parts[0].keys[0])  # this test's own pid: a live owner on this host
+    held.parent.mkdir(parents=True)
+    held.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": "now"}))
+    first = Counting()
+    with pytest.raises(RunsPending, match="1 of 8 tuning runs have no record yet"):
+        bnablate.sweep(GRID, out_dir=out, reporter=first, tune=TUNE)
+    assert len(first.trained) == 7 and not (out / TUNING_DIR / SELECTION).exists()
+    assert not list((out / "records").glob("*.json"))  # no evaluation run at a value chosen from 7 of 8 runs
+    held.unlink()  # the other process is gone without a record: this sweep trains the run, then selects
+    second = Counting()
+    bnablate.sweep(GRID, out_dir=out, reporter=second, tune=TUNE)
+    assert len(second.trained) == 1 + 4 and (out / TUNING_DIR / SELECTION).exists()
+
+
 @pytest.mark.parametrize("model,grid,budget", [
     pytest.param("mlp", "optim.lr=0.001,0.3", 4, id="mlp"),
     pytest.param("lenet", "optim.lr=0.003,0.03,0.3", 6, id="issue-command", marks=pytest.mark.slow),

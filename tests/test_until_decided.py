@@ -139,3 +139,29 @@ def test_the_issues_done_when_command(tmp_path):
     again = CliRunner().invoke(app, args, terminal_width=200)
     assert again.exit_code == 0 and "ok, test_acc" not in again.output  # nothing trained
     shutil.rmtree(tmp_path / "D")
+
+
+def test_a_look_waits_for_runs_another_process_is_training(tmp_path):
+    """A run of look 0 held by a live claim elsewhere: no look is taken or logged from the other runs alone; once
+    the claim is gone a rerun trains the run and looks on all of them."""
+    import json
+    import socket
+
+    from bnablate.errors import RunsPending
+    from bnablate.results.claims import lock_path
+    from bnablate.sweep_plan import plan_sweep
+
+    out = tmp_path / "runs"
+    grid = ["model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act", "seed=range(2)"]
+    key = plan_sweep(grid + [f"out_dir={out}"]).keys[0]
+    held = lock_path(out, key)
+    held.parent.mkdir(parents=True)
+    held.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": "now"}))
+    first = Counting()
+    with pytest.raises(RunsPending, match="1 of 4 runs of look 0 have no record yet"):
+        bnablate.sweep(grid, out_dir=out, reporter=first, until_decided=True, max_seeds=2)
+    assert len(first.trained) == 3 and not (out / DECISIONS).exists()
+    held.unlink()
+    second = Counting()
+    bnablate.sweep(grid, out_dir=out, reporter=second, until_decided=True, max_seeds=2)
+    assert second.trained == [key] and len(pd.read_csv(out / DECISIONS)) == 1
