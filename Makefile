@@ -19,6 +19,7 @@ SMOKE  := 'seed=range(2)' train.epochs=1 dataset.train_subset=500
 FT_SMOKE := finetune.source_epochs=1 finetune.source_subset=500
 RN_SMOKE := dataset.test_subset=null
 TF_SMOKE := model.dim=16 model.heads=2
+BB_SMOKE := optim.warmup_steps=1
 TUNE_SMOKE  = variant=no_bn$(comma)bn_pre_act$(comma)bn_post_act
 # a 5-point log grid around the preset's Adam lr 1e-3 (2 points in the smoke form), 2 tuning seeds per point
 TUNE = --tune optim.lr=$(if $(smoke),0.001$(comma)0.01,0.0003$(comma)0.001$(comma)0.003$(comma)0.01$(comma)0.03) --tune-seeds 2
@@ -126,9 +127,9 @@ repro-resnet: setup ## ResNet-20 on CIFAR-10: BN in residual blocks ((a)–(e) o
 	$(BIN)/bnablate report $(call out,repro-resnet) --pivot model.depth --out $(call out,repro-resnet)/report-depth
 
 repro-bn-batch: setup ## BN's normalization batch 2…256 at optimization batch 256 (ghost batches) + Batch Renorm and GN, cnn on CIFAR-10
-	$(call repro,repro_bn_batch,repro-bn-batch,bn.ghost_batch_size=4$(comma)256)
-	$(call repro,repro_bn_batch_renorm,repro-bn-batch,bn.ghost_batch_size=4$(comma)256)
-	$(call repro,repro_bn_batch_gn,repro-bn-batch)
+	$(call repro,repro_bn_batch,repro-bn-batch,$(BB_SMOKE) bn.ghost_batch_size=4$(comma)256)
+	$(call repro,repro_bn_batch_renorm,repro-bn-batch,$(BB_SMOKE) bn.ghost_batch_size=4$(comma)256)
+	$(call repro,repro_bn_batch_gn,repro-bn-batch,$(BB_SMOKE))
 	$(BIN)/bnablate report $(call out,repro-bn-batch) --baseline bn.ghost_batch_size=256 \
 	  --out $(call out,repro-bn-batch)/report-vs-whole-batch
 
