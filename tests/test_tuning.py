@@ -13,6 +13,9 @@ from bnablate.tuning import TuneSpec, parse_tune, score_candidates, select
 from bnablate.tuning_files import CANDIDATES, SELECTION, TUNING_DIR
 from .fixtures import Counting
 
+# one worker for the module: its module fixture (a trained sweep) is then built once under pytest-xdist
+pytestmark = pytest.mark.xdist_group("tuning")
+
 GRID = ["model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act", "seed=range(2)"]
 TUNE = ["optim.lr=0.001,0.3"]
 
@@ -120,33 +123,33 @@ def test_unequal_budgets_are_refused_unless_allowed(tuned, tmp_path):
     assert res.exit_code == 2 and "--allow-unequal-budgets" in res.output
 
 
-def test_selection_waits_for_tuning_runs_another_process_is_training(tmp_path):
-    """Two sweeps share a folder: a tuning run the other one holds (a live claim) has no record yet, so this one
-    stops before selecting from part of the grid, keeps what it trained, and selects once the run exists."""
+def test_selection_waits_for_tuning_runs_another_process_is_training(tuned, tmp_path):
+    """Two sweeps share a folder: a tuning run the other one holds (a live claim, no record yet) stops this one
+    before it selects from part of the grid; once the run exists the rerun selects exactly as before."""
     import json
     import os
+    import shutil
     import socket
 
-    from bnablate.results.claims import lock_path
-    from bnablate.sweep_plan import plan_sweep
     from bnablate.errors import RunsPending
-    from bnablate.tuning import plan_tuning
+    from bnablate.results.claims import lock_path
 
     out = tmp_path / "runs"
-    spec = parse_tune(TUNE)
-    parts, _ = plan_tuning(plan_sweep(GRID + [f"out_dir={out}"]), spec)
-    held = lock_path(parts[0].out_dirs[0], parts[0].keys[0])  # this test's own pid: a live owner on this host
-    held.parent.mkdir(parents=True)
+    shutil.copytree(tuned[0], out)
+    tuning = out / TUNING_DIR
+    record = sorted((tuning / "records").glob("*.json"))[0]
+    record.unlink()  # as if the other process were still training it
+    held = lock_path(tuning, record.stem)  # this test's own pid: a live owner on this host
     held.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": "now"}))
+    selection = (tuning / SELECTION).read_text()
     first = Counting()
     with pytest.raises(RunsPending, match="1 of 8 tuning runs have no record yet"):
         bnablate.sweep(GRID, out_dir=out, reporter=first, tune=TUNE)
-    assert len(first.trained) == 7 and not (out / TUNING_DIR / SELECTION).exists()
-    assert not list((out / "records").glob("*.json"))  # no evaluation run at a value chosen from 7 of 8 runs
+    assert first.trained == [] and (tuning / SELECTION).read_text() == selection  # nothing selected anew
     held.unlink()  # the other process is gone without a record: this sweep trains the run, then selects
     second = Counting()
     bnablate.sweep(GRID, out_dir=out, reporter=second, tune=TUNE)
-    assert len(second.trained) == 1 + 4 and (out / TUNING_DIR / SELECTION).exists()
+    assert second.trained == [record.stem] and (tuning / SELECTION).read_text() == selection
 
 
 @pytest.mark.parametrize("model,grid,budget", [

@@ -17,6 +17,9 @@ from bnablate.cli import app
 from bnablate.sequential import DECISIONS, next_seeds
 from .fixtures import Counting
 
+# one worker for the module: its module fixture (a trained sweep) is then built once under pytest-xdist
+pytestmark = pytest.mark.xdist_group("until-decided")
+
 # MLP on the embedded digits, 2 epochs: BN vs no BN is decided in a few looks, in seconds per run
 GRID = ["model=mlp", "train.epochs=2", "variant=no_bn,bn_pre_act", "seed=range(3)"]
 
@@ -141,27 +144,27 @@ def test_the_issues_done_when_command(tmp_path):
     shutil.rmtree(tmp_path / "D")
 
 
-def test_a_look_waits_for_runs_another_process_is_training(tmp_path):
-    """A run of look 0 held by a live claim elsewhere: no look is taken or logged from the other runs alone; once
-    the claim is gone a rerun trains the run and looks on all of them."""
+def test_a_look_waits_for_runs_another_process_is_training(decided, tmp_path):
+    """A run of look 0 held by a live claim elsewhere (no record yet): no look is taken or logged from the other
+    runs alone; once the claim is gone the rerun trains that run and replays the same looks."""
     import json
     import socket
 
     from bnablate.errors import RunsPending
     from bnablate.results.claims import lock_path
-    from bnablate.sweep_plan import plan_sweep
 
     out = tmp_path / "runs"
-    grid = ["model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act", "seed=range(2)"]
-    key = plan_sweep(grid + [f"out_dir={out}"]).keys[0]
-    held = lock_path(out, key)
-    held.parent.mkdir(parents=True)
+    shutil.copytree(decided[0], out)
+    key = decided[1].loc[decided[1]["seed"] == 0, "run_key"].iloc[0]
+    (out / "records" / f"{key}.json").unlink()
+    held = lock_path(out, key)  # this test's own pid: a live owner on this host
     held.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": "now"}))
+    before = (out / DECISIONS).read_bytes()
     first = Counting()
-    with pytest.raises(RunsPending, match="1 of 4 runs of look 0 have no record yet"):
-        bnablate.sweep(grid, out_dir=out, reporter=first, until_decided=True, max_seeds=2)
-    assert len(first.trained) == 3 and not (out / DECISIONS).exists()
+    with pytest.raises(RunsPending, match="1 of 6 runs of look 0 have no record yet"):
+        bnablate.sweep(GRID, out_dir=out, reporter=first, until_decided=True, max_seeds=9, seed_step=2)
+    assert first.trained == [] and (out / DECISIONS).read_bytes() == before
     held.unlink()
     second = Counting()
-    bnablate.sweep(grid, out_dir=out, reporter=second, until_decided=True, max_seeds=2)
-    assert second.trained == [key] and len(pd.read_csv(out / DECISIONS)) == 1
+    bnablate.sweep(GRID, out_dir=out, reporter=second, until_decided=True, max_seeds=9, seed_step=2)
+    assert second.trained == [key] and (out / DECISIONS).read_bytes() == before
