@@ -126,27 +126,23 @@ def test_unequal_budgets_are_refused_unless_allowed(tuned, tmp_path):
 def test_selection_waits_for_tuning_runs_another_process_is_training(tuned, tmp_path):
     """Two sweeps share a folder: a tuning run the other one holds (a live claim, no record yet) stops this one
     before it selects from part of the grid; once the run exists the rerun selects exactly as before."""
-    import json
-    import os
     import shutil
-    import socket
 
     from bnablate.errors import RunsPending
-    from bnablate.results.claims import lock_path
+    from bnablate.results.claims import claim, release
 
     out = tmp_path / "runs"
     shutil.copytree(tuned[0], out)
     tuning = out / TUNING_DIR
     record = sorted((tuning / "records").glob("*.json"))[0]
     record.unlink()  # as if the other process were still training it
-    held = lock_path(tuning, record.stem)  # this test's own pid: a live owner on this host
-    held.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": "now"}))
+    held = claim(tuning, record.stem)  # held by this test's process: a live owner on this host
     selection = (tuning / SELECTION).read_text()
     first = Counting()
     with pytest.raises(RunsPending, match="1 of 8 tuning runs have no record yet"):
         bnablate.sweep(GRID, out_dir=out, reporter=first, tune=TUNE)
     assert first.trained == [] and (tuning / SELECTION).read_text() == selection  # nothing selected anew
-    held.unlink()  # the other process is gone without a record: this sweep trains the run, then selects
+    release(held)  # the other process is gone without a record: this sweep trains the run, then selects
     second = Counting()
     bnablate.sweep(GRID, out_dir=out, reporter=second, tune=TUNE)
     assert second.trained == [record.stem] and (tuning / SELECTION).read_text() == selection

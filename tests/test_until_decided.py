@@ -147,24 +147,20 @@ def test_the_issues_done_when_command(tmp_path):
 def test_a_look_waits_for_runs_another_process_is_training(decided, tmp_path):
     """A run of look 0 held by a live claim elsewhere (no record yet): no look is taken or logged from the other
     runs alone; once the claim is gone the rerun trains that run and replays the same looks."""
-    import json
-    import socket
-
     from bnablate.errors import RunsPending
-    from bnablate.results.claims import lock_path
+    from bnablate.results.claims import claim, release
 
     out = tmp_path / "runs"
     shutil.copytree(decided[0], out)
     key = decided[1].loc[decided[1]["seed"] == 0, "run_key"].iloc[0]
     (out / "records" / f"{key}.json").unlink()
-    held = lock_path(out, key)  # this test's own pid: a live owner on this host
-    held.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": "now"}))
+    held = claim(out, key)  # held by this test's process: a live owner on this host
     before = (out / DECISIONS).read_bytes()
     first = Counting()
     with pytest.raises(RunsPending, match="1 of 6 runs of look 0 have no record yet"):
         bnablate.sweep(GRID, out_dir=out, reporter=first, until_decided=True, max_seeds=9, seed_step=2)
     assert first.trained == [] and (out / DECISIONS).read_bytes() == before
-    held.unlink()
+    release(held)
     second = Counting()
     bnablate.sweep(GRID, out_dir=out, reporter=second, until_decided=True, max_seeds=9, seed_step=2)
     assert second.trained == [key] and (out / DECISIONS).read_bytes() == before
