@@ -219,7 +219,9 @@ def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     assert "report skipped" not in proc.stdout + proc.stderr, proc.stdout[-3000:]  # the sweep's report must succeed
     out = runs / f"{target}-smoke"
     table = pd.read_csv(out / "runs.csv")
-    assert (table["status"] == "ok").all() and table["seed"].nunique() == 2 and (table["epochs_done"] == 1).all()
+    assert (table["status"] == "ok").all() and (table["epochs_done"] == 1).all()
+    seeds = set(table["seed"])  # --until-decided (max 3 seeds in the smoke form) may add seed 2 where undecided
+    assert seeds == {0, 1} or (seeds == {0, 1, 2} and (out / "decisions.csv").exists()), seeds
     report = out / "report"
     assert {"summary.csv", "summary.md", "summary.tex", "learning_curves.png"} <= {p.name for p in report.iterdir()}
     assert math.isfinite(pd.read_csv(report / "summary.csv")["final_test_acc_mean"].iloc[0])
