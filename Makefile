@@ -132,7 +132,7 @@ repro-bn-batch: setup ## BN's normalization batch 2…256 at optimization batch 
 	$(call repro,repro_bn_batch_gn,repro-bn-batch,$(BB_SMOKE))
 	@# two contrasts declared from Wu & Johnson's claims before any run at 32 or 256 had finished: normalization batch 2
 	@# is worse than the whole batch, 32 better; seeds are added to their three cells until both are decided: 3 at once
-	@# (6 are the fewest that can decide a family of 2), then a 7th (a normalization-batch-2 run costs 2–3 others)
+	@# (6 are the fewest that can decide a family of 2), then a 7th (a normalization-batch-2 run can cost 2–3 others)
 	$(call repro,repro_bn_batch,repro-bn-batch,$(BB_SMOKE),bn.ghost_batch_size=$(if $(smoke),4$(comma)256,2$(comma)32$(comma)256) \
 	  "sweep.baseline='bn.ghost_batch_size=256'" $(call until,7) --seed-step 3)
 	$(BIN)/bnablate report $(call out,repro-bn-batch) --baseline bn.ghost_batch_size=256 \
