@@ -164,3 +164,15 @@ def test_cli_done_when(tmp_path, model, grid, budget):
     assert "selected.optim.lr" in summary and summary["selected.optim.lr"].notna().all()
     again = CliRunner().invoke(app, args, terminal_width=200)
     assert again.exit_code == 0 and "ok, test_acc" not in again.output  # every run "already done, skipped"
+
+
+def test_sensitivity_titles_show_result_overrides_only_and_wrap():
+    from bnablate.reports.tuned import context_title
+
+    context = ("dataset=cifar10 dataset.train_subset=10000 model=cnn model.channels=[16,32,64] train.epochs=6 "
+               "threads=1 train.eval_batch_size=256 dataset.verify=False device=cpu")
+    title = context_title(context)
+    assert "threads" not in title and "eval_batch_size" not in title and "verify" not in title and "device" not in title
+    assert "dataset.train_subset=10000" in title and "train.epochs=6" in title
+    assert all(len(line) <= 60 for line in title.splitlines()) and len(title.splitlines()) > 1
+    assert context_title("") == "all runs" and context_title("threads=1") == "all runs"

@@ -90,6 +90,17 @@ def selected_columns(summary: pd.DataFrame, runs: pd.DataFrame, by: Sequence[str
     return summary
 
 
+def context_title(context: str, width: int = 60) -> str:
+    """A panel's title: the context's result overrides only (threads, devices, paths and evaluation batch sizes on the
+    command line do not change the numbers), wrapped to fit a 5-inch panel."""
+    import textwrap
+
+    from ..config import NON_RESULT_KEYS
+
+    kept = [i for i in context.split(" ") if i and i.split("=", 1)[0].lstrip("+~") not in NON_RESULT_KEYS]
+    return textwrap.fill(" ".join(kept), width) if kept else "all runs"
+
+
 def sensitivity(tuned: Tuned, out_dir: Path) -> List[Path]:
     """sensitivity.png/.pdf: per context, the mean validation score of every candidate against each tuned value, a
     line per group, the selected value circled (with several tuned keys, each panel shows a key's value against the
@@ -121,7 +132,7 @@ def sensitivity(tuned: Tuned, out_dir: Path) -> List[Path]:
                 ax.set_xscale("log")
             ax.set_xlabel(key)
             ax.set_ylabel(f"{metric} (%), mean over tuning seeds" if "acc" in metric else metric)
-            ax.set_title(context or "all runs", fontsize=9)
+            ax.set_title(context_title(context), fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     fig.tight_layout()
