@@ -21,16 +21,26 @@ def tuning_dir(out_dir: Path) -> Path:
     return Path(out_dir) / TUNING_DIR
 
 
+def result_overrides(overrides: str) -> str:
+    """A cell or context string without the overrides that cannot change results (threads, devices, paths, evaluation
+    batch size): the same grid point, whatever execution options a command added."""
+    from .config import NON_RESULT_KEYS
+
+    return " ".join(i for i in overrides.split(" ") if i and i.split("=", 1)[0].lstrip("+~") not in NON_RESULT_KEYS)
+
+
 def write_selection(out_dir: Path, table: pd.DataFrame, candidates: pd.DataFrame) -> None:
     """Merge this sweep's cells into OUT_DIR/tuning/selection.csv and candidates.csv (cells of earlier tunings kept:
-    the report refuses unequal budgets among compared groups unless asked)."""
+    the report refuses unequal budgets among compared groups unless asked). A cell is the same grid point whatever
+    execution options its command carried: a rerun with `threads=1` replaces the rows of one without."""
     folder = tuning_dir(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in ((SELECTION, table), (CANDIDATES, candidates)):
         path = folder / name
         if path.exists():
             old = pd.read_csv(path, dtype=str, keep_default_na=False)
-            old = old[~old["cell"].isin(set(frame["cell"]))]
+            new_cells = {result_overrides(c) for c in frame["cell"]}
+            old = old[~old["cell"].map(result_overrides).isin(new_cells)]
             frame = pd.concat([old, frame.astype(str)], ignore_index=True)
         atomic_write_text(path, frame.to_csv(index=False))
 

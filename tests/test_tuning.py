@@ -176,3 +176,20 @@ def test_sensitivity_titles_show_result_overrides_only_and_wrap():
     assert "dataset.train_subset=10000" in title and "train.epochs=6" in title
     assert all(len(line) <= 60 for line in title.splitlines()) and len(title.splitlines()) > 1
     assert context_title("") == "all runs" and context_title("threads=1") == "all runs"
+
+
+def test_rerun_with_execution_options_replaces_the_cells_rows(tmp_path):
+    import pandas as pd
+
+    from bnablate.tuning_files import load_selection, write_selection
+
+    def table(extra):
+        cells = [f"variant={v} train.epochs=1{extra}" for v in ("no_bn", "bn_pre_act")]
+        return pd.DataFrame({"cell": cells, "selected.optim.lr": ["0.01", "0.1"]})
+
+    write_selection(tmp_path, table(" threads=1 train.eval_batch_size=256"), table(" threads=1"))
+    write_selection(tmp_path, table(""), table(""))  # the same grid points, without the execution options
+    assert list(load_selection(tmp_path)["cell"]) == ["variant=no_bn train.epochs=1", "variant=bn_pre_act train.epochs=1"]
+    other = table("").assign(cell=lambda f: f["cell"].str.replace("epochs=1", "epochs=2"))
+    write_selection(tmp_path, other, other)
+    assert len(load_selection(tmp_path)) == 4  # a different result override is another cell: both kept

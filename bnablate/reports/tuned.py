@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from ..results.tables import FACTOR_COLUMNS
-from ..tuning_files import CANDIDATES, load_selection, tuning_dir
+from ..tuning_files import CANDIDATES, load_selection, result_overrides, tuning_dir
 
 PROTOCOL = ("budget", "grid", "mode", "metric", "tune_seeds")  # what must be equal for a fair comparison
 _SHORT = {dotted: short for short, dotted in FACTOR_COLUMNS.items()}  # optim.lr → lr (the runs table's column)
@@ -95,10 +95,8 @@ def context_title(context: str, width: int = 60) -> str:
     command line do not change the numbers), wrapped to fit a 5-inch panel."""
     import textwrap
 
-    from ..config import NON_RESULT_KEYS
-
-    kept = [i for i in context.split(" ") if i and i.split("=", 1)[0].lstrip("+~") not in NON_RESULT_KEYS]
-    return textwrap.fill(" ".join(kept), width) if kept else "all runs"
+    kept = result_overrides(context)
+    return textwrap.fill(kept, width) if kept else "all runs"
 
 
 def sensitivity(tuned: Tuned, out_dir: Path) -> List[Path]:
