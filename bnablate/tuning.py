@@ -24,7 +24,7 @@ from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .errors import RunsPending, pending_message
 from .train import ConfigError
-from .tuning_files import tuning_dir, write_selection
+from .tuning_files import override_key as _key, tuning_dir, write_selection
 
 TUNE_SEED_BASE = 1000  # tuning seeds are 1000, 1001, …: never an evaluation seed of an ordinary sweep
 TUNE_MODES = ("per-variant", "shared")
@@ -110,10 +110,6 @@ def _check_key(key: str) -> None:
     if spec.role is not Role.RESULT:
         raise ConfigError(f"--tune {key}: a {spec.role.value} key cannot change the results, so there is nothing to "
                           "select; tune a result key (`bnablate list options` shows each key's role).")
-
-
-def _key(item: str) -> str:
-    return item.split("=", 1)[0].lstrip("+~")
 
 
 def _cell(job: Sequence[str], tuned: Sequence[str]) -> Cell:

@@ -21,12 +21,17 @@ def tuning_dir(out_dir: Path) -> Path:
     return Path(out_dir) / TUNING_DIR
 
 
+def override_key(item: str) -> str:
+    """The config key of a Hydra override: `+a.b=1`, `~a.b` → `a.b`."""
+    return item.split("=", 1)[0].lstrip("+~")
+
+
 def result_overrides(overrides: str) -> str:
     """A cell or context string without the overrides that cannot change results (threads, devices, paths, evaluation
     batch size): the same grid point, whatever execution options a command added."""
     from .config import NON_RESULT_KEYS
 
-    return " ".join(i for i in overrides.split(" ") if i and i.split("=", 1)[0].lstrip("+~") not in NON_RESULT_KEYS)
+    return " ".join(i for i in overrides.split(" ") if i and override_key(i) not in NON_RESULT_KEYS)
 
 
 def write_selection(out_dir: Path, table: pd.DataFrame, candidates: pd.DataFrame) -> None:
