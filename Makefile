@@ -153,6 +153,8 @@ repro-transformer: setup ## ViT on Fashion-MNIST: Post- vs Pre-LN with/without w
 	  "sweep.baseline='optim.warmup_steps=$(if $(smoke),2,100)'")
 	$(call repro,repro_transformer_norms,repro-transformer,$(TF_SMOKE) model.depth=2 optim.warmup_steps=2,$(call until,9))
 	$(call repro,repro_transformer_peri,repro-transformer,$(TF_SMOKE) model.depth=2$(comma)3 optim.warmup_steps=2,$(call until,9))
+	@# report/: every design vs Pre-LN per depth × warm-up (the folder's most common sweep.baseline would pick warm-up)
+	$(BIN)/bnablate report $(call out,repro-transformer) --baseline tf_pre_ln
 	$(BIN)/bnablate report $(call out,repro-transformer) --baseline optim.warmup_steps=$(if $(smoke),2,100) \
 	  --out $(call out,repro-transformer)/report-warmup
 

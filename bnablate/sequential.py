@@ -4,6 +4,7 @@ every look to decisions.csv. The intervals are anytime-valid, so stopping at a l
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -137,11 +138,33 @@ def decide_look(index: int, seeds: List[int], cells: Dict[Cell, Dict[int, str]],
     return look
 
 
-LOG_COLUMNS = ["look", "n_seeds", "seeds", "family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high", "ci_level",
-               "e_value", "boundary", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "action"]
+LOG_COLUMNS = ["grid", "look", "n_seeds", "seeds", "family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high",
+               "ci_level", "e_value", "boundary", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "action"]
 
 
-def log_rows(look: Look, alpha: float) -> List[dict]:
+def grid_id(cells: Dict[Cell, Dict[int, str]]) -> str:
+    """The sweep's name in decisions.csv: a hash of the run keys it planned before any look, so a rerun (with any
+    execution options: they leave run keys alone) finds its own rows and other sweeps' rows in the folder stay."""
+    keys = sorted(k for by_seed in cells.values() for k in by_seed.values())
+    return hashlib.sha1(" ".join(keys).encode()).hexdigest()[:12]
+
+
+def write_log(folder: Path, grid: str, rows: List[dict]) -> None:
+    """decisions.csv with this grid's looks in place of its earlier ones; other grids' blocks (several sweeps into
+    one folder, as the reproductions do) are kept in their order. Rows of files from before the grid column are
+    dropped, as every look used to rewrite the whole file."""
+    path = folder / DECISIONS
+    old = pd.read_csv(path, dtype={"grid": str}) if path.exists() else pd.DataFrame(columns=LOG_COLUMNS)
+    if "grid" not in old.columns:
+        old = pd.DataFrame(columns=LOG_COLUMNS)
+    order = list(dict.fromkeys([*old["grid"], grid]))
+    mine = pd.DataFrame(rows, columns=LOG_COLUMNS)
+    blocks = [mine if g == grid else old[old["grid"] == g] for g in order]
+    table = pd.concat([b for b in blocks if not b.empty] or [mine], ignore_index=True)
+    atomic_write_text(path, table.reindex(columns=LOG_COLUMNS).to_csv(index=False, float_format="%.10g"))
+
+
+def log_rows(look: Look, alpha: float, grid: str) -> List[dict]:
     """decisions.csv rows of one look: every comparison's statistic, boundary (k/α: E_n must reach it) and what the
     look did next."""
     rows = []
@@ -152,7 +175,8 @@ def log_rows(look: Look, alpha: float) -> List[dict]:
             action = f"add seeds {','.join(map(str, look.new_seeds))}"
         else:
             action = f"stop: {look.stop}"
-        rows.append({"look": look.index, "n_seeds": len(look.seeds), "seeds": ",".join(map(str, look.seeds)),
+        rows.append({"grid": grid, "look": look.index, "n_seeds": len(look.seeds),
+                     "seeds": ",".join(map(str, look.seeds)),
                      **{k: c[k] for k in ("family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high", "ci_level",
                                           "e_value", "p_adj", "p_tost_adj", "verdict", "seeds_needed")},
                      "boundary": c["family_size"] / alpha, "action": action})
@@ -168,6 +192,7 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFA
     most the run in training)."""
     settings = check_until_decided(plan, max_seeds, seed_step)
     cells = grid_cells(plan)
+    grid = grid_id(cells)
     seeds = sorted({s for by_seed in cells.values() for s in by_seed})
     data: DataCache = plan.data
     train() if train is not None else run_sweep(plan, reporter)  # train: a plan of parts (sweep --tune) runs each
@@ -183,10 +208,9 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFA
         else:
             look.new_seeds = next_seeds(seeds, seed_step, max_seeds)
         looks.append(look)
-        rows += log_rows(look, settings.alpha)
+        rows += log_rows(look, settings.alpha, grid)
         for folder in plan.out_dirs:
-            atomic_write_text(folder / DECISIONS, pd.DataFrame(rows, columns=LOG_COLUMNS).to_csv(
-                index=False, float_format="%.10g"))
+            write_log(folder, grid, rows)
         reporter.look_done(look)
         if look.stop:
             return looks, [k for by_seed in cells.values() for k in by_seed.values()]
@@ -209,5 +233,5 @@ def describe_rule(max_seeds: int, seed_step: int) -> str:
             f"{max_seeds} seeds; every look is logged to {DECISIONS}")
 
 
-__all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "describe_rule", "grid_cells",
-           "next_seeds", "run_until_decided"]
+__all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "describe_rule", "grid_cells", "grid_id",
+           "next_seeds", "run_until_decided", "write_log"]

@@ -164,3 +164,34 @@ def test_a_look_waits_for_runs_another_process_is_training(decided, tmp_path):
     second = Counting()
     bnablate.sweep(GRID, out_dir=out, reporter=second, until_decided=True, max_seeds=9, seed_step=2)
     assert second.trained == [key] and (out / DECISIONS).read_bytes() == before
+
+
+def test_sweeps_sharing_a_folder_each_keep_their_looks(decided, tmp_path):
+    """Several until-decided sweeps into one folder (the reproductions' presets) each keep their block of
+    decisions.csv, named by the grid's planned run keys; rerunning one (with an execution option: same keys)
+    replaces its own block in place and trains nothing."""
+    out = tmp_path / "runs"
+    shutil.copytree(decided[0], out)
+    first = pd.read_csv(out / DECISIONS, dtype={"grid": str})
+    other = ["model=mlp", "train.epochs=1", "variant=bn_pre_act,bn_pre_act_bias", "sweep.baseline=bn_pre_act",
+             "report.margin=0.01", "seed=range(2)"]
+    bnablate.sweep(other, out_dir=out, reporter=Counting(), until_decided=True, max_seeds=3, seed_step=1)
+    both = pd.read_csv(out / DECISIONS, dtype={"grid": str})
+    assert list(dict.fromkeys(both["grid"])) == [first["grid"].iloc[0], both["grid"].iloc[-1]]
+    assert first["grid"].nunique() == 1 and both["grid"].nunique() == 2
+    pd.testing.assert_frame_equal(both.iloc[:len(first)], first)  # the first sweep's looks, unchanged
+    assert list(both["n_seeds"].iloc[len(first):]) == [2, 3]
+    before = (out / DECISIONS).read_bytes()
+    again = Counting()
+    bnablate.sweep([*GRID, "threads=1"], out_dir=out, reporter=again, until_decided=True, max_seeds=9, seed_step=2)
+    assert again.trained == [] and (out / DECISIONS).read_bytes() == before
+
+
+def test_a_log_from_before_the_grid_column_is_replaced(tmp_path):
+    from bnablate.sequential import LOG_COLUMNS, write_log
+
+    legacy = pd.DataFrame([{c: 1 for c in LOG_COLUMNS if c != "grid"}])
+    legacy.to_csv(tmp_path / DECISIONS, index=False)
+    write_log(tmp_path, "0123456789", [{**{c: 2 for c in LOG_COLUMNS}, "grid": "0123456789"}])
+    log = pd.read_csv(tmp_path / DECISIONS, dtype={"grid": str})
+    assert list(log.columns) == LOG_COLUMNS and len(log) == 1 and log.at[0, "grid"] == "0123456789"
