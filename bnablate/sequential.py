@@ -5,6 +5,7 @@ every look to decisions.csv. The intervals are anytime-valid, so stopping at a l
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -151,17 +152,16 @@ def grid_id(cells: Dict[Cell, Dict[int, str]]) -> str:
 
 def write_log(folder: Path, grid: str, rows: List[dict]) -> None:
     """decisions.csv with this grid's looks in place of its earlier ones; other grids' blocks (several sweeps into
-    one folder, as the reproductions do) are kept in their order. Rows of files from before the grid column are
-    dropped, as every look used to rewrite the whole file."""
+    one folder, as the reproductions do) are kept in their order, as text, byte for byte. Rows of files from before
+    the grid column are dropped, as every look used to rewrite the whole file."""
     path = folder / DECISIONS
-    old = pd.read_csv(path, dtype={"grid": str}) if path.exists() else pd.DataFrame(columns=LOG_COLUMNS)
-    if "grid" not in old.columns:
-        old = pd.DataFrame(columns=LOG_COLUMNS)
-    order = list(dict.fromkeys([*old["grid"], grid]))
-    mine = pd.DataFrame(rows, columns=LOG_COLUMNS)
-    blocks = [mine if g == grid else old[old["grid"] == g] for g in order]
-    table = pd.concat([b for b in blocks if not b.empty] or [mine], ignore_index=True)
-    atomic_write_text(path, table.reindex(columns=LOG_COLUMNS).to_csv(index=False, float_format="%.10g"))
+    text = pd.DataFrame(rows, columns=LOG_COLUMNS).to_csv(index=False, float_format="%.10g")
+    table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    old = pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists() else None
+    if old is not None and "grid" in old.columns:
+        order = list(dict.fromkeys([*old["grid"], grid]))
+        table = pd.concat([table if g == grid else old[old["grid"] == g] for g in order], ignore_index=True)
+    atomic_write_text(path, table.reindex(columns=LOG_COLUMNS).to_csv(index=False))
 
 
 def log_rows(look: Look, alpha: float, grid: str) -> List[dict]:
