@@ -139,6 +139,11 @@ class KeyLists:
         return self._where(lambda s: s.pack_varies or s.role is Role.LABEL)
 
 
+def override_key(item: str) -> str:
+    """The config key of a Hydra override: `+a.b=1`, `~a.b` → `a.b`."""
+    return item.split("=", 1)[0].lstrip("+~")
+
+
 def drop_key(cfg: Dict[str, Any], dotted: str) -> None:
     """Remove a dotted key from a plain config; a section left empty by the removal goes too (a section whose every
     key is at its neutral value, like `bn` at its defaults, then hashes as if it did not exist)."""

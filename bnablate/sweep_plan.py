@@ -13,6 +13,7 @@ from .config import to_plain
 from .data import DataSplits, load_data
 from .data.stream import resident_bytes
 from .hydra_adapter import JobComposer, expand_sweep
+from .keys import override_key
 from .pack import PackPlan, check_pack_options, plan_packs
 from .results import finished, run_key
 from .results.records import RECORDS_DIR
@@ -68,7 +69,7 @@ class SweepPlan:
         another dataset or model than this sweep trains, e.g. a CIFAR-10 sweep about to land beside the demo's digits
         runs. Nothing is wrong with the numbers (reports compare within a dataset × model), but the folder's tables
         and report then mix two studies."""
-        if any(o.split("=", 1)[0].lstrip("+~") == "out_dir" for o in self.overrides):
+        if any(override_key(o) == "out_dir" for o in self.overrides):
             return []
         notes = []
         for folder in self.out_dirs:

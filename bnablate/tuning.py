@@ -24,7 +24,8 @@ from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .errors import RunsPending, pending_message
 from .train import ConfigError
-from .tuning_files import override_key as _key, tuning_dir, write_selection
+from .keys import override_key as _key
+from .tuning_files import tuning_dir, write_selection
 
 TUNE_SEED_BASE = 1000  # tuning seeds are 1000, 1001, …: never an evaluation seed of an ordinary sweep
 TUNE_MODES = ("per-variant", "shared")

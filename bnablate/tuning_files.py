@@ -11,6 +11,7 @@ from typing import Optional
 import pandas as pd
 
 from .atomic import atomic_write_text
+from .keys import override_key
 
 TUNING_DIR = "tuning"  # OUT_DIR/tuning: the tuning runs' records and tables, selection.csv, candidates.csv
 SELECTION = "selection.csv"
@@ -19,11 +20,6 @@ CANDIDATES = "candidates.csv"
 
 def tuning_dir(out_dir: Path) -> Path:
     return Path(out_dir) / TUNING_DIR
-
-
-def override_key(item: str) -> str:
-    """The config key of a Hydra override: `+a.b=1`, `~a.b` → `a.b`."""
-    return item.split("=", 1)[0].lstrip("+~")
 
 
 def result_overrides(overrides: str) -> str:

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from ..config import CONF_DIR, compose_config
+from ..keys import override_key
 from ..registry import UnknownNameError, unknown_name_message
 from ..train import ConfigError, validate_config
 
@@ -72,7 +73,7 @@ def explain(e: BaseException, overrides: List[str]) -> str:
         where = " ".join(text.split())
         return f"A config file does not parse as YAML: {where}. Fix that file (or remove it) and run again."
     if isinstance(e, MissingConfigException):
-        given = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == "dataset"), "")
+        given = next((o.split("=", 1)[1] for o in overrides if override_key(o) == "dataset"), "")
         if given and ("/" in given or "." in given or os.path.exists(os.path.expanduser(given))):
             source = "imagefolder" if os.path.isdir(os.path.expanduser(given)) else "arrays"
             return (f"dataset={given} looks like a path, and dataset= takes a dataset's name. For your own files use "
