@@ -16,7 +16,7 @@ from .atomic import atomic_write_text
 from .errors import RunsPending, pending_message
 from .reports.sources import load_sources
 from .reports.summary import as_labels, build_report
-from .sweep_plan import DataCache, SweepPlan, plan_sweep
+from .sweep_plan import DataCache, SweepPlan, distinguishing_labels, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .train import ConfigError
 
@@ -43,12 +43,7 @@ class Look:
 
     def active_labels(self) -> List[str]:
         """Each active cell by the overrides that tell the sweep's cells apart (e.g. 'variant=no_bn')."""
-        values: Dict[str, set] = {}
-        for cell in self.all_cells:
-            for item in cell:
-                values.setdefault(item.split("=", 1)[0], set()).add(item)
-        varying = {k for k, v in values.items() if len(v) > 1}
-        return [" ".join(i for i in cell if i.split("=", 1)[0] in varying) or "(defaults)" for cell in self.active]
+        return distinguishing_labels(self.active, self.all_cells)
 
 
 def _cell(job: Sequence[str]) -> Cell:

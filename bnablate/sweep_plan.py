@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig
 
@@ -44,6 +44,16 @@ class DataCache:
         """Bytes of cfg's images (the copy a pack holds on the GPU beside its runs)."""
         data = self.get(cfg.dataset)
         return sum(resident_bytes(t) for t in (data.train_x, data.val_x, data.test_x))
+
+
+def distinguishing_labels(jobs: Sequence[Sequence[str]], among: Sequence[Sequence[str]]) -> List[str]:
+    """Each job by the overrides that tell the jobs of `among` apart (e.g. 'variant=no_bn'); '(defaults)' if none."""
+    values: Dict[str, set] = {}
+    for job in among:
+        for item in job:
+            values.setdefault(item.split("=", 1)[0], set()).add(item)
+    varying = {k for k, v in values.items() if len(v) > 1}
+    return [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)" for job in jobs]
 
 
 @dataclass
@@ -89,13 +99,7 @@ class SweepPlan:
     def describe(self) -> List[str]:
         """The plan in lines, as `bnablate sweep --dry-run` prints it: jobs, packs and lone runs with reasons."""
         head = f"{len(self.jobs)} job(s) under the {self.launcher} launcher into {', '.join(map(str, self.out_dirs))}"
-        values: Dict[str, set] = {}
-        for job in self.jobs:
-            for item in job:
-                values.setdefault(item.split("=", 1)[0], set()).add(item)
-        varying = {k for k, v in values.items() if len(v) > 1}  # label each job by what tells it apart
-        labels = [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)"
-                  for job in self.jobs]
+        labels = distinguishing_labels(self.jobs, self.jobs)
         return [head, *self.packs.describe(labels), *(f"warning: {n}" for n in self.mixing())]
 
 
