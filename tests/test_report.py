@@ -12,6 +12,7 @@ from bnablate.cli import app
 from bnablate.reports import collect, make_report
 from bnablate.reports.summary import build_report, time_to_target
 from bnablate.stats import compare_paired
+from bnablate.stats.resolution import infer_resolution
 from bnablate.results import write_record
 
 from .fixtures import make_record
@@ -60,13 +61,20 @@ def test_report_groups_counts_and_compares(tmp_path):
     assert math.isnan(s.at["gn_pre_act", "final_test_acc_ci_low"]) and s.at["gn_pre_act", "verdict"] == "undecided"
     # every comparison of the family (4 vs no_bn) at level 1 − 0.05/4, computed by bnablate.stats on the paired seeds
     treat = {i: b + 0.1 + 0.002 * i for i, b in enumerate(base)}
-    ref = compare_paired(treat, dict(enumerate(base)), family_size=4, margin=0.01)
+    # these records say no n_test, so the floor is the grid the family's values lie on (docs/statistics.md)
+    step = infer_resolution([*base, *treat.values(), *post, 0.9])
+    assert 1 / step == pytest.approx(1000)  # values in thousandths: the coarsest grid they all lie on
+    ref = compare_paired(treat, dict(enumerate(base)), family_size=4, margin=0.01, resolution=step)
     assert s.at["bn_pre_act", "verdict"] == "better" and s.at["bn_pre_act", "p_adj"] == pytest.approx(ref.p)
     assert s.at["bn_pre_act", "ci_low"] == pytest.approx(ref.ci_low) and s.at["bn_pre_act", "family_size"] == 4
     assert s.at["no_bn", "verdict"] == "" and s.at["no_bn", "family"] == "digits · lenet"
     assert set(rep.summary["verdict"]) <= {"", "better", "worse", "equivalent", "undecided"}
-    # bn_post_act's diverged seed makes it 8.7 points worse there: not equivalent, and not yet decided worse
+    # bn_post_act diverged on seed 3: its verdict on the mean is withheld, and its two parts answered instead
     assert s.at["bn_post_act", "verdict"] == "undecided" and s.at["bn_post_act", "n_pairs"] == 8
+    row = rep.comparisons.set_index("a").loc["bn_post_act"]
+    assert row["withheld"].startswith("diverged") and math.isnan(row["ci_low"])
+    assert (row["diverged_a"], row["diverged_b"], row["divergence_verdict"]) == ("1/8", "0/8", "undecided")
+    assert row["n_trained"] == 7 and row["verdict_trained"] == "equivalent"  # ±0.1 points on the 7 trained seeds
     assert s.at["bn_pre_act", "rank"] == 1 and s.at["no_bn", "rank"] == 2
     c = rep.comparisons
     assert len(c) == 4 and set(c["b"]) == {"no_bn"} and (c["family_size"] == 4).all()
@@ -284,7 +292,10 @@ def test_baseline_can_be_a_value_of_another_factor(tmp_path):
     assert report.compared == "finetune.bn" and "finetune.bn" in report.by
     s = report.summary.set_index("finetune.bn")
     assert s.at["train", "verdict"] == "" and s.at["freeze", "n_pairs"] == 3 and s.at["freeze", "family_size"] == 2
-    ref = compare_paired(dict(enumerate(accs["freeze"])), dict(enumerate(accs["train"])), family_size=2, margin=0.01)
+    step = infer_resolution([a for per_seed in accs.values() for a in per_seed])  # no n_test: the values' grid
+    assert 1 / step == pytest.approx(100)
+    ref = compare_paired(dict(enumerate(accs["freeze"])), dict(enumerate(accs["train"])), family_size=2, margin=0.01,
+                         resolution=step)
     assert s.at["freeze", "p_adj"] == pytest.approx(ref.p) and s.at["freeze", "diff"] == pytest.approx(0.0533333, 1e-4)
     assert "Δ vs finetune.bn=train" in (tmp_path / "report" / "summary.md").read_text()
     bad = CliRunner().invoke(app, ["report", str(tmp_path), "--baseline", "finetune.bm=train", "--format", "csv"])

@@ -1,19 +1,23 @@
 """The report's comparisons: one family per question (the grouping columns other than the compared one), each group
-against the baseline or all pairs of groups, their verdicts (bnablate.stats) and the rank read off them."""
+against the baseline or all pairs of groups, their verdicts under the report's design (bnablate.stats) and the rank
+read off them."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from ..stats import PHI, Verdict, compare_paired
+from ..stats import Verdict, compare_paired
 from ..stats.bootstrap import seeds_and_tests
-from .metrics import Metric
+from ..stats.decide import holm
+from ..stats.designs import ANYTIME, Design
+from .divergence import withhold_if_diverged
+from .metrics import Metric, family_resolution
 
 
 def split_baseline(baseline: str) -> Tuple[str, str]:
@@ -29,8 +33,9 @@ class Settings:
     metric: Metric
     alpha: float
     margin_points: Optional[float]  # as declared or defaulted, in display points (None: no equivalence calls)
-    compare: str  # baseline | pairs
+    compare: str  # baseline | pairs | best
     baseline: str  # a variant, or COLUMN=VALUE
+    design: Design = ANYTIME  # a plan's design (reports/plans.py); families its runs do not match use ANYTIME
 
     @property
     def margin(self) -> Optional[float]:
@@ -41,9 +46,8 @@ class Settings:
     def compared(self) -> str:
         return split_baseline(self.baseline)[0]
 
-    def method(self, family_size: int) -> str:
-        return (f"anytime-valid paired t (normal mixture, φ={PHI:g}), Bonferroni over {family_size}: interval at "
-                f"level 1 − {self.alpha:g}/{family_size}")
+    def method(self, family_size: int, design: Optional[Design] = None, holm: bool = False) -> str:
+        return (design or self.design).describe(family_size, self.alpha, holm)
 
     def margin_text(self) -> str:
         return (f"margin ±{self.margin_points:g}{' pts' if self.metric.scale == 100 else ''}"
@@ -74,25 +78,31 @@ def _test_bits(a_runs: Mapping[int, str], b_runs: Mapping[int, str], seeds: Sequ
     return np.stack(a), np.stack(b)
 
 
-def _row(summary: pd.DataFrame, i, j, family: str, k: int, settings: Settings,
+def _row(summary: pd.DataFrame, i, j, family: str, k: int, settings: Settings, plan: "FamilyPlan",
          correctness: Mapping[str, np.ndarray]) -> Dict[str, object]:
     m = settings.metric
+    level = plan.levels.get((i, j), settings.alpha / k)
     c = compare_paired(summary.at[i, "_values"], summary.at[j, "_values"], family_size=k, alpha=settings.alpha,
-                       margin=settings.margin, resolution=summary.at[i, "_resolution"],
-                       higher_is_better=m.higher_is_better)
+                       margin=settings.margin, resolution=plan.resolution, higher_is_better=m.higher_is_better,
+                       design=plan.design, level=level)
     compared = settings.compared
     row: Dict[str, object] = {
         "family": family, "family_size": k, "compared": compared, "a": summary.at[i, compared],
         "b": summary.at[j, compared], "n_pairs": c.n, "seeds": ",".join(map(str, c.seeds)),
         "lost_seeds": ",".join(map(str, c.lost)), "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high,
-        "ci_level": 1 - settings.alpha / k, "p_adj": c.p, "p_tost_adj": c.p_tost, "e_value": c.e_value,
+        "ci_level": 1 - level, "p_adj": plan.p_adj.get((i, j), c.p), "p_tost_adj": c.p_tost, "e_value": c.e_value,
         "margin": settings.margin, "verdict": c.verdict.value, "effect_dz": c.effect_dz, "sd_diff": c.sd,
         "mde": c.mde, "seeds_needed": c.seeds_needed, "seeds_needed_fixed": c.seeds_needed_fixed,
         "p_improve": c.p_improve, "p_improve_ci_low": c.p_improve_low, "p_improve_ci_high": c.p_improve_high,
         "churn": math.nan, "diff_ci_low_tests": math.nan, "diff_ci_high_tests": math.nan,
         "p_improve_ci_low_tests": math.nan, "p_improve_ci_high_tests": math.nan,
-        "method": settings.method(k), "_i": i, "_j": j,
+        "method": settings.method(k, plan.design, plan.holm), "withheld": "", "_i": i, "_j": j,
     }
+    if not math.isfinite(plan.resolution):  # an accuracy whose grid is neither recorded nor readable off the values
+        row.update(ci_low=math.nan, ci_high=math.nan, p_adj=math.nan, p_tost_adj=math.nan, verdict="undecided",
+                   withheld="resolution unknown: no n_test column and the values lie on no grid of ≤ 10⁶ images")
+        return row
+    row.update(withhold_if_diverged(summary, i, j, c, level, settings, plan))
     bits = _test_bits(summary.at[i, "_runs"], summary.at[j, "_runs"], c.seeds, correctness) \
         if m.name == "final_test_acc" else None
     if bits is not None:  # Bouthillier et al.: resample test images too, and measure how often predictions differ
@@ -100,6 +110,51 @@ def _row(summary: pd.DataFrame, i, j, family: str, k: int, settings: Settings,
         row.update(churn=tb.churn, diff_ci_low_tests=tb.diff_low, diff_ci_high_tests=tb.diff_high,
                    p_improve_ci_low_tests=tb.p_improve_low, p_improve_ci_high_tests=tb.p_improve_high)
     return row
+
+
+@dataclass
+class FamilyPlan:
+    """How one family is judged: its design (the report's, or anytime where its runs do not match it), the
+    resolution floor (the coarsest of its groups'), and — for families without a margin — Holm's levels and
+    adjusted p-values by pair."""
+    design: Design
+    resolution: float
+    holm: bool = False
+    levels: Dict[Tuple[object, object], float] = field(default_factory=dict)
+    p_adj: Dict[Tuple[object, object], float] = field(default_factory=dict)
+    note: str = ""
+
+
+def plan_family(summary: pd.DataFrame, family: str, pairs: List[Tuple[object, object]], settings: Settings
+                ) -> FamilyPlan:
+    """The family's design, floor and (margin-less families) Holm step levels, decided before any verdict."""
+    groups = sorted({x for pair in pairs for x in pair}, key=str)
+    floors = [float(summary.at[g, "_resolution"]) for g in groups]
+    unrecorded = [v for g, f in zip(groups, floors) if math.isnan(f) for v in summary.at[g, "_values"].values()]
+    resolution = family_resolution(floors, unrecorded)
+    design, note = settings.design, ""
+    if design.kind != "anytime":
+        counts = sorted({_paired_count(summary, i, j) for i, j in pairs})
+        if any(not design.planned(n) for n in counts):
+            note = (f"{family}: paired seed counts {', '.join(map(str, counts))} are not the plan's looks "
+                    f"({', '.join(map(str, design.looks))}), so its comparisons use the anytime-valid intervals, "
+                    "valid however the seeds were added, instead of the planned design.")
+            design = ANYTIME
+    plan = FamilyPlan(design, resolution, note=note)
+    if settings.margin is None and design.has_p and len(pairs) > 1 and math.isfinite(resolution):
+        raw = [compare_paired(summary.at[i, "_values"], summary.at[j, "_values"], family_size=len(pairs),
+                              alpha=settings.alpha, resolution=resolution, design=design).extra["p_raw"]
+               for i, j in pairs]
+        adjusted, levels = holm(raw, settings.alpha)
+        plan.holm = True
+        plan.levels = dict(zip(pairs, levels))
+        plan.p_adj = dict(zip(pairs, adjusted))
+    return plan
+
+
+def _paired_count(summary: pd.DataFrame, i, j) -> int:
+    a, b = summary.at[i, "_values"], summary.at[j, "_values"]
+    return len(set(a) & set(b))
 
 
 def compare_groups(summary: pd.DataFrame, by: Sequence[str], settings: Settings,
@@ -111,7 +166,7 @@ def compare_groups(summary: pd.DataFrame, by: Sequence[str], settings: Settings,
     labels = summary[compared].astype(str)
     rows, notes, described = [], [], []
     for family, index in families(summary, by, compared):
-        if settings.compare == "pairs":
+        if settings.compare in ("pairs", "best"):
             ordered = sorted(index, key=lambda i: labels[i])
             pairs = list(itertools.combinations(ordered, 2))
         else:
@@ -124,14 +179,17 @@ def compare_groups(summary: pd.DataFrame, by: Sequence[str], settings: Settings,
         k = len(pairs)
         if not k:
             continue
+        plan = plan_family(summary, family, pairs, settings)
         described.append(f"{family}: {k} comparison{'s' * (k > 1)}" +
-                         (f" vs {value}" if settings.compare == "baseline" else " (all pairs)"))
+                         (f" vs {value}" if settings.compare == "baseline" else " (all pairs)") +
+                         (" (Holm)" if plan.holm else ""))
+        notes += [plan.note] if plan.note else []
         for i, j in pairs:
-            rows.append(_row(summary, i, j, family, k, settings, correctness or {}))
+            rows.append(_row(summary, i, j, family, k, settings, plan, correctness or {}))
     frame = pd.DataFrame(rows)
     if described:
-        notes.insert(0, f"Families (Bonferroni within each, α={settings.alpha:g}; {settings.margin_text()}): "
-                        + "; ".join(described) + ".")
+        notes.insert(0, f"Families ({'Holm' if settings.margin is None else 'Bonferroni'} within each, "
+                        f"α={settings.alpha:g}; {settings.margin_text()}): " + "; ".join(described) + ".")
     unequal = set()  # families whose groups simply ran different seed sets (say so once, not per pair)
     for _, r in frame.iterrows():
         if not r["lost_seeds"]:

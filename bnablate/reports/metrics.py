@@ -9,6 +9,7 @@ from typing import Iterable, Optional, Tuple
 import pandas as pd
 
 from ..registry import unknown_name_message
+from ..stats.resolution import infer_resolution
 from ..results.tables import SUMMARY_COLUMNS
 
 # Metrics where smaller is better; everything else (accuracies) is better when larger.
@@ -19,7 +20,7 @@ METRICS = tuple(c for c in SUMMARY_COLUMNS if c not in (
     "n_val", "n_test", "data_fingerprint"))
 # The equivalence margin for accuracies when none is declared, in percentage points (docs/statistics.md, 'Margin').
 DEFAULT_ACC_MARGIN = 1.0
-COMPARE_MODES = ("baseline", "pairs")
+COMPARE_MODES = ("baseline", "pairs", "best")
 
 
 def lower_is_better(metric: str) -> bool:
@@ -40,12 +41,14 @@ class Metric:
     count_column: Optional[str]  # runs.csv column holding the image count whose reciprocal is the resolution
 
     def resolution(self, runs: pd.DataFrame) -> float:
-        """The metric's step: 1/N for an accuracy over N images (the coarsest among the runs); 0 for continuous
-        metrics or when the tables do not say N (folders read from tables written before n_test was a column)."""
-        if self.count_column is None or self.count_column not in runs:
+        """The metric's step over these runs: 1/N for an accuracy over N images (the coarsest among the runs); 0 for
+        continuous metrics; nan when the tables do not say N (folders read from tables written before n_test was a
+        column): the report then infers it from its family's values (family_resolution)."""
+        if self.count_column is None:
             return 0.0
-        counts = pd.to_numeric(runs[self.count_column], errors="coerce").dropna()
-        return 1.0 / float(counts.min()) if len(counts) and counts.min() > 0 else 0.0
+        counts = pd.to_numeric(runs[self.count_column], errors="coerce").dropna() if self.count_column in runs \
+            else pd.Series(dtype=float)
+        return 1.0 / float(counts.min()) if len(counts) and counts.min() > 0 else math.nan
 
     def margin_points(self, declared: Optional[float]) -> Optional[float]:
         """The equivalence margin in display points (1.0 = 1 percentage point of accuracy): as declared, else
@@ -53,6 +56,17 @@ class Metric:
         if declared is None:
             return DEFAULT_ACC_MARGIN if is_accuracy(self.name) else None
         return float(declared)
+
+
+def family_resolution(recorded: Iterable[float], unrecorded_values: Iterable[float]) -> float:
+    """One family's floor: the coarsest step among its groups — the recorded 1/N, and for groups whose tables do not
+    say N the grid inferred from all their values together (stats.resolution: never finer than the truth); nan
+    when no grid fits those values, and the family then gets no verdicts (docs/statistics.md, 'Resolution')."""
+    steps = [r for r in recorded if math.isfinite(r)]
+    values = list(unrecorded_values)
+    if values:
+        steps.append(infer_resolution(values))
+    return max(steps) if steps and not any(math.isnan(s) for s in steps) else (math.nan if steps else 0.0)
 
 
 def metric_info(name: str) -> Metric:

@@ -113,10 +113,13 @@ def _finished_values(g: pd.DataFrame, column: str) -> Dict[int, float]:
     return {int(s): float(v) for s, v in zip(done["seed"], vals) if pd.notna(v) and math.isfinite(v)}
 
 
-def _group_row(g: pd.DataFrame, metric: str, resolution: Mapping[str, float]) -> Dict[str, object]:
+def _group_row(g: pd.DataFrame, metric: str) -> Dict[str, object]:
     ok = g[g["status"] == "ok"]
     done = g[g["status"].isin(FINISHED)]
     values = _finished_values(g, metric)
+    # each group's own grid (its runs' image counts): the comparisons take the coarsest of their family's groups, so
+    # a folder of another dataset reported beside these runs changes none of their floors
+    resolution = {m: metric_info(m).resolution(g) for m in dict.fromkeys((metric,) + CI_METRICS)}
     row: Dict[str, object] = {"n_seeds": len(values), "n_runs": len(g),
                               "n_diverged": int((g["status"] == "diverged").sum()),
                               "n_failed": int((g["status"] == "failed").sum()),
@@ -125,7 +128,8 @@ def _group_row(g: pd.DataFrame, metric: str, resolution: Mapping[str, float]) ->
                               "_status": {int(s): st for s, st in zip(g["seed"], g["status"])}}
     for m in dict.fromkeys((metric,) + CI_METRICS):
         info = metric_info(m)
-        est = mean_ci(list(_finished_values(g, m).values()), resolution=resolution.get(m, 0.0), bounds=info.bounds)
+        res = resolution[m] if math.isfinite(resolution[m]) else 0.0  # descriptive: unrecorded grid, no floor
+        est = mean_ci(list(_finished_values(g, m).values()), resolution=res, bounds=info.bounds)
         row.update({f"{m}_mean": est.mean, f"{m}_std": est.std, f"{m}_ci_low": est.ci_low, f"{m}_ci_high": est.ci_high})
     for m in MEAN_METRICS:
         row[f"{m}_mean"] = float(pd.to_numeric(ok[m], errors="coerce").mean()) if m in ok and len(ok) else math.nan
@@ -193,11 +197,10 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
         runs = runs.merge(ttt.drop(columns="target"), on="run_key", how="left")
     keys = [as_labels(runs, [c])[c] for c in by]
     _check_one_run_per_seed(runs, keys, by, identifying)
-    resolution = {m: metric_info(m).resolution(runs) for m in dict.fromkeys((metric,) + CI_METRICS)}
     rows = []
     for values, g in runs.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
-        rows.append({**dict(zip(by, values)), **_group_row(g, metric, resolution)})
+        rows.append({**dict(zip(by, values)), **_group_row(g, metric)})
     summary = pd.DataFrame(rows)
     comparisons, comparison_notes = compare_groups(summary, by, settings, correctness)
     attach_baseline(summary, comparisons, settings)
