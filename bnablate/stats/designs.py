@@ -61,12 +61,12 @@ class Design:
         s2, n, level = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (s2, n, level)))
         if self.kind == "anytime":
             return confidence_radius(s2, n, level, phi)
-        out = np.full(s2.shape, np.inf)
-        for idx in np.ndindex(s2.shape):
-            c = self.critical(int(n[idx]), float(level[idx]))
-            if math.isfinite(c):
-                out[idx] = c * math.sqrt(s2[idx] / n[idx])
-        return out
+        crit = np.empty(s2.shape)
+        pairs, inverse = np.unique(np.stack([n.ravel(), level.ravel()]), axis=1, return_inverse=True)
+        values = np.array([self.critical(int(nn), float(lv)) for nn, lv in pairs.T])  # few distinct (n, level)
+        crit.ravel()[:] = values[inverse.ravel()]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(np.isfinite(crit), crit * np.sqrt(s2 / np.maximum(n, 1)), np.inf)
 
     def critical(self, n: int, level: float) -> float:
         """The t critical value at n seeds for a comparison at level `level` (∞ when the design has no look there)."""

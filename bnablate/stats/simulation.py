@@ -13,6 +13,7 @@ import numpy as np
 
 from .anytime import PHI
 from .decide import ABOVE, BELOW, INSIDE, OPEN, decide, difference_variance
+from .designs import ANYTIME, Design
 from .power import ttest_power
 
 Generator = Callable[[np.random.Generator, tuple], np.ndarray]  # (rng, (reps, seeds, groups)) → per-seed metrics
@@ -75,29 +76,54 @@ class Outcome:
 
 def sequential(gen: Generator, k: int = 1, reps: int = 4000, n0: int = 3, step: int = 1, n_max: int = 20,
                alpha: float = 0.05, margin: Optional[float] = None, resolution: float = 0.0,
-               seed: int = 0, phi: float = PHI, floor: bool = True) -> Outcome:
+               seed: int = 0, phi: float = PHI, floor: bool = True, design: Design = ANYTIME,
+               holm: bool = False) -> Outcome:
     """What `sweep --until-decided` does, on synthetic per-seed metrics: k groups against a baseline (group 0),
-    looks at n0, n0 + step, ... seeds; a comparison stops (its seeds frozen) once decided; the sweep stops when all
-    are decided or at n_max. n_max = n0 is the fixed design a plain report judges. floor=False drops the resolution
-    floor (to show what it prevents)."""
+    looks at n0, n0 + step, ... seeds (a planned design: at its looks); a comparison stops (its seeds frozen) once
+    decided; the sweep stops when all are decided or at the last look. n_max = n0 is the fixed design a plain
+    report judges. floor=False drops the resolution floor (to show what it prevents). holm: Holm's step levels over
+    the family at every look (families without a margin), instead of Bonferroni's α/k."""
+    if design.kind != "anytime":
+        looks = list(design.looks)
+    else:
+        looks = list(range(n0, n_max, step)) + [n_max]
     rng = np.random.default_rng(seed)
-    v = gen(rng, (reps, n_max, k + 1))
+    v = gen(rng, (reps, looks[-1], k + 1))
     d = v[:, :, 1:] - v[:, :, :1]  # (reps, seeds, k) paired differences
     codes = np.full((reps, k), OPEN)
-    stop = np.full((reps, k), n_max)
+    stop = np.full((reps, k), looks[-1])
     done = np.zeros((reps, k), bool)
-    n = n0
-    while True:
+    dbar_at = np.zeros((reps, k))
+    s2_at = np.ones((reps, k))
+    n_at = np.full((reps, k), looks[0])
+    for n in looks:
         x = d[:, :n, :]
-        s2 = x.var(1, ddof=1) + (resolution ** 2 / 6 if floor else 0.0)  # difference_variance, vectorized
-        out = decide(x.mean(1), s2, n, k, alpha, margin, phi)
+        live = ~done  # decided comparisons keep the seeds they were decided at
+        dbar_at[live] = x.mean(1)[live]
+        s2_at[live] = (x.var(1, ddof=1) + (resolution ** 2 / 6 if floor else 0.0))[live]  # difference_variance
+        n_at[live] = n
+        level = holm_levels(design, dbar_at, s2_at, n_at, alpha, phi) if holm and k > 1 else None
+        out = decide(dbar_at, s2_at, n_at, k, alpha, margin, phi, design=design, level=level)
         new = ~done & (out["code"] != OPEN)
         codes[new], stop[new] = out["code"][new], n
         done |= new
-        if done.all() or n >= n_max:
+        if done.all():
             break
-        n = min(n + step, n_max)
     return Outcome(codes, stop.max(1), stop)
+
+
+def holm_levels(design: Design, dbar, s2, n, alpha: float, phi: float = PHI) -> np.ndarray:
+    """Holm's step level for every comparison of every repetition (reps, k), vectorized over repetitions."""
+    p = design.pvalue(dbar, s2, n, 0.0, phi)
+    k = p.shape[1]
+    order = np.argsort(p, axis=1, kind="stable")
+    sorted_p = np.take_along_axis(p, order, 1)
+    ok = sorted_p <= alpha / (k - np.arange(k))
+    rejected = np.where(ok.all(1), k, np.argmin(ok, 1))  # the length of the rejected prefix
+    step = np.minimum(np.arange(k)[None, :], rejected[:, None])
+    levels = np.empty_like(p)
+    np.put_along_axis(levels, order, alpha / (k - step), 1)
+    return levels
 
 
 def fixed_design_seeds(effect: float, alpha: float, k: int = 1, power: float = 0.8) -> int:
