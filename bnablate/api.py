@@ -13,7 +13,9 @@ from .reports.sources import table_files
 from .reports.summary import Report
 from .results import build_tables, load_records, rebuild_tables
 from .results.records import RECORDS_DIR, check_writable
-from .sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decided, run_until_decided
+from .keys import override_key
+from .schedule import DEFAULT_SEED_STEP, GOALS, make_schedule
+from .sequential import check_until_decided, run_until_decided
 from .sweep_plan import SweepPlan, plan_sweep
 from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
@@ -42,16 +44,38 @@ def plan(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None) -> S
     return sweep_plan
 
 
+def with_goal(overrides: Iterable[str], goal: Optional[str]) -> List[str]:
+    """The overrides with `--goal` as report.compare (what the report and the looks compare); a different
+    report.compare on the same command line is refused."""
+    overrides = list(overrides)
+    if goal is None:
+        return overrides
+    if goal not in GOALS:
+        raise ConfigError(f"--goal {goal!r}: choose baseline (every variant vs sweep.baseline), pairs (all pairs) or "
+                          "best (the best variant, or those within the margin of it).")
+    given = [o.split("=", 1)[1] for o in overrides if override_key(o) == "report.compare" and "=" in o]
+    if given and given[-1] != goal:
+        raise ConfigError(f"--goal {goal} and report.compare={given[-1]} disagree; give one of them.")
+    return overrides + [f"report.compare={goal}"]
+
+
 def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
-          reporter: Optional[Reporter] = None, until_decided: bool = False, max_seeds: int = DEFAULT_MAX_SEEDS,
+          reporter: Optional[Reporter] = None, until_decided: bool = False, max_seeds: Optional[int] = None,
           seed_step: int = DEFAULT_SEED_STEP, tune: Sequence[str] = (), tune_seeds: int = DEFAULT_TUNE_SEEDS,
-          tune_mode: str = "per-variant", tune_metric: str = DEFAULT_TUNE_METRIC) -> pd.DataFrame:
+          tune_mode: str = "per-variant", tune_metric: str = DEFAULT_TUNE_METRIC, design: Optional[str] = None,
+          looks: Sequence[int] = (), spending: str = "obf", goal: Optional[str] = None) -> pd.DataFrame:
     """Train a grid of runs, as `bnablate sweep OVERRIDES` does, and return its runs.csv rows (one per planned run:
     finished ones from earlier sweeps included, failed runs as rows with status 'failed').
 
     until_decided: as `--until-decided`: after the grid, add `seed_step` seeds at a time to the groups of every
-    comparison still undecided (report.* and sweep.baseline say what is compared and how), up to `max_seeds` seeds,
-    logging each look to OUT_DIR/decisions.csv (docs/statistics.md).
+    comparison still undecided (report.* and sweep.baseline say what is compared and how), up to `max_seeds` seeds
+    (default 12), logging each look to OUT_DIR/decisions.csv (docs/statistics.md). goal: as `--goal`
+    (report.compare): "baseline", "pairs" or "best" — the race to the best variant, whose losers stop getting seeds.
+
+    design: as `--design` ("anytime", "fixed", "sequential" with `looks` and `spending`): declare the plan in
+    OUT_DIR/plans/<grid>.json before training (its seeds, budget, looks, goal, α and margin, and the forecast from a
+    pilot in the folder) and look only where it says; implies until_decided. The runs.csv rows carry attrs["plan"],
+    the plan's grid name, for `report(..., plan=...)`.
 
     tune: as `--tune`, e.g. ["optim.lr=0.003,0.03,0.3"]: first train every candidate on `tune_seeds` tuning seeds
     (1000, 1001, …) into OUT_DIR/tuning, select per variant (tune_mode "per-variant") or one value for all
@@ -65,18 +89,25 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     trains (ConfigError/DataError); OutputError when the folder cannot take results (before training) or a record
     could not be written (after every other run)."""
     check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
-    sweep_plan = plan(overrides, out_dir)
+    schedule = make_schedule(design or "anytime", max_seeds, seed_step, looks, spending)
+    until_decided = until_decided or design is not None
+    sweep_plan = plan(with_goal(overrides, goal), out_dir)
     spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
-    tuning = None
     if spec is not None:
         check_tune(sweep_plan, spec)  # before anything is written
-        tuning = plan_tuning(sweep_plan, spec)  # every tuning job composed and checked, nothing trained
     if until_decided:
-        check_until_decided(sweep_plan, max_seeds, seed_step)
+        settings = check_until_decided(sweep_plan, schedule)
     for folder in sweep_plan.out_dirs:
         check_writable(folder)
-    quarantine_bad_records(sweep_plan)  # bad files moved aside, bytes intact: their runs train again
     reporter = reporter or Reporter()
+    grid = None
+    if design is not None:  # the plan is written before anything trains; the first look's jobs carry its hash
+        from .preregister import declare
+
+        sweep_plan, declared, grid = declare(sweep_plan, schedule, settings)
+        reporter.plan_declared(declared)
+    tuning = plan_tuning(sweep_plan, spec) if spec is not None else None  # every tuning job checked, none trained
+    quarantine_bad_records(sweep_plan)  # bad files moved aside, bytes intact: their runs train again
     reporter.sweep_planned(sweep_plan)
     keys = list(sweep_plan.keys)
     try:
@@ -85,12 +116,12 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
             tuned = merge(parts, sweep_plan.data)
             keys = list(tuned.keys)
             if until_decided:
-                keys = run_until_decided(tuned, reporter, max_seeds, seed_step,
-                                         train=lambda: run_parts(parts, reporter))[1]
+                keys = run_until_decided(tuned, reporter, schedule, train=lambda: run_parts(parts, reporter),
+                                         grid=grid)[1]
             else:
                 run_parts(parts, reporter)
         elif until_decided:
-            keys = run_until_decided(sweep_plan, reporter, max_seeds, seed_step)[1]
+            keys = run_until_decided(sweep_plan, reporter, schedule, grid=grid)[1]
         else:
             run_sweep(sweep_plan, reporter)
     except KeyboardInterrupt:  # a record may have been written just before the interrupt, its tables not yet
@@ -99,7 +130,9 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     frames = [rebuild_tables(folder)[1] for folder in sweep_plan.out_dirs]
     runs = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) \
         else pd.DataFrame(columns=["run_key", "status"])
-    return runs[runs["run_key"].isin(keys)].reset_index(drop=True)
+    out = runs[runs["run_key"].isin(keys)].reset_index(drop=True)
+    out.attrs["plan"] = grid
+    return out
 
 
 def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force: bool = False,
@@ -145,7 +178,8 @@ def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = 
     Report: `.summary` (one row per group: mean ± CI, rank, and in baseline mode Δ vs the baseline with its interval,
     adjusted p, TOST p and verdict), `.comparisons` (one row per comparison: verdict better / worse / equivalent /
     undecided, with the numbers behind it), `.by`, `.notes`, `.views` (pivot and per-epoch tables) and `.files`.
-    options: target, by, alpha, margin (metric points), compare ('baseline' | 'pairs'), pivot, trained_above,
+    options: target, by, alpha, margin (metric points), compare ('baseline' | 'pairs' | 'best'), plan (a plan's grid
+    or hash: its runs alone, under its pre-registered design), pivot, trained_above,
     per_epoch — as the CLI's options; metric, alpha, margin, compare and baseline default to the runs' report.* and
     sweep.baseline. Raises ValueError naming the fix for a bad folder or option."""
     check_plugins()  # a plugin that did not load: PluginError naming it, before anything else

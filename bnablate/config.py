@@ -276,6 +276,8 @@ class SweepConfig:
     pivot: Optional[str] = option(None, B, "a factor to tabulate and plot the metric against (lr, batch_size, ...)")
     trained_above: Optional[float] = option(None, B, "with pivot: the largest value whose mean metric reaches this")
     per_epoch: List[str] = option([], B, "per-epoch metrics to tabulate (train_loss, test_acc, ...)")
+    plan: Optional[str] = option(None, B, "set by `sweep --design`: the hash of the plan (OUT_DIR/plans/<grid>.json) "
+                                          "the run was trained under; null for runs trained without one")
 
 
 @dataclass
@@ -288,7 +290,8 @@ class ReportConfig:
                                               "percentage point of accuracy); null: 1.0 for accuracies, no "
                                               "equivalence calls for other metrics")
     compare: str = option("baseline", B, "baseline: every group vs sweep.baseline | pairs: all pairs of groups, one "
-                                         "family per context")
+                                         "family per context | best: all pairs, and which group is best within "
+                                         "the margin (`sweep --goal best` races to it)")
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """`sweep --until-decided`: train the grid, look at its comparisons with the report's own statistics, add seeds only
-to the groups of undecided comparisons, and look again — until every comparison is decided or the seed cap — logging
-every look to decisions.csv. The intervals are anytime-valid, so stopping at a look keeps the error rate."""
+to the groups of undecided comparisons (with `--goal best`: to the variants still in the race), and look again —
+until every comparison is decided, the race is won, or the budget — logging every look to decisions.csv. The
+intervals are anytime-valid (or the plan's design, valid at its planned looks), so stopping at a look keeps the
+error rate."""
 
 from __future__ import annotations
 
@@ -11,18 +13,23 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from .atomic import atomic_write_text
 from .errors import RunsPending, pending_message
+from .keys import override_key
+from .reports.best import races
 from .reports.sources import load_sources
 from .reports.summary import as_labels, build_report
+from .schedule import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, Schedule, check_budget
+from .stats.designs import ANYTIME, Design
+from .stats.race import Race
 from .sweep_plan import DataCache, SweepPlan, distinguishing_labels, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .train import ConfigError
+from .variants import config_label
 
 DECISIONS = "decisions.csv"
-DEFAULT_MAX_SEEDS = 12
-DEFAULT_SEED_STEP = 2
 
 Cell = Tuple[str, ...]  # a grid point: its job's overrides without the seed
 
@@ -37,6 +44,7 @@ class Look:
     new_seeds: List[int] = field(default_factory=list)
     stop: str = ""  # why it stopped ("" while it goes on)
     all_cells: List[Cell] = field(default_factory=list)  # every cell of the sweep (to label the active ones)
+    races: Dict[str, Race] = field(default_factory=dict)  # --goal best: each family's race after this look
 
     def counts(self) -> Dict[str, int]:
         return self.comparisons["verdict"].value_counts().to_dict() if not self.comparisons.empty else {}
@@ -65,37 +73,54 @@ def next_seeds(seeds: Sequence[int], step: int, max_seeds: int) -> List[int]:
     return list(range(top + 1, top + 1 + room))
 
 
+def compared_groups(plan: SweepPlan, compared: str) -> Dict[Tuple[str, ...], set]:
+    """Each context of the grid (a cell's overrides other than the compared factor's) → the compared labels in it:
+    the families as the report will form them, known before anything trains."""
+    out: Dict[Tuple[str, ...], set] = {}
+    prefix = "variant" if compared == "variant" else compared
+    for job, cfg in zip(plan.jobs, plan.configs):
+        context = tuple(i for i in _cell(job) if not override_key(i).startswith(prefix))
+        label = config_label(cfg) if compared == "variant" else str(OmegaConf.select(cfg, compared))
+        out.setdefault(context, set()).add(label)
+    return out
+
+
 @dataclass
 class LookOptions:
     """The report options the looks decide with (the same ones the end-of-sweep report uses)."""
     metric: str
     alpha: float
     margin: Optional[float]
-    compare: str
+    compare: str  # baseline | pairs | best (--goal)
     baseline: str
+    design: Design = ANYTIME
 
     @classmethod
-    def of(cls, plan: SweepPlan) -> "LookOptions":
+    def of(cls, plan: SweepPlan, design: Design = ANYTIME) -> "LookOptions":
         """The first job's (plan_sweep checked every job's report options)."""
         cfg = plan.configs[0]
         return cls(str(cfg.report.metric), float(cfg.report.alpha),
                    None if cfg.report.margin is None else float(cfg.report.margin), str(cfg.report.compare),
-                   str(cfg.sweep.baseline))
+                   str(cfg.sweep.baseline), design)
 
 
-def check_until_decided(plan: SweepPlan, max_seeds: int, seed_step: int) -> LookOptions:
-    """Every option of --until-decided checked before anything trains; ConfigError naming the fix."""
-    seeds = sorted({int(c.seed) for c in plan.configs})
-    if seed_step < 1:
-        raise ConfigError(f"--seed-step must be ≥ 1 (seeds added per look), got {seed_step}.")
-    if max_seeds < max(len(seeds), 2):
-        raise ConfigError(f"--max-seeds {max_seeds} is below the sweep's own {len(seeds)} seed(s) (or 2, the fewest "
-                          f"that can decide anything); give --max-seeds {max(len(seeds), 2) + seed_step} or more.")
+def check_until_decided(plan: SweepPlan, schedule: Schedule) -> LookOptions:
+    """Every option of --until-decided (and --design/--goal) checked before anything trains; ConfigError naming
+    the fix."""
     first = plan.configs[0]
     if any(str(c.report) != str(first.report) or c.sweep.baseline != first.sweep.baseline for c in plan.configs):
         raise ConfigError("--until-decided needs one set of report options (report.*, sweep.baseline) for the whole "
                           "sweep; set them once on the command line.")
-    return LookOptions.of(plan)
+    settings = LookOptions.of(plan, schedule.design)
+    from .reports.comparisons import split_baseline
+    from .reports.metrics import metric_info
+
+    groups = compared_groups(plan, split_baseline(settings.baseline)[0])
+    sizes = [len(g) - 1 if settings.compare == "baseline" else len(g) * (len(g) - 1) // 2 for g in groups.values()]
+    check_budget(schedule, len({int(c.seed) for c in plan.configs}), sizes, settings.alpha, settings.compare,
+                 min((len(g) for g in groups.values()), default=0),
+                 metric_info(settings.metric).margin_points(settings.margin) is not None)
+    return settings
 
 
 def look_frame(out_dirs: Sequence[Path], keys: Sequence[str]) -> Tuple[pd.DataFrame, pd.DataFrame, List[str]]:
@@ -120,15 +145,20 @@ def decide_look(index: int, seeds: List[int], cells: Dict[Cell, Dict[int, str]],
         return Look(index, seeds, pd.DataFrame(), all_cells=list(cells))
     # the verdicts only: the test-image bootstrap (descriptive) is left to the final report
     report = build_report(results, runs, identifying, metric=settings.metric, baseline=settings.baseline,
-                          alpha=settings.alpha, margin=settings.margin, compare=settings.compare)
+                          alpha=settings.alpha, margin=settings.margin, compare=settings.compare,
+                          design=settings.design)
     look = Look(index, seeds, report.comparisons, all_cells=list(cells))
     if report.comparisons.empty:
         return look
-    open_ = report.comparisons[report.comparisons["verdict"] == "undecided"]
     context = [c for c in report.by if c != report.compared]
     family = as_labels(runs, context).agg(" · ".join, axis=1) if context else pd.Series("all runs", index=runs.index)
     label = as_labels(runs, [report.compared])[report.compared]
-    wanted = {(f, str(x)) for f, a, b in zip(open_["family"], open_["a"], open_["b"]) for x in (a, b)}
+    if settings.compare == "best":  # the variants still in the race of each family not yet won
+        look.races = races(report.comparisons, report.settings)
+        wanted = {(f, str(x)) for f, r in look.races.items() if not r.done for x in r.survivors}
+    else:
+        open_ = report.comparisons[report.comparisons["verdict"] == "undecided"]
+        wanted = {(f, str(x)) for f, a, b in zip(open_["family"], open_["a"], open_["b"]) for x in (a, b)}
     active_keys = set(runs.loc[[(f, g) in wanted for f, g in zip(family, label)], "run_key"])
     look.active = [cell for cell, by_seed in cells.items() if active_keys & set(by_seed.values())]
     return look
@@ -159,9 +189,10 @@ def write_log(folder: Path, grid: str, rows: List[dict]) -> None:
     atomic_write_text(path, table.reindex(columns=LOG_COLUMNS).to_csv(index=False))
 
 
-def log_rows(look: Look, alpha: float, grid: str) -> List[dict]:
-    """decisions.csv rows of one look: every comparison's statistic, boundary (k/α: E_n must reach it) and what the
-    look did next."""
+def log_rows(look: Look, alpha: float, grid: str, before: Optional[Dict[str, Race]] = None) -> List[dict]:
+    """decisions.csv rows of one look: every comparison's statistic, boundary (1/level: the value E_n had to reach,
+    k/α under Bonferroni) and what the look did next; with --goal best, a row per variant eliminated at this look
+    (a: the loser, b: a variant decided better) and, when the race is won, one with its claim."""
     rows = []
     for _, c in look.comparisons.iterrows():
         if c["verdict"] != "undecided":
@@ -170,40 +201,59 @@ def log_rows(look: Look, alpha: float, grid: str) -> List[dict]:
             action = f"add seeds {','.join(map(str, look.new_seeds))}"
         else:
             action = f"stop: {look.stop}"
+        holm = "Holm" in str(c.get("method", ""))
         rows.append({"grid": grid, "look": look.index, "n_seeds": len(look.seeds),
                      "seeds": ",".join(map(str, look.seeds)),
                      **{k: c[k] for k in ("family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high", "ci_level",
                                           "e_value", "p_adj", "p_tost_adj", "verdict", "seeds_needed")},
-                     "boundary": c["family_size"] / alpha, "action": action})
+                     "boundary": 1 / (1 - c["ci_level"]) if holm else c["family_size"] / alpha, "action": action})
+    for fam, r in look.races.items():
+        old = (before or {}).get(fam)
+        base = {"grid": grid, "look": look.index, "n_seeds": len(look.seeds), "seeds": ",".join(map(str, look.seeds)),
+                "family": fam}
+        for loser, winner in r.eliminated.items():
+            if old is None or loser not in old.eliminated:
+                rows.append({**base, "a": loser, "b": winner, "verdict": "eliminated",
+                             "action": f"no more seeds for {loser}: {winner} is decided better"})
+        if r.done:
+            rows.append({**base, "a": " / ".join(r.certified), "verdict": "tied" if r.tied else "best",
+                         "action": f"stop: {r.claim('the margin')}"})
     return rows
 
 
-def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFAULT_MAX_SEEDS,
-                      seed_step: int = DEFAULT_SEED_STEP, train: Optional[Callable[[], None]] = None
+def run_until_decided(plan: SweepPlan, reporter: Reporter, schedule: Schedule = Schedule(),
+                      train: Optional[Callable[[], None]] = None, grid: Optional[str] = None
                       ) -> Tuple[List[Look], List[str]]:
-    """Train the planned grid, then look, add seeds where undecided, and look again; decisions.csv in every output
-    folder holds every look. Returns the looks and the run keys of every run the sweep planned. Deterministic: a
-    rerun replays the same looks on the same records and trains only what is missing (kill -9 at any point loses at
-    most the run in training)."""
-    settings = check_until_decided(plan, max_seeds, seed_step)
+    """Train the planned grid, then look, add seeds where undecided (or to the race's survivors), and look again;
+    decisions.csv in every output folder holds every look. Returns the looks and the run keys of every run the
+    sweep planned. Deterministic: a rerun replays the same looks on the same records and trains only what is
+    missing (kill -9 at any point loses at most the run in training). grid: the sweep's name in decisions.csv when
+    the caller planned it (a plan's first look extends the command's seeds)."""
+    settings = check_until_decided(plan, schedule)
     cells = grid_cells(plan)
-    grid = grid_id(cells)
+    grid = grid or grid_id(cells)
     seeds = sorted({s for by_seed in cells.values() for s in by_seed})
     data: DataCache = plan.data
     train() if train is not None else run_sweep(plan, reporter)  # train: a plan of parts (sweep --tune) runs each
     looks: List[Look] = []
     rows: List[dict] = []
+    races: Dict[str, Race] = {}
     while True:
         look = decide_look(len(looks), seeds, cells, plan.out_dirs, settings)
+        k = int(look.comparisons["family_size"].max()) if not look.comparisons.empty else 1
+        target = schedule.next_count(len(seeds), k, settings.alpha)
         if not look.active:
-            look.stop = "every comparison decided" if not look.comparisons.empty else "no comparisons"
-        elif len(seeds) >= max_seeds:
-            look.stop = f"--max-seeds {max_seeds} reached"
+            look.stop = ("the race is won" if look.races else "every comparison decided") \
+                if not look.comparisons.empty else "no comparisons"
+        elif target is None:
+            look.stop = (f"the plan's last look ({schedule.max_seeds} seeds) reached" if schedule.design.kind !=
+                         "anytime" else f"--max-seeds {schedule.max_seeds} reached")
             look.active = []
         else:
-            look.new_seeds = next_seeds(seeds, seed_step, max_seeds)
+            look.new_seeds = next_seeds(seeds, target - len(seeds), target)
         looks.append(look)
-        rows += log_rows(look, settings.alpha, grid)
+        rows += log_rows(look, settings.alpha, grid, races)
+        races = look.races
         for folder in plan.out_dirs:
             write_log(folder, grid, rows)
         reporter.look_done(look)
@@ -223,10 +273,9 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, max_seeds: int = DEFA
             run_sweep(extra, reporter)
 
 
-def describe_rule(max_seeds: int, seed_step: int) -> str:
-    return (f"then, while a comparison is undecided, {seed_step} more seed(s) per look for its groups only, up to "
-            f"{max_seeds} seeds; every look is logged to {DECISIONS}")
+def describe_rule(schedule: Schedule) -> str:
+    return f"{schedule.describe()}; every look is logged to {DECISIONS}"
 
 
-__all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "describe_rule", "grid_cells", "grid_id",
-           "next_seeds", "run_until_decided", "write_log"]
+__all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "compared_groups", "describe_rule",
+           "grid_cells", "grid_id", "next_seeds", "run_until_decided", "write_log"]

@@ -44,6 +44,9 @@ class Reporter:
     def look_done(self, look: Any) -> None:
         """`sweep --until-decided` looked at its comparisons (a sequential.Look)."""
 
+    def plan_declared(self, plan: Any) -> None:
+        """`sweep --design` wrote its plan (a plans.Plan) before training."""
+
     def tuning_done(self, selection: Any, spec: Any) -> None:
         """`sweep --tune` selected each cell's values (a tuning.Selection; spec: the tuning.TuneSpec)."""
 

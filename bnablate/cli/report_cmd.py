@@ -60,8 +60,8 @@ def report_cmd(
         help="Equivalence margin in metric points, declared before looking (1.0 = 1 percentage point of accuracy; "
              "default: the runs' report.margin, else 1.0 for accuracies and none for other metrics).")] = None,
     compare: Annotated[Optional[str], typer.Option(
-        help="baseline: every group vs --baseline; pairs: all pairs of groups in each family (default: the runs' "
-             "report.compare, baseline).")] = None,
+        help="baseline: every group vs --baseline; pairs: all pairs of groups in each family; best: all pairs and "
+             "which group is best within the margin (default: the runs' report.compare, baseline).")] = None,
     pivot: Annotated[Optional[str], typer.Option(
         help="Also tabulate and plot the metric against this factor (e.g. lr, batch_size): pivot_<factor>.* "
              "(default: the sweep preset's sweep.pivot).")] = None,
@@ -76,10 +76,13 @@ def report_cmd(
     allow_unequal_budgets: Annotated[bool, typer.Option(
         "--allow-unequal-budgets", help="Report groups that `sweep --tune` tuned under different grids or budgets "
                                         "(refused by default: the better-tuned side would be favoured).")] = False,
+    plan: Annotated[Optional[str], typer.Option(
+        help="A plan's grid or hash (OUT_DIR/plans/): judge that plan's runs alone with its pre-registered design "
+             "(a folder whose runs all belong to one plan uses it without this).")] = None,
 ) -> None:
     """Group runs by the factors that vary, report mean ± 95% CI per group, and compare groups (with a baseline, or all
     pairs) on the seeds both have: each comparison is better, worse, equivalent (within the margin) or undecided, read
-    off an anytime-valid interval with the family's error rate ≤ alpha. Writes summary/comparisons.csv, .md, .tex,
+    off an anytime-valid interval (or the plan's design) with the family's error rate ≤ alpha. Writes summary/comparisons.csv, .md, .tex,
     figures (the forest plot first) and index.html."""
     formats = [f.strip() for f in format.split(",") if f.strip()]
     try:
@@ -88,7 +91,7 @@ def report_cmd(
                             pivot=pivot, trained_above=trained_above,
                             per_epoch=[m.strip() for m in per_epoch.split(",") if m.strip()] if per_epoch else None,
                             strict=strict, margin=margin, compare=compare,
-                            allow_unequal_budgets=allow_unequal_budgets)
+                            allow_unequal_budgets=allow_unequal_budgets, plan=plan)
     except ValueError as e:
         fail(str(e))
     warn_bad_records(report.bad_records)

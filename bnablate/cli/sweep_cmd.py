@@ -13,7 +13,9 @@ from ..data import DataError
 from ..registry import UnknownNameError
 from ..results.records import OutputError
 from ..results.schema import QUARANTINE_DIR, RecordError
-from ..sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decided, describe_rule
+from ..plans import PlanError
+from ..schedule import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, GOALS, make_schedule
+from ..sequential import check_until_decided, describe_rule
 from ..sweeps import Reporter
 from ..train import ConfigError
 from ..tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, check_tune, parse_tune,
@@ -108,10 +110,20 @@ class SweepReporter(ProgressReporter):
             self.progress.console.print(f"tuned {r['group']} ({r['context']}): {what}", highlight=False,
                                         soft_wrap=True)
 
+    def plan_declared(self, plan) -> None:
+        from ..preregister import forecast_lines
+
+        for line in [f"declared {plan.describe()}", *forecast_lines(plan)]:
+            self.progress.console.print(line, highlight=False, soft_wrap=True)
+
     def look_done(self, look) -> None:
         counts = look.counts()
         verdicts = ", ".join(f"{counts[v]} {v}" for v in ("better", "worse", "equivalent", "undecided") if v in counts)
         line = f"[bold]look {look.index}[/bold] at {len(look.seeds)} seeds: {verdicts or 'no comparisons'}"
+        for fam, r in look.races.items():
+            out = ", ".join(f"{g} (worse than {w})" for g, w in r.eliminated.items())
+            line += f"; race {fam}: {r.claim('the margin') if r.done else 'in the race: ' + ', '.join(r.survivors)}" + \
+                (f"; out: {out}" if out else "")
         if look.new_seeds:
             line += f" → seeds {', '.join(map(str, look.new_seeds))} for {'; '.join(look.active_labels())}"
         else:
@@ -133,11 +145,24 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
                                           "undecided (better/worse/equivalent, as the report decides with report.* "
                                           "and sweep.baseline) and look again, until all are decided or --max-seeds; "
                                           "every look is logged to OUT_DIR/decisions.csv.")] = False,
-              max_seeds: Annotated[int, typer.Option(
-                  help="--until-decided: at most this many seeds per group.")] = DEFAULT_MAX_SEEDS,
+              max_seeds: Annotated[Optional[int], typer.Option(
+                  help=f"--until-decided: at most this many seeds per group (default {DEFAULT_MAX_SEEDS}); a fixed "
+                       "design's budget.")] = None,
               seed_step: Annotated[int, typer.Option(
-                  help="--until-decided: seeds added per look (they train as a pack where packing applies).")
+                  help="--until-decided: seeds added per look once a verdict is possible (the first look after the "
+                       "grid jumps to the fewest seeds that can decide; they train as a pack where packing applies).")
               ] = DEFAULT_SEED_STEP,
+              goal: Annotated[Optional[str], typer.Option(
+                  help=f"What to decide ({' | '.join(GOALS)}; report.compare): every variant vs sweep.baseline, "
+                       "all pairs, or the best variant — a race whose losers get no more seeds.")] = None,
+              design: Annotated[Optional[str], typer.Option(
+                  help="Pre-register the design in OUT_DIR/plans/ before training (implies --until-decided): "
+                       "anytime (valid however seeds are added), fixed (one look at --max-seeds: the paired t) or "
+                       "sequential (--looks, α-spending); docs/statistics.md.")] = None,
+              looks: Annotated[Optional[str], typer.Option(
+                  help="--design sequential: the planned seed counts, e.g. 5,7,9 (the last is the budget).")] = None,
+              spending: Annotated[str, typer.Option(
+                  help="--design sequential: obf (Lan–DeMets O'Brien–Fleming) or pocock α-spending.")] = "obf",
               tune: Annotated[Optional[List[str]], typer.Option(
                   help="KEY=V1,V2,… (repeatable; a grid over several keys): first train every value on --tune-seeds "
                        "tuning seeds into OUT_DIR/tuning, choose per variant on the validation split, then train "
@@ -156,18 +181,25 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
     overrides = list(overrides or [])
     reporter = SweepReporter(0)
     try:
+        look_counts = _looks(looks)
+        schedule = make_schedule(design or "anytime", max_seeds, seed_step, look_counts, spending)
         spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
         if dry_run:
-            sweep_plan = api.plan(overrides)
+            sweep_plan = api.plan(api.with_goal(overrides, goal))
             lines = sweep_plan.describe()
             if spec is not None:
                 check_tune(sweep_plan, spec)
                 plan_tuning(sweep_plan, spec)  # every tuning job composed and checked too
                 lines.append(f"then {spec.describe()}, before the evaluation runs above train at each variant's "
                              "selected values")
-            if until_decided:
-                check_until_decided(sweep_plan, max_seeds, seed_step)
-                lines.append(describe_rule(max_seeds, seed_step))
+            if until_decided or design is not None:
+                settings = check_until_decided(sweep_plan, schedule)
+                lines.append(describe_rule(schedule))
+                if design is not None:
+                    from ..preregister import draft, forecast_lines
+
+                    body = draft(sweep_plan, schedule, settings)
+                    lines += [f"would declare {body.describe()} in plans/{body.grid}.json", *forecast_lines(body)]
             for line in lines:
                 console.print(line, highlight=False, soft_wrap=True)
             return
@@ -175,8 +207,8 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
             console.print(spec.describe(), highlight=False, soft_wrap=True)
         runs = api.sweep(overrides, reporter=reporter, until_decided=until_decided, max_seeds=max_seeds,
                          seed_step=seed_step, tune=tune or (), tune_seeds=tune_seeds, tune_mode=tune_mode,
-                         tune_metric=tune_metric)
-    except (ConfigError, UnknownNameError, DataError, RecordError) as e:
+                         tune_metric=tune_metric, design=design, looks=look_counts, spending=spending, goal=goal)
+    except (ConfigError, UnknownNameError, DataError, RecordError, PlanError) as e:
         fail(str(e))
     except CONFIG_ERRORS as e:
         fail(explain(e, overrides))
@@ -193,7 +225,7 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
         raise typer.Exit(130)
     reporter.progress.stop()
     for out_dir in reporter.plan.out_dirs:
-        _summarize(out_dir)
+        _summarize(out_dir, runs.attrs.get("plan"))
     failed = runs[runs["status"] == "failed"].to_dict("records")
     if failed:
         for r in failed:
@@ -203,9 +235,19 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
         raise typer.Exit(1)
 
 
-def _summarize(out_dir: Path) -> None:
+def _looks(text: Optional[str]) -> List[int]:
+    """--looks 5,7,9 as seed counts; ConfigError naming the fix."""
+    if not text:
+        return []
     try:
-        print_report(api.report(out_dir))
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--looks {text!r}: give seed counts separated by commas, e.g. --looks 5,7,9.") from None
+
+
+def _summarize(out_dir: Path, plan: Optional[str] = None) -> None:
+    try:
+        print_report(api.report(out_dir, plan=plan) if plan else api.report(out_dir))
     except Exception as e:  # noqa: BLE001  (a report problem must not cost the sweep's results)
         console.print(f"[yellow]report skipped[/yellow]: {type(e).__name__}: {e}; the tables are complete.")
     console.print(f"tables: {out_dir}/results.csv (run × epoch), {out_dir}/runs.csv (one row per run)")

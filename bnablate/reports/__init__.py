@@ -15,6 +15,8 @@ from .html import write_html
 from .render import FILES, WRITERS, rich_table
 from .sources import load_sources, mixed_data_notes, table_files
 from ..loggers import log_report_to_trackers
+from ..stats.designs import ANYTIME
+from .planned import beside_anytime, choose_plan
 from .summary import Report, build_report
 from .tuned import load_tuned, selected_columns, sensitivity
 
@@ -51,18 +53,26 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
                 formats: Sequence[str] = FORMATS, alpha: Optional[float] = None, pivot: Optional[str] = None,
                 trained_above: Optional[float] = None, per_epoch: Optional[Sequence[str]] = None,
                 strict: bool = False, margin: Optional[float] = None, compare: Optional[str] = None,
-                allow_unequal_budgets: bool = False) -> tuple[Report, List[Path]]:
+                allow_unequal_budgets: bool = False, plan: Optional[str] = None) -> tuple[Report, List[Path]]:
     """Build the report from the records in `dirs` and write it under `out` (default: first dir / report).
     metric, alpha, margin, compare, baseline, pivot, trained_above, per_epoch left None take the runs' configured
     values (`preset_options`: report.* and the sweep preset's). pivot: also a table/figure of the metric against that
     factor; per_epoch: also those metrics at every epoch. A bad file in records/ is left out and named in the notes
     (and report.bad_records); strict: a RecordError instead. A folder tuned by `sweep --tune` reports each group at
     its selected values (selected.* columns, the sensitivity figure); groups tuned under different budgets are
-    refused unless allow_unequal_budgets."""
+    refused unless allow_unequal_budgets. A folder with plans (`sweep --design`) is judged by the plan's design when
+    every run belongs to it; plan: a plan's grid or hash, to judge its runs alone."""
     src = load_sources(dirs)  # read once: the preset's report options and the tables both come from them
     if strict and src.bad:
         raise strict_error(src.bad)
     preset = preset_options(src.records)
+    given = {"metric": metric, "alpha": alpha, "margin": margin, "compare": compare, "baseline": baseline}
+    results, runs = src.results, src.runs
+    chosen, plan_notes = choose_plan(dirs, runs, preset, given, plan)
+    if chosen is not None:  # its runs alone, under its design
+        keep = set(chosen.keys)
+        runs = runs[runs["run_key"].isin(keep)]
+        results = results[results["run_key"].isin(keep)] if not results.empty else results
     metric = metric or preset["metric"]
     alpha = alpha if alpha is not None else preset["alpha"]
     margin = margin if margin is not None else preset["margin"]
@@ -72,12 +82,15 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
     trained_above = trained_above if trained_above is not None else (preset["trained_above"] if pivot == preset["pivot"]
                                                                      else None)
     per_epoch = list(per_epoch if per_epoch is not None else preset["per_epoch"])
-    results, runs = src.results, src.runs
     tuned = load_tuned(dirs)
     unequal = tuned.check_budgets(allow_unequal_budgets) if tuned is not None else None
-    report = build_report(results, runs, src.identifying, metric=metric, baseline=baseline, target=target, by=by,
-                          alpha=alpha, margin=margin, compare=compare, correctness=src.correctness(),
-                          not_factors=tuned.columns if tuned is not None else ())
+    decision = dict(metric=metric, baseline=baseline, alpha=alpha, margin=margin, compare=compare)
+    report = build_report(results, runs, src.identifying, target=target, by=by, correctness=src.correctness(),
+                          not_factors=tuned.columns if tuned is not None else (),
+                          design=chosen.design if chosen is not None else ANYTIME, **decision)
+    if chosen is not None:
+        beside_anytime(report, results, runs, src.identifying, chosen, **decision)
+    report.notes[1:1] = plan_notes
     if tuned is not None and not report.summary.empty:
         selected_columns(report.summary, runs, report.by, tuned)
         report.notes[1:1] = [tuned.note()] + ([unequal] if unequal else [])

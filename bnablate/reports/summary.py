@@ -14,6 +14,8 @@ import pandas as pd
 from ..config import KEYS
 from ..results.tables import FACTOR_COLUMNS
 from ..stats import km_median, mean_ci
+from ..stats.designs import ANYTIME, Design
+from .best import race_notes
 from .comparisons import Settings, attach_baseline, compare_groups, families, split_baseline, verdict_rank
 from .metrics import check_report_options, lower_is_better, metric_info
 
@@ -168,17 +170,23 @@ def _check_one_run_per_seed(runs: pd.DataFrame, keys: List[pd.Series], by: Seque
 def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequence[str], metric: str = "final_test_acc",
                  baseline: str = "no_bn", target: Optional[float] = None, by: Optional[Sequence[str]] = None,
                  alpha: float = 0.05, margin: Optional[float] = None, compare: str = "baseline",
-                 correctness: Optional[Mapping[str, np.ndarray]] = None, not_factors: Sequence[str] = ()) -> Report:
+                 correctness: Optional[Mapping[str, np.ndarray]] = None, not_factors: Sequence[str] = (),
+                 design: Design = ANYTIME) -> Report:
     """Summarize runs (runs.csv rows, results.csv rows) into one row per group with CIs, and compare the groups
     (with the baseline, or all pairs) with verdicts: better / worse / equivalent (within `margin` metric points) /
-    undecided. correctness: run key → which test images it got right (records that recorded it). not_factors:
-    columns never chosen as factors by default (keys `sweep --tune` chose per group)."""
+    undecided — or, compare="best", all pairs and which group is best within the margin. correctness: run key →
+    which test images it got right (records that recorded it). not_factors: columns never chosen as factors by
+    default (keys `sweep --tune` chose per group). design: a plan's (plans.py); families whose runs do not match it
+    are judged with the anytime-valid intervals, and the notes say so."""
     if runs.empty:
         return Report(pd.DataFrame(), list(by or ALWAYS), metric, baseline, alpha, ["no runs found"])
     check_report_options(metric, alpha, margin, compare, runs.columns)
     runs = runs.copy()
     info = metric_info(metric)
-    settings = Settings(info, alpha, info.margin_points(margin), compare, baseline)
+    settings = Settings(info, alpha, info.margin_points(margin), compare, baseline, design)
+    if compare == "best" and settings.margin is None:
+        raise ValueError(f"compare=best needs an equivalence margin (\"within ±m of the best\"); {metric} has no "
+                         "default: declare one with --margin M or report.margin=M.")
     by = list(by) if by else [c for c in default_by(runs, identifying) if c not in not_factors]
     compared = split_baseline(baseline)[0]
     if compared not in runs:
@@ -208,6 +216,8 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
         summary.loc[index, "family"] = label
     summary["rank"], summary["rank_decided"] = verdict_rank(summary, comparisons)
     notes = [_numerics_note(runs), _method_note(settings)] + comparison_notes + _notes(summary, metric)
+    if compare == "best" and not comparisons.empty:
+        notes[2:2] = race_notes(summary, comparisons, settings)
     summary = summary.drop(columns=["_values", "_runs", "_status", "_resolution"])
     comparisons = comparisons.drop(columns=["_i", "_j"], errors="ignore")
     return Report(summary, by, metric, baseline, alpha, notes, comparisons=comparisons, settings=settings)
@@ -223,8 +233,14 @@ def _numerics_note(runs: pd.DataFrame) -> str:
 
 
 def _method_note(settings: Settings) -> str:
-    return (f"Verdicts: each comparison's difference has an anytime-valid confidence interval (paired t, normal "
-            f"mixture; valid however seeds were added) at level 1 − α/k for its family of k; better/worse when it "
+    how = {"anytime": "an anytime-valid confidence interval (paired t, normal mixture; valid however seeds were "
+                      "added)",
+           "fixed": f"the paired t interval of the plan's fixed design ({settings.design.looks[0]} seeds)"
+           if settings.design.looks else "",
+           "sequential": f"a repeated confidence interval of the plan's group-sequential design (looks at "
+                         f"{', '.join(map(str, settings.design.looks))} seeds, {settings.design.spending} spending)"}
+    return (f"Verdicts: each comparison's difference has {how[settings.design.kind]} at level 1 − α/k for its family "
+            f"of k (Holm's step levels where no margin is declared); better/worse when it "
             f"excludes 0, equivalent when it lies within the {settings.margin_text()}, else undecided with the smallest "
             f"difference a fixed design of this many seeds detects (power 0.8) and the seeds needed. Family-wise error "
             f"≤ α={settings.alpha:g} for all verdicts together (docs/statistics.md).")

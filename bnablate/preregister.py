@@ -1,0 +1,129 @@
+"""`sweep --design …`: declare the plan before anything trains — its seeds (the command's, extended to the first
+look), every run key it may train, the pilot's forecast — write it to OUT_DIR/plans/<grid>.json, and re-plan the
+sweep's first look with the plan's hash on every job (`sweep.plan`)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from pathlib import Path
+from typing import List, Tuple
+
+import pandas as pd
+
+from .keys import override_key
+from .plans import Plan, PlanError, plan_path, write_plan
+from .reports.sources import load_sources
+from .reports.summary import build_report
+from .results import finished
+from .schedule import Schedule
+from .sequential import LookOptions, grid_cells, grid_id
+from .stats.forecast import forecast
+from .sweep_plan import SweepPlan, plan_sweep
+from .train import ConfigError
+
+
+def _without_seeds(overrides: List[str]) -> List[str]:
+    return [o for o in overrides if override_key(o) != "seed"]
+
+
+def planned_seeds(plan: SweepPlan, schedule: Schedule) -> Tuple[List[int], List[int]]:
+    """(every seed the plan may train, the first look's): the command's seeds, then the next integers, up to the
+    budget."""
+    own = sorted({int(c.seed) for c in plan.configs})
+    first = own + list(range(own[-1] + 1, own[-1] + 1 + schedule.first_count(len(own)) - len(own)))
+    seeds = first + list(range(first[-1] + 1, first[-1] + 1 + schedule.max_seeds - len(first)))
+    return seeds, first
+
+
+def pilot_forecast(plan: SweepPlan, keys: set, settings: LookOptions, schedule: Schedule) -> List[dict]:
+    """From the finished runs of this grid's cells at seeds outside the plan (a pilot), each comparison's spread of
+    paired differences and the power of the plan's budget to call a true difference of the margin (the declared
+    effect): empty without such runs."""
+    src = load_sources(plan.out_dirs)
+    if src.runs.empty:
+        return []
+    cells = grid_cells(plan)
+    pilot_seeds = sorted({int(s) for s in src.runs["seed"]} - {s for by in cells.values() for s in by})
+    if not pilot_seeds:
+        return []
+    pilot_keys = set()
+    for cell in cells:
+        extra = plan_sweep(list(cell) + [f"seed={','.join(map(str, pilot_seeds))}"], data=plan.data)
+        pilot_keys |= {k for k in extra.keys if k not in keys}
+    runs = src.runs[src.runs["run_key"].isin(pilot_keys)]
+    results = src.results[src.results["run_key"].isin(pilot_keys)]
+    if runs.empty:
+        return []
+    rep = build_report(results, runs, src.identifying, metric=settings.metric, baseline=settings.baseline,
+                       alpha=settings.alpha, margin=settings.margin, compare=settings.compare)
+    out = []
+    margin = rep.settings.margin
+    for _, c in rep.comparisons.iterrows():
+        sd = float(c["sd_diff"])
+        if not (math.isfinite(sd) and margin):
+            continue
+        f = forecast(schedule.design, schedule.max_seeds, int(c["family_size"]), sd, margin, settings.alpha)
+        out.append({"family": c["family"], "a": str(c["a"]), "b": str(c["b"]), "pilot_seeds": int(c["n_pairs"]),
+                    "sd_diff": sd, "effect": margin, "power": round(f.power, 3),
+                    "seeds_for_power_0.8": f.seeds_for_power})
+    return out
+
+
+def draft(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> Plan:
+    """The plan the sweep would declare, written nowhere (`--dry-run` prints it). A fixed or sequential plan whose
+    seeds already have finished runs that it did not train is refused: such a design is declared before its seeds
+    are seen (the runs can serve as its pilot if its seeds start above them)."""
+    seeds, first = planned_seeds(plan, schedule)
+    base = _without_seeds(plan.overrides)
+    every = plan_sweep(base + [f"seed={','.join(map(str, seeds))}"], data=plan.data)
+    first_plan = plan_sweep(base + [f"seed={','.join(map(str, first))}"], data=plan.data)
+    grid = grid_id(grid_cells(first_plan))
+    out_dirs = every.out_dirs
+    existing = [plan_path(d, grid).exists() for d in out_dirs]
+    seen = [int(c.seed) for c, k in zip(every.configs, every.keys) if finished(Path(c.out_dir), k) is not None]
+    if schedule.design.kind != "anytime" and seen and not all(existing):
+        raise ConfigError(
+            f"Seeds {', '.join(map(str, sorted(set(seen))))} of this {schedule.design.kind} design already have "
+            f"finished runs in {', '.join(map(str, out_dirs))}: a planned design is declared before its seeds are "
+            f"seen. Start its seeds above them (e.g. seed=range({max(seen) + 1},{max(seen) + 1 + len(first)})): "
+            "the runs there then serve as the pilot that sizes the plan.")
+    keys = set(every.keys)
+    return Plan(grid=grid, kind=schedule.design.kind, looks=list(schedule.design.looks),
+                spending=schedule.design.spending, goal=settings.compare, metric=settings.metric,
+                alpha=settings.alpha, margin=settings.margin, baseline=settings.baseline,
+                max_seeds=schedule.max_seeds, seed_step=schedule.seed_step, seeds=seeds, keys=sorted(keys),
+                command=list(plan.overrides), forecast=pilot_forecast(every, keys, settings, schedule),
+                created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def declare(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> Tuple[SweepPlan, Plan, str]:
+    """(the first look's sweep, with the plan's hash on every job; the plan, written; its grid name)."""
+    body = draft(plan, schedule, settings)
+    try:
+        for folder in plan.out_dirs:
+            write_plan(folder, body)
+    except PlanError as e:
+        raise ConfigError(str(e)) from e
+    first = body.seeds[:schedule.first_count(len({int(c.seed) for c in plan.configs}))]
+    labelled = plan_sweep(_without_seeds(plan.overrides) + [f"seed={','.join(map(str, first))}",
+                                                             f"sweep.plan={body.hash}"], data=plan.data)
+    return labelled, body, body.grid
+
+
+def forecast_lines(body: Plan) -> List[str]:
+    """The pilot's forecast as `--dry-run` and the sweep print it before training."""
+    if not body.forecast:
+        return [f"no pilot in the folder (finished runs of these variants at other seeds): no forecast; the plan's "
+                f"budget is {body.max_seeds} seeds per group"]
+    rows = pd.DataFrame(body.forecast)
+    lines = [f"forecast from the pilot (power to call a true difference of ±{rows['effect'].iloc[0]:g} in the metric's "
+             f"units with {body.max_seeds} seeds, and the seeds power 0.8 takes):"]
+    for _, r in rows.iterrows():
+        need = "> 400" if not math.isfinite(r["seeds_for_power_0.8"]) else f"{r['seeds_for_power_0.8']:.0f}"
+        lines.append(f"  {r['family']}: {r['a']} vs {r['b']}: sd {r['sd_diff']:.4g} over {r['pilot_seeds']} pilot "
+                     f"seeds → power {r['power']:.2f}; power 0.8 needs {need} seeds")
+    return lines
+
+
+__all__ = ["declare", "draft", "forecast_lines", "pilot_forecast", "planned_seeds"]
