@@ -45,10 +45,11 @@ class Plan:
         return Design(self.kind, tuple(self.looks), self.spending) if self.kind != "anytime" else ANYTIME
 
     def content(self) -> dict:
-        """What the plan declares (the hash covers it; the creation time and the forecast's text do not)."""
+        """What the plan declares (the hash covers it; the creation time, the command as typed — a rerun may add
+        execution options such as threads=1 — and the forecast's text do not)."""
         body = asdict(self)
-        body.pop("created")
-        body.pop("forecast")
+        for informative in ("created", "forecast", "command"):
+            body.pop(informative)
         return body
 
     @property

@@ -87,23 +87,33 @@ def test_finished_runs_of_an_earlier_plain_sweep_count(decided, tmp_path):
 
 def test_undecided_at_the_cap_is_an_answer_with_the_seeds_it_would_take(tmp_path):
     """bn_pre_act vs bn_pre_act_bias differ by a bias BN cancels: equivalence within 0.01 points is out of reach of
-    3 seeds, so the cap stops the sweep and says how many seeds deciding would take."""
+    6 seeds, so the cap stops the sweep and says how many seeds deciding would take. The look after the grid's 2
+    seeds jumps to 5, the fewest at which one comparison can be decided (no look is wasted below it)."""
     res = CliRunner().invoke(app, ["sweep", "model=mlp", "train.epochs=1", "variant=bn_pre_act,bn_pre_act_bias",
                                    "sweep.baseline=bn_pre_act", "report.margin=0.01", "seed=range(2)",
-                                   "--until-decided", "--max-seeds", "3", "--seed-step", "1", f"out_dir={tmp_path}"],
+                                   "--until-decided", "--max-seeds", "6", f"out_dir={tmp_path}"],
                              terminal_width=200)
     assert res.exit_code == 0, res.output
-    assert "stop: --max-seeds 3 reached; undecided at the cap: bn_pre_act_bias vs bn_pre_act (~" in res.output
+    assert "stop: --max-seeds 6 reached; undecided at the cap: bn_pre_act_bias vs bn_pre_act (~" in res.output
     log = pd.read_csv(tmp_path / DECISIONS)
-    assert list(log["n_seeds"]) == [2, 3] and log["action"].iloc[-1] == "stop: --max-seeds 3 reached"
-    assert log["seeds_needed"].iloc[-1] > 3
+    assert list(log["n_seeds"]) == [2, 5, 6] and log["action"].iloc[-1] == "stop: --max-seeds 6 reached"
+    assert log["seeds_needed"].iloc[-1] > 6
+
+
+def test_a_budget_below_the_fewest_seeds_that_can_decide_is_refused(tmp_path):
+    res = CliRunner().invoke(app, ["sweep", *GRID, "--until-decided", "--max-seeds", "4", f"out_dir={tmp_path}"],
+                             terminal_width=200)
+    assert res.exit_code == 2
+    assert "the 5 seeds at which a family of 1 comparisons can reach any verdict" in " ".join(res.output.split())
+    assert not (tmp_path / "records").exists()
 
 
 def test_dry_run_names_the_rule_and_trains_nothing(tmp_path):
     res = CliRunner().invoke(app, ["sweep", *GRID, "--until-decided", "--dry-run", f"out_dir={tmp_path}"],
                              terminal_width=200)
     assert res.exit_code == 0, res.output
-    assert "2 more seed(s) per look for its groups only, up to 12 seeds" in res.output
+    assert ("1 more seed(s) per look for its groups only (straight to the fewest seeds that can decide), up to 12 "
+            "seeds") in " ".join(res.output.split())
     assert not (tmp_path / "records").exists()
 
 
