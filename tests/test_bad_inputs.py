@@ -56,7 +56,7 @@ CASES = [
     (["sweep", "--until-decided", "report.alpha=1.5"], "alpha must be in (0, 1)"),
     (["sweep", "--until-decided", "report.metric=final_test_acuracy"], "Did you mean 'final_test_acc'"),
     (["sweep", "report.compare=pairz"], "Unknown compare mode 'pairz'"),
-    (["sweep", "--until-decided", "--max-seeds", "2"], "give --max-seeds 5 or more"),
+    (["sweep", "--until-decided", "--max-seeds", "2"], "give --max-seeds 9 or more"),
     (["sweep", "--until-decided", "--seed-step", "0"], "--seed-step must be ≥ 1"),
     (["sweep", "--tune", "seed=0,1"], "the seed is the replicate, not a hyperparameter"),
     (["sweep", "--tune", "dataset.root=a,b"], "a location key cannot change the results"),

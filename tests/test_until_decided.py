@@ -185,12 +185,12 @@ def test_sweeps_sharing_a_folder_each_keep_their_looks(decided, tmp_path):
     first = pd.read_csv(out / DECISIONS, dtype={"grid": str})
     other = ["model=mlp", "train.epochs=1", "variant=bn_pre_act,bn_pre_act_bias", "sweep.baseline=bn_pre_act",
              "report.margin=0.01", "seed=range(2)"]
-    bnablate.sweep(other, out_dir=out, reporter=Counting(), until_decided=True, max_seeds=3, seed_step=1)
+    bnablate.sweep(other, out_dir=out, reporter=Counting(), until_decided=True, max_seeds=5, seed_step=1)
     both = pd.read_csv(out / DECISIONS, dtype={"grid": str})
     assert list(dict.fromkeys(both["grid"])) == [first["grid"].iloc[0], both["grid"].iloc[-1]]
     assert first["grid"].nunique() == 1 and both["grid"].nunique() == 2
     pd.testing.assert_frame_equal(both.iloc[:len(first)], first)  # the first sweep's looks, unchanged
-    assert list(both["n_seeds"].iloc[len(first):]) == [2, 3]
+    assert list(both["n_seeds"].iloc[len(first):]) == [2, 5]
     before = (out / DECISIONS).read_bytes()
     again = Counting()
     bnablate.sweep([*GRID, "threads=1"], out_dir=out, reporter=again, until_decided=True, max_seeds=9, seed_step=2)

@@ -1,6 +1,9 @@
 """The decision rule under simulation: false-call rates under the null (sequential looks included), with k equal
-variants, at the margin, and the seeds saved against a fixed design. tests/test_stats_simulation.py asserts them;
-`python -m bnablate.stats.simulation` prints the table docs/statistics.md quotes."""
+variants, at the margin, and the seeds saved against a fixed design; then the planned designs, Holm, the race to
+the best and the divergence rule (sim_plans, sim_race, sim_divergence). tests/test_stats_simulation.py and
+tests/test_stats_designs.py assert them; `python -m bnablate.stats.simulation` prints the tables
+docs/statistics.md quotes (--reps 20000: the planned designs, Holm and divergence at a fifth of that, the race at
+a tenth)."""
 
 from __future__ import annotations
 
@@ -192,6 +195,12 @@ def main(argv=None) -> None:
                 o = sequential(shifted(normal(1 / math.sqrt(2)), true), k=k, reps=reps // 4, n_max=cap)
                 print(f"| δ = {planned:g} (k = {k}) | {n_fix} | {cap} | {at_plan.power():.2f} | δ = {true:g} | "
                       f"{o.seeds.mean():.1f} |")
+    from . import sim_divergence, sim_plans, sim_race  # each builds on this module's generators
+
+    print("\n" + sim_plans.table(reps // 5))
+    print("\n" + sim_plans.holm_table(reps // 5))
+    print("\n" + sim_race.table(reps // 10))
+    print("\n" + sim_divergence.table(reps // 5))
 
 
 if __name__ == "__main__":
