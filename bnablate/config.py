@@ -88,6 +88,11 @@ class ModelConfig:
     cpu_pack_max_batch: int = option(0, E, "pack=auto on a CPU packs this model's runs at train.batch_size ≤ this "
                                            "(0: never); a measured speed hint (docs/sweeps.md), set per conf/model file",
                                      table=False)
+    init: str = option("torch", R, "every model: how its Conv2d/Linear layers (and a ViT's position and class tokens) "
+                                   "start, each from its own seed-keyed generator, so variants stay paired: torch "
+                                   "(PyTorch's default) | he (torchvision's ResNet: convs kaiming_normal fan_out) | "
+                                   "xavier (xavier_uniform, biases 0) | trunc_normal (timm's ViT: Linear std 0.02); "
+                                   "docs/training.md says what each does to every layer", neutral="torch")
 
 
 @dataclass

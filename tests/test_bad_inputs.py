@@ -46,6 +46,8 @@ CASES = [
     (["run", "train.nproc=64"], "each process needs its own"),
     (["run", "dataset=digits", "dataset.max_memory_mb=0.01"], "only dataset=imagefolder can stream"),
     (["inspect", "model=resnet", "variant.residual=preact"], "Did you mean"),
+    (["run", "model.init=xavir"], "Did you mean 'xavier'"),
+    (["run", "model=mlp", "model.init=he"], "Leave model.init=torch, or use model.init=xavier"),
     (["sweep", "pack=maybe"], "Unknown pack 'maybe'"),
     (["sweep", "pack_size=0"], "pack_size must be auto or an integer ≥ 1"),
     (["sweep", "sweep=nope"], "Unknown sweep 'nope'"),

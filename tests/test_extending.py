@@ -12,6 +12,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -23,7 +24,7 @@ import bnablate.variants
 from bnablate.cli import app
 from bnablate.config import NON_RESULT_KEYS, Config, VariantConfig, compose_config, to_plain
 from bnablate.keys import KeyLists, Role
-from bnablate.models import MODELS, ModelShapeError
+from bnablate.models import INITS, MODELS, ModelShapeError, build_model
 from bnablate.results import run_key
 
 from .fixtures import use_conf_copy
@@ -131,7 +132,7 @@ def test_the_doc_model_lists_inspects_composes_and_trains(tiny, tmp_path):
     assert rec["status"] == "ok", rec.get("error")
     (epoch,) = rec["metrics"]
     assert epoch["steps"] >= 1 and math.isfinite(epoch["train_loss"]) and math.isfinite(epoch["val_loss"])
-    assert rec["config"]["model"] == {"name": NAME, "cpu_pack_max_batch": 0, "width": 16}
+    assert rec["config"]["model"] == {"name": NAME, "cpu_pack_max_batch": 0, "init": "torch", "width": 16}
     assert rec["n_params"] == 16 * 1 * 3 * 3 + 2 * 16 + 16 * 4 * 4 * 10 + 10  # conv (no bias before BN), BN, head
 
     # model.width is a result option: in the run key, so a run at another width is another run, as the doc's schema
@@ -141,6 +142,22 @@ def test_the_doc_model_lists_inspects_composes_and_trains(tiny, tmp_path):
     assert "model.width" not in NON_RESULT_KEYS
     keys = {run_key(to_plain(compose_config([f"model={NAME}", *ONE_STEP, f"model.width={c}"]))) for c in (16, 8)}
     assert rec["run_key"] in keys and len(keys) == 2
+
+
+def test_the_doc_model_takes_every_init_and_stays_paired(tiny):
+    """model.init reaches a plugin's model through ModelConfig: its conv draws He's fan-out normal, its head Xavier's
+    bound or timm's std, each from the layer's own keyed stream (another variant, the same conv weights)."""
+    def built(init, variant="bn_pre_act"):
+        cfg = compose_config([f"model={NAME}", "dataset=digits", f"variant={variant}", f"model.init={init}"])
+        return build_model(cfg.model, cfg.variant, (1, 8, 8), 10, seed=0, bn=cfg.bn)
+
+    he, xavier, timm = built("he"), built("xavier"), built("trunc_normal")
+    conv = he.conv1.conv.weight.detach()
+    assert 0.8 < float(conv.std()) / math.sqrt(2 / (16 * 9)) < 1.2  # fan_out = 16 channels × 3 × 3
+    assert float(xavier.head.weight.detach().abs().max()) <= math.sqrt(6 / (256 + 10))
+    assert 0.018 < float(timm.head.weight.detach().std()) < 0.022
+    for init in INITS:
+        assert torch.equal(built(init).conv1.conv.weight, built(init, "no_bn").conv1.conv.weight), init
 
 
 def test_registering_the_doc_model_twice_fails_and_it_is_gone_afterwards(conf):

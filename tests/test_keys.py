@@ -121,7 +121,8 @@ ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.runnin
                   "bn.renorm_warmup", "bn.renorm_ramp", "bn.renorm_rmax", "bn.renorm_dmax",  # Batch Renorm: neutral
                   "train.nproc", "bn.sync",  # data-parallel runs (issue 36): neutral 1 and false
                   "variant.transformer",  # transformer blocks' norm placement (issue 35): neutral pre
-                  "optim.warmup_steps", "optim.warmup_method", "optim.warmup_start"}  # warm-up: neutral 0 steps
+                  "optim.warmup_steps", "optim.warmup_method", "optim.warmup_start",  # warm-up: neutral 0 steps
+                  "model.init"}  # the papers' initialisations (issue 48): neutral torch
 
 
 def test_tables_of_old_records_keep_their_columns():
@@ -136,6 +137,7 @@ def test_old_lenet_records_show_the_neutral_values_of_keys_added_since():
     assert set(runs["model"]) == {"lenet"}
     assert set(runs["model.pool"]) == {"avg"} and runs["model.padding"].isna().all()
     assert set(runs["bn.conv_beta_init"]) == {0.0} and set(runs["bn.running_var_init"]) == {1.0}
+    assert set(runs["model.init"]) == {"torch"}  # PyTorch's default: what every run before model.init drew
     assert runs["peak_mem_mb"].isna().all()  # not measured then: empty, not 0
 
 

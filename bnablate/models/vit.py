@@ -29,11 +29,22 @@ class Tokens(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, patches + int(cls_token), dim))
 
     @torch.no_grad()
-    def paired_init_(self, g: torch.Generator) -> None:
-        """Positions and class token ~ N(0, 0.02²) (timm's std), from this seed's own generator (models/init.py)."""
-        self.pos.normal_(0.0, 0.02, generator=g)
+    def paired_init_(self, g: torch.Generator, init: str = "torch") -> None:
+        """Positions, then the class token, from this seed's own generator (models/init.py): model.init=trunc_normal
+        as timm's VisionTransformer.init_weights (trunc_normal std .02, normal std 1e-6); every other init N(0,
+        0.02²) for both (timm's position std; torchvision and torch's MultiheadAttention have no tokens)."""
+        timm = init == "trunc_normal"
+        if timm:
+            nn.init.trunc_normal_(self.pos, std=0.02, generator=g)  # cut at ±2 absolute (timm's default): ±100 σ
+        else:
+            self.pos.normal_(0.0, 0.02, generator=g)
         if self.cls is not None:
-            self.cls.normal_(0.0, 0.02, generator=g)
+            self.cls.normal_(0.0, 1e-6 if timm else 0.02, generator=g)
+
+    def paired_init_doc(self, init: str) -> str:
+        if init == "trunc_normal":
+            return "pos trunc_normal(std 0.02)" + (", cls normal(std 1e-6)" if self.cls is not None else "")
+        return "pos normal(std 0.02)" + (", cls normal(std 0.02)" if self.cls is not None else "")
 
     def forward(self, x: Tensor) -> Tensor:
         t = self.embed(x).flatten(2).transpose(1, 2)  # (N, D, H/p, W/p) → (N, T, D)
