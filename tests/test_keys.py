@@ -121,7 +121,8 @@ ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.runnin
                   "bn.renorm_warmup", "bn.renorm_ramp", "bn.renorm_rmax", "bn.renorm_dmax",  # Batch Renorm: neutral
                   "train.nproc", "bn.sync",  # data-parallel runs (issue 36): neutral 1 and false
                   "variant.transformer",  # transformer blocks' norm placement (issue 35): neutral pre
-                  "optim.warmup_steps", "optim.warmup_method", "optim.warmup_start"}  # warm-up: neutral 0 steps
+                  "optim.warmup_steps", "optim.warmup_method", "optim.warmup_start",  # warm-up: neutral 0 steps
+                  "bn.ghost_stats", "bn.renorm_avg"}  # ghost/renorm running statistics (issue 48): neutral chunk, var
 
 
 def test_tables_of_old_records_keep_their_columns():
