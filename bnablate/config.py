@@ -172,9 +172,11 @@ class BNConfig:
     which statistics evaluation normalizes with."""
     eval_stats: str = option("running", R, "running (eval()) | batch (train() under no_grad: the mistake) | precise "
                                            "(PreciseBN) | precise_nodrop (PreciseBN with dropout off: the "
-                                           "variance-shift remedy)", neutral="running")
+                                           "variance-shift remedy) | population (PreciseBN at train.batch_size with "
+                                           "ghost batches off: Wu & Johnson's population statistics)",
+                             neutral="running")
     precise_batches: int = option(200, R, "training batches PreciseBN averages over (fvcore's default); also "
-                                          "finetune.bn=reset", neutral=200)
+                                          "bn.eval_stats=population and finetune.bn=reset", neutral=200)
     momentum: Optional[float] = option(0.1, R,
                                        "PyTorch convention: running = (1 - momentum) · running + momentum · batch; "
                                        "null = cumulative average. Keras/TF's momentum is the other weight: Keras 0.99 "
@@ -191,12 +193,18 @@ class BNConfig:
                                                       "its own statistics (the normalization batch; train.batch_size "
                                                       "stays the optimization batch); must divide train.batch_size; "
                                                       "null: the whole batch", neutral=None)
+    ghost_stats: str = option("chunk", R, "ghost batches' running statistics: chunk (updated once per chunk) | step "
+                                          "(once per optimization step from the first chunk, the last smaller batch "
+                                          "cut as train.nproc processes share it: what data-parallel BN's rank 0 "
+                                          "holds); needs bn.ghost_batch_size", neutral="chunk")
     renorm_warmup: int = option(100, R, "batch_renorm: training steps at r_max = 1, d_max = 0 (plain BN) before the "
                                         "limits open (Ioffe 2017: 5k)", neutral=100)
     renorm_ramp: int = option(1000, R, "batch_renorm: steps over which r_max and d_max rise linearly to their final "
                                        "values (Ioffe 2017: 40k and 25k; size it to your run)", neutral=1000)
     renorm_rmax: float = option(3.0, R, "batch_renorm: final r_max ≥ 1 (r clipped to [1/r_max, r_max])", neutral=3.0)
     renorm_dmax: float = option(5.0, R, "batch_renorm: final d_max ≥ 0 (d clipped to [−d_max, d_max])", neutral=5.0)
+    renorm_avg: str = option("var", R, "batch_renorm's running statistics: var (an average of the unbiased variance, "
+                                       "as BN) | std (an average of σ, as Ioffe 2017)", neutral="var")
     sync: bool = option(False, R, "with train.nproc > 1 on CUDA: SyncBatchNorm, BN statistics over the whole batch "
                                   "across processes (refused on CPU: there bn.ghost_batch_size simulates local BN)",
                         neutral=False)

@@ -1,4 +1,5 @@
-"""BN at evaluation (running / batch / precise), bn.momentum/eps/affine through the norm factory, and their checks."""
+"""BN at evaluation (running / batch / precise / population), bn.momentum/eps/affine through the norm factory, and
+their checks."""
 
 import copy
 
@@ -96,6 +97,50 @@ def test_precise_bn_equals_hand_computed_population_statistics(norm):
     assert all(torch.equal(after[k], v) for k, v in params.items())  # weights frozen
 
 
+def test_population_statistics_are_precise_bn_at_the_optimization_batch_with_ghost_batches_off():
+    """bn.eval_stats=population: the equal-weight average over batches of 16 each normalized whole, though training
+    normalizes chunks of 4; precise averages those chunks (every one, whatever bn.ghost_stats); both restore the
+    layer's ghost settings."""
+    from bnablate.layers.ghost_bn import GhostBatchNorm2d
+
+    x = torch.randn(64, 3, 8, 8, dtype=torch.float64) * 2 + 0.5
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), GhostBatchNorm2d(4, ghost=4, ghost_stats="step")).double()
+    with torch.no_grad():
+        feats = model[0](x)  # (64, 4, 6, 6): what the BN layer normalizes
+    bn, batches = model[1], batch_indices(64, 16, generator(0, "q"))
+
+    def hand(groups):
+        return torch.stack([feats[i].var(dim=(0, 2, 3), unbiased=True) for i in groups]).mean(0)
+
+    precise_bn(model, x, batch_size=16, n_batches=4, generator=generator(0, "q"), ghost=False)  # population
+    torch.testing.assert_close(bn.running_mean, feats.mean(dim=(0, 2, 3)), rtol=0, atol=1e-12)
+    torch.testing.assert_close(bn.running_var, hand(batches), rtol=0, atol=1e-12)
+    assert int(bn.num_batches_tracked) == 4 and (bn.ghost, bn.ghost_stats) == (4, "step")
+    precise_bn(model, x, batch_size=16, n_batches=4, generator=generator(0, "q"))  # precise: the 16 chunks of 4
+    torch.testing.assert_close(bn.running_var, hand([c for i in batches for c in i.split(4)]), rtol=0, atol=1e-12)
+    assert int(bn.num_batches_tracked) == 16 and (bn.ghost, bn.ghost_stats, bn.momentum) == (4, "step", 0.1)
+
+
+def test_population_evaluation_trains_the_same_weights_and_is_precise_without_ghost_batches():
+    ghost = FAST + ["variant=bn_pre_act", "bn.precise_batches=5", "bn.ghost_batch_size=8"]
+    runs = {m: run_experiment(compose_config(ghost + [f"bn.eval_stats={m}"])) for m in ("precise", "population")}
+    assert [e["train_loss"] for e in runs["precise"]["metrics"]] == \
+        [e["train_loss"] for e in runs["population"]["metrics"]]
+    assert runs["precise"]["metrics"][-1]["val_loss"] != runs["population"]["metrics"][-1]["val_loss"]
+    whole = [o for o in ghost if not o.startswith("bn.ghost")]
+    same = [run_experiment(compose_config(whole + [f"bn.eval_stats={m}"]))["metrics"] for m in ("precise",
+                                                                                                "population")]
+    assert [e["val_loss"] for e in same[0]] == [e["val_loss"] for e in same[1]]
+
+
+def test_population_statistics_do_not_pack():
+    from bnablate.pack.rules import packable
+
+    cfgs = [compose_config(FAST + ["bn.eval_stats=population", f"seed={s}"]) for s in (0, 1)]
+    assert "cumulative average" in packable(cfgs)
+
+
 def test_precise_nodrop_gives_the_statistics_of_dropout_free_activations():
     """Dropout → BN: PreciseBN with dropout on averages the variance of the dropped-out activations (what training
     saw), precise_nodrop that of the activations BN normalizes at test time (dropout off) — the variance shift."""
@@ -173,6 +218,10 @@ def test_cumulative_momentum_trains():
     (["bn.momentum=1.5"], r"bn.momentum must be in \[0, 1\].*Keras"),
     (["bn.momentum=-0.1"], r"bn.momentum must be in \[0, 1\]"),
     (["bn.eps=0"], "bn.eps must be > 0"),
+    (["bn.eval_stats=populaton"], "Did you mean 'population'?"),
+    (["bn.ghost_stats=step"], "no ghost batches: set bn.ghost_batch_size"),
+    (["bn.ghost_stats=per_step", "bn.ghost_batch_size=8"], "Unknown bn.ghost_stats 'per_step'"),
+    (["bn.renorm_avg=sd"], "Unknown bn.renorm_avg 'sd'"),
 ])
 def test_bad_bn_values_are_rejected_before_training(over, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -187,5 +236,5 @@ def test_bad_bn_value_is_a_usage_error_on_the_command_line():
 def test_list_bn_documents_the_modes_and_the_keras_momentum_convention():
     result = CliRunner().invoke(app, ["list", "bn"])
     assert result.exit_code == 0, result.output
-    for text in ("running", "batch", "precise", "freeze_affine", "reset", "0.99", "0.01"):
+    for text in ("running", "batch", "precise", "population", "freeze_affine", "reset", "0.99", "0.01"):
         assert text in result.output

@@ -1,5 +1,6 @@
 """bn.ghost_batch_size: BN on each chunk of the batch (Hoffer et al. 2017), equal to plain BN applied to each chunk,
-bit-for-bit plain BN when the chunk is the whole batch, and refused where it cannot mean anything."""
+bit-for-bit plain BN when the chunk is the whole batch, and refused where it cannot mean anything; bn.ghost_stats=step:
+the running statistics of the first chunk once per step, and the last batch cut as data-parallel processes share it."""
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from torch import nn
 
 import bnablate
 from bnablate.errors import ConfigError
-from bnablate.layers.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
+from bnablate.layers.ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d, set_ghost_chunks
 from bnablate.train import validate_config
 from bnablate.config import compose_config
 
@@ -96,3 +97,72 @@ def test_models_build_ghost_bn_everywhere_bn_goes():
         net = build_model(cfg.model, cfg.variant, (1, 8, 8) if model != "resnet" else (3, 8, 8), 10, 0, bn=cfg.bn)
         bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         assert bns and all(isinstance(m, (GhostBatchNorm1d, GhostBatchNorm2d)) for m in bns), model
+
+
+@pytest.mark.parametrize("cls,plain,shape", [(GhostBatchNorm2d, nn.BatchNorm2d, (12, 3, 4, 4)),
+                                             (GhostBatchNorm1d, nn.BatchNorm1d, (12, 5))])
+def test_step_normalizes_each_chunk_and_keeps_the_first_chunks_statistics_once_per_step(cls, plain, shape):
+    torch.manual_seed(0)
+    step, chunk, ref = cls(shape[1], ghost=4, ghost_stats="step"), cls(shape[1], ghost=4), plain(shape[1])
+    for _ in range(3):  # three steps of 3 chunks each
+        x = torch.randn(*shape) * 2 + 1
+        assert torch.equal(step(x), chunk(x))  # the same normalization: each chunk on its own statistics
+        ref(x[:4])  # rank 0's share: the first chunk, one BN call per step
+    assert torch.equal(step.running_mean, ref.running_mean) and torch.equal(step.running_var, ref.running_var)
+    assert int(step.num_batches_tracked) == 3 and int(chunk.num_batches_tracked) == 9
+    assert not torch.allclose(chunk.running_mean, ref.running_mean)  # chunk folds in every chunk
+
+
+def test_step_cuts_a_smaller_last_batch_as_the_processes_share_it():
+    torch.manual_seed(0)
+    net = nn.Sequential(GhostBatchNorm1d(3, ghost=8, ghost_stats="step"))
+    set_ghost_chunks(net, 16)  # a full batch of 16 is 2 chunks: two processes of 8
+    assert net[0].chunks == 2
+    x, ref = torch.randn(14, 3), nn.BatchNorm1d(3)
+    out = net(x)  # 7 + 7, as tensor_split(2) shares 14 between two processes (chunk would cut 8 + 6)
+    assert torch.equal(out[7:], nn.BatchNorm1d(3)(x[7:])) and torch.equal(out[:7], ref(x[:7]))
+    assert torch.equal(net[0].running_mean, ref.running_mean) and torch.equal(net[0].running_var, ref.running_var)
+    unset = GhostBatchNorm1d(3, ghost=8, ghost_stats="step")  # unset: ⌈14 / 8⌉ = 2 parts, as for full batches
+    assert torch.equal(unset(x), out)
+    assert torch.equal(unset(x[:6]), nn.BatchNorm1d(3)(x[:6]))  # ⌈6 / 8⌉ = 1: the whole batch
+
+
+@pytest.mark.parametrize("impl", ["grouped", "vmap"])
+def test_step_packs_like_separate_runs(impl):
+    """A pack under bn.ghost_stats=step keeps each run's first-chunk statistics and cuts its last batch (24 of 280
+    images: 4 parts of 6) as the run alone does."""
+    from tests.test_packed import BASE, assert_packs_like_separate_runs
+
+    over = BASE + ["variant=bn_pre_act", "model.fc=[16]", "bn.ghost_batch_size=8", "dataset.train_subset=280",
+                   f"pack_impl={impl}", "train.epochs=1"]
+    step = assert_packs_like_separate_runs(over + ["bn.ghost_stats=step"], impl=impl)
+    chunk = bnablate.run(over + ["seed=0"], out_dir="chunk")
+    assert step[0]["metrics"][0]["val_loss"] != chunk["metrics"][0]["val_loss"]  # the running statistics mattered
+
+
+def test_the_runner_tells_ghost_layers_each_process_share(monkeypatch, tmp_path):
+    """The chunk count that cuts the last batch comes from train.batch_size / train.nproc (set_ghost_chunks)."""
+    import bnablate.train.runner as runner
+
+    seen = []
+    monkeypatch.setattr(runner, "set_ghost_chunks", lambda model, size: seen.append(size) or set_ghost_chunks(
+        model, size))
+    bnablate.run(["dataset=synthetic", "model=mlp", "train.epochs=1", "train.batch_size=32", "bn.ghost_batch_size=8",
+                  "bn.ghost_stats=step"], out_dir=tmp_path)
+    assert seen == [32]
+
+
+def test_step_and_its_last_batch_are_checked_before_training():
+    from bnablate.train.distributed import check_last_batch
+
+    with pytest.raises(ConfigError, match="bn.ghost_batch_size"):
+        validate_config(compose_config(["bn.ghost_stats=step"]))  # no ghost batches: nothing to keep per step
+    with pytest.raises(ConfigError, match="Did you mean 'step'"):
+        validate_config(compose_config(["bn.ghost_batch_size=8", "bn.ghost_stats=steps"]))
+    validate_config(compose_config(["bn.ghost_batch_size=8", "bn.ghost_stats=step"]))
+    with pytest.raises(ConfigError, match="cuts it into 4 near-equal parts"):
+        check_last_batch(n=100, batch=32, nproc=1, ghost=8, batch_norm=True, ghost_stats="step")  # 4 = 4 × 1
+    check_last_batch(n=100, batch=32, nproc=1, ghost=8, batch_norm=True)  # chunk: 4 ≤ 8 is one chunk, fine
+    check_last_batch(n=104, batch=32, nproc=1, ghost=8, batch_norm=True, ghost_stats="step")  # 8 = 4 × 2
+    with pytest.raises(ConfigError, match="cuts it into 4"):  # 2 processes × 2 ghost batches of their share
+        check_last_batch(n=102, batch=32, nproc=2, ghost=8, batch_norm=True, ghost_stats="step")  # 6 → 3 + 3 → 2 + 1

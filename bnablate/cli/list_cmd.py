@@ -13,6 +13,8 @@ from ..config import CONF_DIR, KEYS
 from ..config_doc import literal
 from ..data import DATASETS
 from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
+from ..layers.batch_renorm import RENORM_AVG
+from ..layers.ghost_bn import GHOST_STATS
 from ..layers.residual import RESIDUAL, RESIDUAL_INIT
 from ..layers.transformer import TRANSFORMER_PLACEMENTS
 from ..models import MODELS
@@ -100,15 +102,16 @@ BN_KEYS = {  # key → (values, meaning) for the rows that are not a list of cho
                     "default momentum=0.99 is bn.momentum=0.01 here, and PyTorch's default 0.1 is Keras' 0.9"),
     "bn.eps": ("1e-5 (default), > 0", "added to the variance before the square root (Keras' default is 1e-3)"),
     "bn.affine": ("true (default), false", "learned per-channel scale γ and shift β (also GroupNorm/LayerNorm's)"),
-    "bn.precise_batches": ("200 (default), ≥ 1", "training batches averaged by PreciseBN (eval_stats=precise or "
-                                                  "precise_nodrop, finetune.bn=reset)"),
+    "bn.precise_batches": ("200 (default), ≥ 1", "training batches averaged by PreciseBN (eval_stats=precise, "
+                                                  "precise_nodrop or population, finetune.bn=reset)"),
 }
 
 
 def bn_table() -> Table:
     t = _table("batch norm and fine-tuning (bn.KEY=VALUE, finetune.KEY=VALUE)", "key", "value", "meaning")
-    for value, meaning in EVAL_STATS.items():
-        t.add_row("bn.eval_stats", value, meaning)
+    for key, choices in (("bn.eval_stats", EVAL_STATS), ("bn.ghost_stats", GHOST_STATS), ("bn.renorm_avg", RENORM_AVG)):
+        for value, meaning in choices.items():
+            t.add_row(key, value, meaning)
     for key, (values, meaning) in BN_KEYS.items():
         t.add_row(key, values, meaning)
     for value, meaning in FINETUNE_BN.items():

@@ -94,15 +94,16 @@ def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
 def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, momentum: Optional[float] = 0.1,
                       eps: float = 1e-5, affine: bool = True, conv_beta_init: float = 0.0,
                       running_var_init: float = 1.0, ghost_batch_size: Optional[int] = None,
-                      renorm: Optional[Dict[str, Any]] = None) -> nn.Module | None:
+                      ghost_stats: str = "chunk", renorm: Optional[Dict[str, Any]] = None) -> nn.Module | None:
     """An instance of the named norm for `num_features` channels/features/token features (kind 'conv', 'linear',
     'tokens'), or None for 'none'. momentum (PyTorch
     convention; None = cumulative average) only concerns the batch-statistics norms; eps and affine reach every norm
     (LayerNorm's affine = its elementwise weight and bias). conv_beta_init: β's start on a conv layer's norm (0 as in
     PyTorch; a from-scratch tutorial's 1); running_var_init: the batch-statistics norms' running variance start (1 as
     in PyTorch; that tutorial's 0). ghost_batch_size: BN normalizes each chunk of that many samples on its own in
-    training (ghost_bn.py); for norms 'batch' and 'batch_renorm'. renorm: Batch Renorm's schedule and limits
-    (warmup, ramp, rmax, dmax; batch_renorm.py) for norm 'batch_renorm'."""
+    training (ghost_bn.py); for norms 'batch' and 'batch_renorm'; ghost_stats: how their running statistics are kept
+    ('chunk' | 'step', ghost_bn.GHOST_STATS). renorm: Batch Renorm's schedule, limits and running σ (warmup, ramp,
+    rmax, dmax, avg; batch_renorm.py) for norm 'batch_renorm'."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
@@ -115,9 +116,10 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
         raise ValueError("bn.ghost_batch_size chunks a batch of samples, and a transformer's BN normalizes over "
                          "samples × tokens: ghost batches are not supported in model=vit; use bn.ghost_batch_size=null.")
     if name == "batch" and ghost is not None:
-        cls, extra = (GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d), {"ghost": ghost}
+        cls, extra = (GhostBatchNorm2d if kind == "conv" else GhostBatchNorm1d), {"ghost": ghost,
+                                                                                  "ghost_stats": ghost_stats}
     elif name == "batch_renorm":
-        extra = {**(renorm or {}), "ghost": ghost}
+        extra = {**(renorm or {}), "ghost": ghost, "ghost_stats": ghost_stats}
     if name in BATCH_STAT_NORMS:
         layer = cls(num_features, eps=eps, momentum=momentum, affine=affine, **extra)
         (layer.inner if isinstance(layer, TokenNorm) else layer).running_var.fill_(running_var_init)
@@ -144,8 +146,9 @@ def norm_options(bn) -> Dict[str, Any]:
             "affine": bool(bn.affine), "conv_beta_init": float(bn.conv_beta_init),
             "running_var_init": float(bn.running_var_init),
             "ghost_batch_size": None if bn.ghost_batch_size is None else int(bn.ghost_batch_size),
+            "ghost_stats": str(bn.ghost_stats),
             "renorm": {"warmup": int(bn.renorm_warmup), "ramp": int(bn.renorm_ramp), "rmax": float(bn.renorm_rmax),
-                       "dmax": float(bn.renorm_dmax)}}
+                       "dmax": float(bn.renorm_dmax), "avg": str(bn.renorm_avg)}}
 
 
 def batch_norm_layers(model: nn.Module) -> List[nn.Module]:

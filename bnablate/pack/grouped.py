@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.ghost_bn import normalization_batches, updates_running_stats
 from ..layers.norm import LayerNorm2d
 from ..layers.residual import ResidualAdd, ResidualBlock, ZeroPadShortcut
 from ..layers.scratch_bn import ScratchBatchNorm
@@ -66,14 +67,15 @@ def _linear(m: nn.Linear, p: Tensors, x: Tensor, k: int) -> Tensor:
 
 def _batch_norm(m: nn.modules.batchnorm._BatchNorm, p: Tensors, x: Tensor, k: int) -> Tensor:
     training = m.training or m.running_mean is None
-    ghost = getattr(m, "ghost", None)  # ghost BN (ghost_bn.py): each chunk of `ghost` samples on its own statistics
-    chunks = x.split(ghost) if m.training and ghost is not None and x.shape[0] > ghost else (x,)
+    # ghost BN (ghost_bn.py): each chunk on its own statistics, cut as the lone module cuts it
+    chunks = normalization_batches(m, x) if m.training else [x]
     out = []
-    for chunk in chunks:  # the lone module's order: one running-statistics update per chunk
-        if m.training and m.track_running_stats:
+    for i, chunk in enumerate(chunks):  # the lone module's order and running-statistics updates (bn.ghost_stats)
+        update = not m.training or updates_running_stats(m, i)
+        if m.training and m.track_running_stats and update:
             p["num_batches_tracked"].add_(1)  # kept in step with a lone run's module (momentum is never None here)
-        out.append(F.batch_norm(chunk, _flat(p.get("running_mean")), _flat(p.get("running_var")),
-                                _flat(p.get("weight")), _flat(p.get("bias")), training,
+        mean, var = (_flat(p.get("running_mean")), _flat(p.get("running_var"))) if update else (None, None)
+        out.append(F.batch_norm(chunk, mean, var, _flat(p.get("weight")), _flat(p.get("bias")), training,
                                 0.0 if m.momentum is None else m.momentum, m.eps))
     return out[0] if len(out) == 1 else torch.cat(out)
 

@@ -27,7 +27,9 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
         return "train.compile and train.channels_last apply to unpacked runs only"
     if cfg.train.precision != "fp32":  # torch 2.x: vmap's batch_norm rule rejects bf16 inputs with FP32 weights
         return "bf16 autocast is not supported under vmap's batch-norm rule"
-    precise = cfg.bn.eval_stats in ("precise", "precise_nodrop")  # PreciseBN: momentum=None while it recomputes
+    from ..train.bn_stats import RECOMPUTED  # imported here: the training package imports this module
+
+    precise = cfg.bn.eval_stats in RECOMPUTED  # PreciseBN: momentum=None while it recomputes
     if precise or cfg.bn.momentum is None:
         what = f"bn.eval_stats={cfg.bn.eval_stats}" if precise else "bn.momentum=null"
         return f"{what} keeps a cumulative average of BN statistics, which reads each run's batch count as a " \

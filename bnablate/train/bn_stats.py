@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import batch_norm_layers
+from ..layers.batch_renorm import RENORM_AVG
+from ..layers.ghost_bn import GHOST_STATS
 from ..registry import check_choice
 from .loop import batch_indices
 
@@ -21,7 +23,12 @@ EVAL_STATS = {
     "precise_nodrop": "PreciseBN with dropout off during the recomputation: the statistics of the activations BN sees "
                       "at test time, which removes Dropout's variance shift (Li et al. 2019) from BN layers after "
                       "a Dropout",
+    "population": "Wu & Johnson's population statistics: PreciseBN over bn.precise_batches training batches of "
+                  "train.batch_size with ghost batches off (each batch normalized whole), then eval(): the statistics "
+                  "of the optimization batch, whatever the normalization batch (precise without ghost batches)",
 }
+# the modes that recompute the running statistics before each evaluation (PreciseBN; a cumulative average)
+RECOMPUTED = ("precise", "precise_nodrop", "population")
 
 DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
@@ -29,6 +36,13 @@ DROPOUT_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Alpha
 def validate_bn(bn) -> None:
     """Reject a `bn` section that cannot run, naming the fix (ValueError; the runner turns it into ConfigError)."""
     check_choice("bn.eval_stats", bn.eval_stats, EVAL_STATS)
+    check_choice("bn.ghost_stats", bn.ghost_stats, GHOST_STATS)
+    check_choice("bn.renorm_avg", bn.renorm_avg, RENORM_AVG)
+    if bn.ghost_stats == "step" and bn.ghost_batch_size is None:
+        raise ValueError("bn.ghost_stats=step keeps the running statistics of the first ghost batch of each step (what "
+                         "rank 0 of a data-parallel run holds), and there are no ghost batches: set "
+                         "bn.ghost_batch_size (e.g. train.batch_size/2, the share of each of two processes), or leave "
+                         "bn.ghost_stats=chunk.")
     if int(bn.precise_batches) < 1:
         raise ValueError(f"bn.precise_batches must be ≥ 1, got {bn.precise_batches} (fvcore's PreciseBN uses 200).")
     if bn.momentum is not None and not 0.0 <= float(bn.momentum) <= 1.0:
@@ -59,7 +73,7 @@ def sample_batches(n: int, batch_size: int, n_batches: int, g: torch.Generator) 
 
 @torch.no_grad()
 def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, generator: torch.Generator,
-               dropout: bool = True) -> int:
+               dropout: bool = True, ghost: bool = True) -> int:
     """PreciseBN: replace every BN layer's running statistics by their equal-weight average over `n_batches`
     training batches of `x` (N, C, H, W), the weights frozen. Returns the number of BN layers updated.
 
@@ -70,17 +84,22 @@ def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, gen
     the mean of the unbiased batch variances. Train mode also turns dropout on, as in those references; its masks
     come from a forked global RNG so the training run's own stream is left where it was. dropout=False keeps every
     Dropout layer in eval mode (identity) for the pass, so a BN after a Dropout gets the statistics of the
-    dropout-free activations it normalizes at test time: the variance-shift remedy (bn.eval_stats=precise_nodrop)."""
+    dropout-free activations it normalizes at test time: the variance-shift remedy (bn.eval_stats=precise_nodrop).
+    Ghost layers (ghost_bn.py) average every chunk's statistics (bn.ghost_stats concerns training's running
+    statistics, not this average); ghost=False turns ghost batches off for the pass, so each batch is normalized
+    whole: Wu & Johnson's population statistics (bn.eval_stats=population)."""
     layers = batch_norm_layers(model)
     if not layers:
         return 0
-    momenta = {m: m.momentum for m in layers}
+    saved = {m: (m.momentum, getattr(m, "ghost", None), getattr(m, "ghost_stats", None)) for m in layers}
     was_training = model.training
     fork = [x.device] if x.device.type == "cuda" else []
     try:
         for m in layers:
             m.reset_running_stats()
             m.momentum = None
+            if saved[m][1] is not None:  # a ghost layer
+                m.ghost, m.ghost_stats = (m.ghost if ghost else None), "chunk"
         model.train()
         if not dropout:
             for m in model.modules():
@@ -90,7 +109,9 @@ def precise_bn(model: nn.Module, x: Tensor, batch_size: int, n_batches: int, gen
             for idx in sample_batches(len(x), batch_size, n_batches, generator):
                 model(x[idx.to(x.device)])
     finally:
-        for m, momentum in momenta.items():
+        for m, (momentum, size, stats) in saved.items():
             m.momentum = momentum
+            if size is not None:
+                m.ghost, m.ghost_stats = size, stats
         model.train(was_training)
     return len(layers)

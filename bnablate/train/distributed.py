@@ -6,8 +6,10 @@ model from the same seed and draws the same batch order; worker r trains the r-t
 (train.batch_size is the optimization batch, train.batch_size / nproc the per-process batch), so its BN normalizes
 over its share alone (local BN; `bn.sync=true` converts it to SyncBatchNorm on CUDA). DDP averages the gradients.
 A batch of k·g samples over k processes is then what `bn.ghost_batch_size=g` computes in one process; the weights
-agree to float tolerance (tests/test_distributed.py). The running statistics do not: DDP broadcasts rank 0's buffers
-before each forward (its default), so they are rank 0's share's, where ghost BN folds in every chunk. Rank 0's
+agree to float tolerance (tests/test_distributed.py). The running statistics are rank 0's share's (DDP broadcasts rank
+0's buffers before each forward, its default): what ghost BN keeps under `bn.ghost_stats=step`, which also cuts the
+epoch's last, smaller batch as tensor_split does here, so weights, buffers and accuracy agree end to end (under the
+default `chunk`, ghost BN folds in every chunk and cuts full chunks and a remainder). Rank 0's
 result is the run's; the calling process writes the one record, so resume and verify treat it like any run.
 Per-epoch callbacks (progress, trackers) are replayed from rank 0's rows when the run ends."""
 
@@ -75,9 +77,11 @@ def validate_distributed(cfg) -> None:
         raise ConfigError(f"{what} trains in one process here; use train.nproc=1 for it.")
 
 
-def check_last_batch(n: int, batch: int, nproc: int, ghost: Optional[int], batch_norm: bool) -> None:
+def check_last_batch(n: int, batch: int, nproc: int, ghost: Optional[int], batch_norm: bool,
+                     ghost_stats: str = "chunk") -> None:
     """When BN trains, no normalization group of the epoch's last, smaller batch may hold a single sample (it has no
-    variance): neither a process's share (train.nproc) nor a ghost batch's remainder chunk."""
+    variance): neither a process's share (train.nproc) nor a ghost batch's remainder chunk (bn.ghost_stats=chunk) or
+    near-equal part (step: each share cut into as many parts as a full share makes ghost batches)."""
     last = n % batch
     if last == 1 and n > batch:
         last = batch + 1  # batch_indices folds a trailing single sample into the batch before it
@@ -88,7 +92,16 @@ def check_last_batch(n: int, batch: int, nproc: int, ghost: Optional[int], batch
                           f"per process over train.nproc={nproc}: BN cannot normalize one sample. Choose "
                           f"train.batch_size so that {n} % batch_size is 0 or at least {2 * nproc}.")
     share = -(-last // nproc)  # the largest share (tensor_split's first)
-    if ghost is not None and share > ghost and share % ghost == 1:
+    if ghost is not None and ghost_stats == "step":
+        per_process = -(-(batch // nproc) // ghost)  # the ghost batches of a process's full share (set_ghost_chunks)
+        parts = nproc * per_process
+        if (last // nproc) // per_process < 2:  # the smallest share's smallest part
+            raise ConfigError(f"The epoch's last batch has {last} of the {n} training images: bn.ghost_stats=step "
+                              f"cuts it into {parts} near-equal parts, as {parts} processes would share it, leaving "
+                              f"fewer than 2 samples in a part, and BN cannot normalize one sample. Choose "
+                              f"train.batch_size so that {n} % batch_size is 0 or at least {2 * parts}, or a larger "
+                              f"bn.ghost_batch_size.")
+    elif ghost is not None and share > ghost and share % ghost == 1:
         raise ConfigError(f"The epoch's last batch has {last} of the {n} training images: ghost batches of "
                           f"{ghost} leave a last chunk of one sample, and BN cannot normalize one sample. Choose "
                           f"another bn.ghost_batch_size or train.batch_size (so that {n} % batch_size is not 1 more "

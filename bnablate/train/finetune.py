@@ -15,6 +15,7 @@ from torch import nn
 from ..config import CONF_DIR, DatasetConfig, to_plain
 from ..data import DataSplits, class_count, dataset_shape, load_data, selected_classes
 from ..layers import BATCH_NORM_TYPES, BATCH_STAT_NORMS, batch_norm_layers, has_norm
+from ..layers.ghost_bn import set_ghost_chunks
 from ..models import build_model
 from ..registry import check_choice, unknown_name_message
 from ..atomic import atomic_file
@@ -110,7 +111,8 @@ def pretrain_config(cfg) -> Dict[str, Any]:
     plain = to_plain(cfg)
     return {"pretrain": 1, "dataset": to_plain(source_dataset_config(cfg)), "model": plain["model"],
             "variant": plain["variant"], "optim": plain["optim"],
-            "bn": {k: plain["bn"][k] for k in ("momentum", "eps", "affine")},
+            # ghost_stats, renorm_avg: left out at their neutral values (run_key), so older checkpoints keep their name
+            "bn": {k: plain["bn"][k] for k in ("momentum", "eps", "affine", "ghost_stats", "renorm_avg")},
             "train": {"epochs": int(cfg.finetune.source_epochs), "batch_size": int(cfg.finetune.source_batch_size)},
             "seed": int(cfg.seed)}
 
@@ -130,6 +132,7 @@ def pretrain(cfg, device: torch.device) -> Dict[str, Any]:
         raise ValueError(f"finetune.source_batch_size={bs} is larger than the source's {len(data.train_x)} training "
                          f"images; lower it.")
     model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed, bn=cfg.bn).to(device)
+    set_ghost_chunks(model, bs)
     opt = build_optimizer(model.parameters(), cfg.optim, bs)
     sched = build_scheduler(opt, cfg.optim, int(cfg.finetune.source_epochs))
     g_batches = generator(seed, "pretrain", "batches")

@@ -13,12 +13,13 @@ from omegaconf import DictConfig
 from ..loggers import check_loggers
 from ..data import DataError, DataSplits, class_count, dataset_shape, load_data
 from ..layers import BATCH_STAT_NORMS, has_norm
+from ..layers.ghost_bn import set_ghost_chunks
 from ..models import build_model, count_params
 from ..pack.model import PackedModel, PerRunLR
 from ..pack.rules import packable
 from ..results.correctness import encode_correct
 from ..seeding import derive_seed, generator
-from .bn_stats import precise_bn, validate_bn
+from .bn_stats import RECOMPUTED, precise_bn, validate_bn
 from .distributed import DataParallelRun, check_last_batch, is_worker, launch, validate_distributed
 from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
                         validate_execution)
@@ -68,15 +69,17 @@ def validate_config(cfg) -> None:
         raise ConfigError(f"bn.ghost_batch_size={ghost} must be ≥ 2 (BN needs two samples for a variance) and divide "
                           f"train.batch_size={cfg.train.batch_size} into equal chunks: e.g. bn.ghost_batch_size="
                           f"{_divisor(int(cfg.train.batch_size))}, or null for the whole batch.")
-    if has_norm(cfg.variant) and cfg.variant.norm == "batch_renorm" and cfg.bn.eval_stats in ("precise",
-                                                                                              "precise_nodrop"):
-        raise ConfigError("bn.eval_stats=precise re-estimates BN's running statistics from scratch, and Batch "
-                          "Renorm's are part of its training (r and d are measured against them; their step count "
-                          "drives the r_max/d_max schedule): use bn.eval_stats=running with variant.norm=batch_renorm.")
-    if ghost is not None and cfg.variant.norm == "batch_renorm" and cfg.bn.momentum is None:
-        raise ConfigError("Batch Renorm with ghost batches updates its running statistics once per chunk, and "
-                          "bn.momentum=null's cumulative average counts steps, not chunks: use a momentum "
-                          "(bn.momentum=0.1), or bn.ghost_batch_size=null.")
+    if has_norm(cfg.variant) and cfg.variant.norm == "batch_renorm" and cfg.bn.eval_stats in RECOMPUTED:
+        raise ConfigError(f"bn.eval_stats={cfg.bn.eval_stats} re-estimates BN's running statistics from scratch, and "
+                          f"Batch Renorm's are part of its training (r and d are measured against them; their step "
+                          f"count drives the r_max/d_max schedule): use bn.eval_stats=running with "
+                          f"variant.norm=batch_renorm.")
+    if ghost is not None and cfg.variant.norm == "batch_renorm" and cfg.bn.momentum is None \
+            and cfg.bn.ghost_stats == "chunk":
+        raise ConfigError("Batch Renorm with ghost batches and bn.ghost_stats=chunk updates its running statistics "
+                          "once per chunk, and bn.momentum=null's cumulative average counts steps, not chunks: use a "
+                          "momentum (bn.momentum=0.1), bn.ghost_stats=step (one update per step), or "
+                          "bn.ghost_batch_size=null.")
     validate_distributed(cfg)
 
 
@@ -92,7 +95,7 @@ def check_data(cfg, data: DataSplits) -> None:
                           f"{cfg.dataset.name} after the validation split); use train.batch_size≤{n}.")
     ghost = None if cfg.bn.ghost_batch_size is None else int(cfg.bn.ghost_batch_size)
     check_last_batch(n, int(cfg.train.batch_size), int(cfg.train.nproc), ghost,
-                     has_norm(cfg.variant) and cfg.variant.norm in BATCH_STAT_NORMS)
+                     has_norm(cfg.variant) and cfg.variant.norm in BATCH_STAT_NORMS, str(cfg.bn.ghost_stats))
     try:
         check_warmup(cfg.optim, len(batch_indices(n, int(cfg.train.batch_size), torch.Generator())),
                      int(cfg.train.epochs))
@@ -163,6 +166,8 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     memory = TrainingMemory(device)  # training's needs beyond the data: parameters, gradients, optimizer, activations
     models = [build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, s, bn=cfg.bn).to(device)
               for s in seeds]
+    for m in models:  # ghost layers under bn.ghost_stats=step cut every batch as this process's share is cut
+        set_ghost_chunks(m, int(cfg.train.batch_size) // int(cfg.train.nproc))
     pretrained = None
     if cfg.finetune.source is not None:  # K = 1: packable() refuses fine-tuning
         pretrained = prepare_finetune(cfg, models[0], data, device)  # may pretrain (its own streams), or load
@@ -258,12 +263,13 @@ def evaluate_epoch(runs, data: DataSplits, cfg, g_precise, amp: Optional[torch.d
     """Validation and test metrics with the statistics bn.eval_stats names: running (eval mode); batch (train mode
     under no_grad, in batches of train.batch_size as a loader built like the training one would give, moving the
     running statistics); precise (PreciseBN over bn.precise_batches training batches first, then eval mode);
-    precise_nodrop (the same with dropout off during the recomputation). The test metrics carry "correct", which test
-    examples each run got right ((K, N_test) bool, on the device)."""
+    precise_nodrop (the same with dropout off during the recomputation); population (PreciseBN with ghost batches
+    off). The test metrics carry "correct", which test examples each run got right ((K, N_test) bool, on the
+    device)."""
     mode = cfg.bn.eval_stats
-    if mode in ("precise", "precise_nodrop"):
+    if mode in RECOMPUTED:
         precise_bn(runs.module, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise,
-                   dropout=mode == "precise")
+                   dropout=mode != "precise_nodrop", ghost=mode != "population")
     size = int(cfg.train.batch_size) if mode == "batch" else int(cfg.train.eval_batch_size)
     stats = "batch" if mode == "batch" else "running"
     return (evaluate(runs, data.val_x, data.val_y, size, bn_stats=stats, amp=amp),
