@@ -60,6 +60,7 @@ CASES = [
     (["sweep", "--until-decided", "--seed-step", "0"], "--seed-step must be ≥ 1"),
     (["sweep", "--tune", "seed=0,1"], "the seed is the replicate, not a hyperparameter"),
     (["sweep", "--tune", "dataset.root=a,b"], "a location key cannot change the results"),
+    (["sweep", "--tune", "optim.lrr=0.1,0.01"], "--tune optim.lrr: not a config key. Did you mean 'optim.lr'?"),
     (["sweep", "--tune", "optim.lr=0.1"], "a grid needs at least 2 values"),
     (["sweep", "--tune", "optim.lr=interval(0.001,0.1)"], "give the grid's values"),
     (["sweep", "--tune", "optim.lr=0.01,0.1", "--tune-metric", "final_test_acc"], "selection never sees the test split"),
