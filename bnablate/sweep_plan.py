@@ -46,14 +46,16 @@ class DataCache:
         return sum(resident_bytes(t) for t in (data.train_x, data.val_x, data.test_x))
 
 
-def distinguishing_labels(jobs: Sequence[Sequence[str]], among: Sequence[Sequence[str]]) -> List[str]:
-    """Each job by the overrides that tell the jobs of `among` apart (e.g. 'variant=no_bn'); '(defaults)' if none."""
+def distinguishing_labels(jobs: Sequence[Sequence[str]], among: Sequence[Sequence[str]], ignore: Sequence[str] = (),
+                          default: str = "(defaults)") -> List[str]:
+    """Each job by the overrides that tell the jobs of `among` apart (e.g. 'variant=no_bn'), leaving out the keys in
+    `ignore` (what the caller names otherwise); `default` if none."""
     values: Dict[str, set] = {}
     for job in among:
         for item in job:
             values.setdefault(item.split("=", 1)[0], set()).add(item)
-    varying = {k for k, v in values.items() if len(v) > 1}
-    return [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)" for job in jobs]
+    varying = {k for k, v in values.items() if len(v) > 1 and override_key(k) not in ignore}
+    return [" ".join(item for item in job if item.split("=", 1)[0] in varying) or default for job in jobs]
 
 
 @dataclass
@@ -95,6 +97,11 @@ class SweepPlan:
                              f"sweep adds {new} there, so its tables and report will hold both. To keep them apart, "
                              f"pass out_dir={folder}-{tag}.")
         return notes
+
+    def run_labels(self, shown: Sequence[str] = ("variant", "seed", "out_dir")) -> Dict[str, str]:
+        """run key → the overrides that tell this plan's jobs apart besides the keys `shown` (which a progress line
+        names already), e.g. 'optim.lr=0.003' for a tuning run of one candidate; '' where nothing else differs."""
+        return dict(zip(self.keys, distinguishing_labels(self.jobs, self.jobs, ignore=shown, default="")))
 
     def describe(self) -> List[str]:
         """The plan in lines, as `bnablate sweep --dry-run` prints it: jobs, packs and lone runs with reasons."""
