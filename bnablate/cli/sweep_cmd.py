@@ -88,6 +88,8 @@ class SweepReporter(ProgressReporter):
                        if done else "") +
                       (f"; {len(bad)} bad record file(s) found, moved to records/{QUARANTINE_DIR}/ with their bytes "
                        f"intact, and their runs retrain" if bad else ""), highlight=False, soft_wrap=True)
+        for note in plan.repeats_note():
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
         for note in plan.mixing():
             console.print(f"[yellow]warning[/yellow]: {note}", highlight=False, soft_wrap=True)
         for item, moved in bad:
