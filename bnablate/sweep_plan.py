@@ -132,6 +132,14 @@ def check_report(cfg: DictConfig) -> None:
         raise ConfigError(f"report options: {e}") from None
 
 
+def check_sections(cfg: DictConfig) -> None:
+    """The options no training check reads — pack.* (the planner's) and report.* (the report's, its verdicts and
+    --until-decided's looks) — of one job: ConfigError naming the fix. Every job of a plan and every `run` checks
+    them (a run's folder is reported like a sweep's), whichever other check applies."""
+    check_pack_options(cfg)
+    check_report(cfg)
+
+
 def check_job(data: DataCache) -> Callable[[DictConfig], None]:
     """Every check of one job before training, data included (each distinct dataset loaded once, into `data`), so
     missing files fail before any training."""
@@ -177,8 +185,7 @@ def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], N
     for job in jobs:
         cfg = compose_job(job)
         validate(cfg)
-        check_pack_options(cfg)  # whichever check was passed: the pack options are the planner's own
-        check_report(cfg)  # and so are the report's (its end-of-sweep report, --until-decided's looks)
+        check_sections(cfg)  # whichever check was passed
         key = run_key(to_plain(cfg))
         if (str(cfg.out_dir), key) in planned:  # the same run again (SweepPlan.repeats_note)
             plan.repeats.append(job)
