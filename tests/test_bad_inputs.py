@@ -81,6 +81,12 @@ CASES = [
     (["sweep", "dataset=imagefolder", "dataset.path=mine/empty"], "at least two class folders"),
     (["sweep", "dataset=imagefolder", "dataset.path=mine/mixed"], "set dataset.image_size=N"),
     (["sweep", "dataset=imagefolder", "dataset.path=mine/ok.npz"], "is a file"),
+    (["sweep", "dataset=imagefolder", "dataset.path=mine/broken_first"],
+     "broken_first/c0/0.png could not be decoded as an image"),
+    (["sweep", "dataset=imagefolder", "dataset.path=mine/broken_later"],
+     "broken_later/c1/3.png could not be decoded as an image"),
+    (["sweep", "model=mlp", "dataset=arrays", "dataset.path=mine/nan.npz"],
+     "x_train[4, 2, 1, 0] is nan, the first of 1 non-finite value(s) in x_train"),
     (["sweep", "dataset=torchvision"], "dataset=torchvision needs dataset.name=NAME"),
     (["sweep", "dataset=torchvision", "dataset.name=CIFAR100"], "Did you mean 'cifar100'"),
     (["sweep", "dataset=torchvision", "dataset.name=svhn", "dataset.download=false"], "train_32x32.mat"),
@@ -144,6 +150,13 @@ def _own_data(root: Path) -> None:
     write_image_folder(root / "mixed", classes=2, per_class=2, size=(6, 6), test_per_class=0)
     write_image_folder(root / "other", classes=2, per_class=1, size=(5, 5), test_per_class=0, seed=1)
     (root / "other" / "c1" / "1.png").rename(root / "mixed" / "c1" / "z.png")
+    for name, broken in (("broken_first", "c0/0.png"), ("broken_later", "c1/3.png")):  # the header sniff; a decode
+        write_image_folder(root / name, classes=2, per_class=2, size=(6, 6), test_per_class=0)
+        (root / name / broken).write_bytes(b"")
+    arrays = dict(np.load(root / "ok.npz"))
+    x = arrays["x_train"].astype(np.float32)
+    x[4, 2, 1, 0] = np.nan
+    np.savez(root / "nan.npz", **{**arrays, "x_train": x})
 
 
 def _snapshot(root: Path) -> dict:
