@@ -16,7 +16,7 @@ from .results.records import RECORDS_DIR, check_writable
 from .keys import override_key
 from .schedule import DEFAULT_SEED_STEP, GOALS, make_schedule
 from .sequential import check_until_decided, run_until_decided
-from .sweep_plan import SweepPlan, plan_sweep
+from .sweep_plan import SweepPlan, check_sections, plan_sweep
 from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
 from .plugins import check_plugins
@@ -144,6 +144,7 @@ def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force
     check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
     cfg = compose_config(_with_out_dir(overrides, out_dir))
     to_plain(cfg)  # interpolation errors surface here, before any work
+    check_sections(cfg)  # pack.* and report.*, as a sweep checks them
     data = preflight(cfg)  # missing files or a too-large batch fail here, before anything is written
     check_writable(cfg.out_dir)
     try:

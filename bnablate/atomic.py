@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Iterator, Optional, Tuple
+
+# O_EXCL: never opens a file that exists (a name collision fails instead of writing into another's temp file)
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _temp_file(path: Path) -> Tuple[int, str]:
+    """A new temp file beside `path`, open for writing, created with mode 0o666 so that the kernel applies the
+    process's umask (and a folder's default ACL) exactly as it does for open(path, "w"): results land with the
+    permissions every other tool gives a new file (0644 under umask 022), a lab's shared folder stays readable, and
+    no umask is read (os.umask can only be read by setting it, process-wide, a race with other threads).
+    tempfile.mkstemp creates 0600 and has no mode argument, hence this. 16 random hex digits: a collision would
+    need ~2**32 temp files in one folder at once."""
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
+    return os.open(tmp, _FLAGS, 0o666), tmp
 
 
 @contextmanager
@@ -14,10 +28,11 @@ def atomic_file(path: Path, mode: Optional[int] = None) -> Iterator[BinaryIO]:
     """A binary file to write `path`'s content to; on a clean exit it replaces `path` in one rename, on any error
     (Ctrl-C included) the temp file is removed and `path` is left as it was. The temp file lives in the same folder
     because os.replace is atomic only within one filesystem; it is hidden (`.NAME.*.tmp`) so globs for the real
-    files skip it. mkstemp creates it 0600: pass `mode` (e.g. 0o644 for a cache others share) to widen that."""
+    files skip it. The file gets the mode open() would give under the umask; pass `mode` (e.g. 0o644 for a cache
+    others share) to set it regardless of the umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

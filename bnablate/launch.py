@@ -3,11 +3,10 @@ before anything imports the config schema — plugins register schemas, so they 
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import List, Tuple
 
-from .plugins import ENV
+from .plugins import add_from_flag
 
 
 def split_plugins(argv: List[str]) -> Tuple[List[str], List[str]]:
@@ -29,8 +28,8 @@ def split_plugins(argv: List[str]) -> Tuple[List[str], List[str]]:
 
 def main() -> None:
     plugins, rest = split_plugins(sys.argv[1:])
-    if plugins:  # the environment also carries them to joblib / submitit worker processes
-        os.environ[ENV] = ",".join(p for p in [os.environ.get(ENV, ""), *plugins] if p)
+    if plugins:  # into BNABLATE_PLUGINS, which also carries them to joblib / submitit worker processes
+        add_from_flag(plugins)
     sys.argv = [sys.argv[0], *rest]
     from .cli import main as cli_main
 

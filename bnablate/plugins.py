@@ -6,11 +6,12 @@ through Hydra's search path (`pkg://`). Loaded once per process, before the conf
 - the `bnablate.plugins` entry-point group of installed packages (as pytest and Hydra find their plugins):
   `[project.entry-points."bnablate.plugins"] my_lab = "my_lab.bnablate_plugin"`;
 - the environment variable BNABLATE_PLUGINS: comma-separated module names or .py files (`bnablate --plugin X`
-  sets it; worker processes of joblib/submitit inherit it).
+  adds X to it, add_from_flag; worker processes of joblib/submitit inherit it).
 
 A plugin module may set `CONFIG_PATH = "pkg://my_lab.conf"` (a package holding model/, variant/, sweep/ folders).
 A plugin that fails to import (or registers a name twice) does not break bnablate's import: the failure is kept and
-every command reports it, naming the plugin and the fix, before doing anything."""
+every command reports it, naming the plugin, where it came from (--plugin, BNABLATE_PLUGINS or an installed package's
+entry point) and the fix for that origin, before doing anything."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Set
 
 ENV = "BNABLATE_PLUGINS"
 GROUP = "bnablate.plugins"
+FLAG = "--plugin"
 
 
 class PluginError(RuntimeError):
@@ -35,13 +37,30 @@ class PluginError(RuntimeError):
 @dataclass(frozen=True)
 class Plugin:
     name: str  # the module's name
-    origin: str  # "entry point NAME (distribution D)" or "BNABLATE_PLUGINS"
+    origin: str  # "entry point NAME of DIST", "--plugin" or "BNABLATE_PLUGINS"
     config_path: Optional[str]  # its Hydra configs, e.g. pkg://my_lab.conf
 
 
 LOADED: Dict[str, Plugin] = {}
 FAILED: List[str] = []  # one message per plugin that did not load
 _DONE = False
+_FROM_FLAG: Set[str] = set()  # the BNABLATE_PLUGINS items this process's command line gave as --plugin
+
+
+def add_from_flag(items: Sequence[str]) -> None:
+    """`bnablate --plugin X …`: each X joins BNABLATE_PLUGINS (which carries it to joblib/submitit worker processes)
+    and is remembered as given by --plugin, so a failure to load it names that as its origin and its fix."""
+    os.environ[ENV] = ",".join(p for p in [os.environ.get(ENV, ""), *items] if p)
+    _FROM_FLAG.update(items)
+
+
+def _fix(label: str, origin: str) -> str:
+    """How to stop loading a plugin, for where it came from."""
+    if origin == FLAG:
+        return f"drop `--plugin {label}`"
+    if origin == ENV:
+        return f"remove {label} from {ENV}, or unset {ENV}"
+    return "uninstall the package that declares it"
 
 
 def _import_file(path: Path):
@@ -58,8 +77,10 @@ def _import_file(path: Path):
 
 
 def _where(exc: BaseException) -> str:
-    """The plugin's own line that raised (the last frame outside bnablate), for the message."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "bnablate" not in Path(f.filename).parts]
+    """The plugin's own line that raised (the last frame outside bnablate and Python's import machinery: a module
+    that is not there has no line of its own), for the message."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
+              and not {"bnablate", "importlib"} & set(Path(f.filename).parts)]
     return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
@@ -67,8 +88,8 @@ def _load(label: str, origin: str, load) -> None:
     try:
         module = load()
     except Exception as e:  # noqa: BLE001  (any failure of foreign code becomes one clear message)
-        FAILED.append(f"plugin {label} ({origin}) did not load: {type(e).__name__}: {e}{_where(e)}. Fix the plugin, "
-                      f"or stop loading it (unset {ENV} / drop --plugin, or uninstall the package that declares it).")
+        FAILED.append(f"plugin {label} (from {origin}) did not load: {type(e).__name__}: {e}{_where(e)}. Fix the "
+                      f"plugin, or stop loading it ({_fix(label, origin)}).")
         return
     name = getattr(module, "__name__", label)
     LOADED[name] = Plugin(name, origin, getattr(module, "CONFIG_PATH", None))
@@ -101,10 +122,11 @@ def _import_all() -> None:
         dist = getattr(ep, "dist", None)
         _load(ep.name, f"entry point {ep.name}" + (f" of {dist.name}" if dist else ""), ep.load)
     for item in requested():
+        origin = FLAG if item in _FROM_FLAG else ENV
         if item.endswith(".py"):
-            _load(item, ENV, lambda: _import_file(Path(item).expanduser().absolute()))
+            _load(item, origin, lambda: _import_file(Path(item).expanduser().absolute()))
         else:
-            _load(item, ENV, lambda: importlib.import_module(item))
+            _load(item, origin, lambda: importlib.import_module(item))
 
 
 def check_plugins() -> None:

@@ -16,11 +16,16 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
-def unknown_name_message(kind: str, name: str, valid: List[str]) -> str:
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """" Did you mean 'X'?" for the valid name closest to `name`, or "" when none is close."""
+    valid = [str(v) for v in valid]
     same_case = [v for v in valid if v.lower() == str(name).lower()]  # CIFAR100 → cifar100: a case slip is close
-    close = same_case or difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return f"Unknown {kind} '{name}'.{hint} Choose one of: {', '.join(sorted(valid))}."
+    close = same_case or difflib.get_close_matches(str(name), valid, n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def unknown_name_message(kind: str, name: str, valid: List[str]) -> str:
+    return f"Unknown {kind} '{name}'.{did_you_mean(name, valid)} Choose one of: {', '.join(sorted(valid))}."
 
 
 def check_choice(key: str, value: Any, choices: Iterable[str], error: Type[Exception] = ValueError) -> None:

@@ -46,25 +46,28 @@ class DataCache:
         return sum(resident_bytes(t) for t in (data.train_x, data.val_x, data.test_x))
 
 
-def distinguishing_labels(jobs: Sequence[Sequence[str]], among: Sequence[Sequence[str]]) -> List[str]:
-    """Each job by the overrides that tell the jobs of `among` apart (e.g. 'variant=no_bn'); '(defaults)' if none."""
+def distinguishing_labels(jobs: Sequence[Sequence[str]], among: Sequence[Sequence[str]], ignore: Sequence[str] = (),
+                          default: str = "(defaults)") -> List[str]:
+    """Each job by the overrides that tell the jobs of `among` apart (e.g. 'variant=no_bn'), leaving out the keys in
+    `ignore` (what the caller names otherwise); `default` if none."""
     values: Dict[str, set] = {}
     for job in among:
         for item in job:
             values.setdefault(item.split("=", 1)[0], set()).add(item)
-    varying = {k for k, v in values.items() if len(v) > 1}
-    return [" ".join(item for item in job if item.split("=", 1)[0] in varying) or "(defaults)" for job in jobs]
+    varying = {k for k, v in values.items() if len(v) > 1 and override_key(k) not in ignore}
+    return [" ".join(item for item in job if item.split("=", 1)[0] in varying) or default for job in jobs]
 
 
 @dataclass
 class SweepPlan:
     overrides: List[str]  # as given: Hydra's multirun expands them again, to the same jobs
-    jobs: List[List[str]]  # each job's overrides, as Hydra's basic sweeper expands them
+    jobs: List[List[str]]  # each job's overrides, as Hydra's basic sweeper expands them (a repeated run once)
     launcher: str = "basic"  # the hydra/launcher option: "basic" (in this process), joblib, submitit_local, slurm...
     configs: List[DictConfig] = field(default_factory=list)
     keys: List[str] = field(default_factory=list)
     packs: PackPlan = field(default_factory=PackPlan)  # which unfinished jobs train as packs, which alone, and why
     quarantined: List[Any] = field(default_factory=list)  # (BadRecord, where it was moved) per bad file found
+    repeats: List[List[str]] = field(default_factory=list)  # jobs dropped as the same run as an earlier job
     data: DataCache = field(default_factory=DataCache, repr=False)
 
     @property
@@ -96,11 +99,29 @@ class SweepPlan:
                              f"pass out_dir={folder}-{tag}.")
         return notes
 
+    def run_labels(self, shown: Sequence[str] = ("variant", "seed", "out_dir")) -> Dict[str, str]:
+        """run key → the overrides that tell this plan's jobs apart besides the keys `shown` (which a progress line
+        names already), e.g. 'optim.lr=0.003' for a tuning run of one candidate; '' where nothing else differs."""
+        return dict(zip(self.keys, distinguishing_labels(self.jobs, self.jobs, ignore=shown, default="")))
+
+    def repeats_note(self) -> List[str]:
+        """One note when the grid's expansion gave some run more than once (seed=1,1; optim.lr=0.1,1e-1): those jobs
+        are planned once, since a run is its config and folder (its record is the answer however often it is asked
+        for), and a repeated seed adds no replicate."""
+        if not self.repeats:
+            return []
+        jobs = list(dict.fromkeys(" ".join(job) for job in self.repeats))
+        shown = "; ".join(jobs[:3]) + (f"; and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+        return [f"{len(self.repeats)} job(s) of the grid repeat an earlier job's run (the same config into the same "
+                f"folder), so each run is planned once ({shown}). A repeated value adds no replicate (seed=1,1 is one "
+                f"run); for more seeds give distinct ones, e.g. seed=range(3)."]
+
     def describe(self) -> List[str]:
         """The plan in lines, as `bnablate sweep --dry-run` prints it: jobs, packs and lone runs with reasons."""
         head = f"{len(self.jobs)} job(s) under the {self.launcher} launcher into {', '.join(map(str, self.out_dirs))}"
         labels = distinguishing_labels(self.jobs, self.jobs)
-        return [head, *self.packs.describe(labels), *(f"warning: {n}" for n in self.mixing())]
+        return [head, *(f"note: {n}" for n in self.repeats_note()), *self.packs.describe(labels),
+                *(f"warning: {n}" for n in self.mixing())]
 
 
 def check_report(cfg: DictConfig) -> None:
@@ -109,6 +130,14 @@ def check_report(cfg: DictConfig) -> None:
         check_report_options(str(cfg.report.metric), cfg.report.alpha, cfg.report.margin, str(cfg.report.compare))
     except ValueError as e:
         raise ConfigError(f"report options: {e}") from None
+
+
+def check_sections(cfg: DictConfig) -> None:
+    """The options no training check reads — pack.* (the planner's) and report.* (the report's, its verdicts and
+    --until-decided's looks) — of one job: ConfigError naming the fix. Every job of a plan and every `run` checks
+    them (a run's folder is reported like a sweep's), whichever other check applies."""
+    check_pack_options(cfg)
+    check_report(cfg)
 
 
 def check_job(data: DataCache) -> Callable[[DictConfig], None]:
@@ -149,16 +178,22 @@ def plan_sweep(overrides: List[str], validate: Optional[Callable[[DictConfig], N
     — so a bad value anywhere in the grid is reported before any training starts — and plan its packs. data: a
     DataCache to share with other plans (`sweep --until-decided` plans each look's extra seeds)."""
     jobs, launcher = expand_sweep(overrides)
-    plan = SweepPlan(overrides=list(overrides), jobs=jobs, launcher=launcher, data=data or DataCache())
+    plan = SweepPlan(overrides=list(overrides), jobs=[], launcher=launcher, data=data or DataCache())
     validate = validate or check_job(plan.data)
     compose_job = JobComposer()  # each distinct set of group choices composed once (a 120-job grid: 23 s → 3 s)
-    for job in plan.jobs:
+    planned = set()  # (out_dir, run key) of the jobs kept
+    for job in jobs:
         cfg = compose_job(job)
         validate(cfg)
-        check_pack_options(cfg)  # whichever check was passed: the pack options are the planner's own
-        check_report(cfg)  # and so are the report's (its end-of-sweep report, --until-decided's looks)
+        check_sections(cfg)  # whichever check was passed
+        key = run_key(to_plain(cfg))
+        if (str(cfg.out_dir), key) in planned:  # the same run again (SweepPlan.repeats_note)
+            plan.repeats.append(job)
+            continue
+        planned.add((str(cfg.out_dir), key))
+        plan.jobs.append(job)
         plan.configs.append(cfg)
-        plan.keys.append(run_key(to_plain(cfg)))
+        plan.keys.append(key)
     records = [finished(Path(c.out_dir), k) for c, k in zip(plan.configs, plan.keys)]
     check_same_data(plan, records)
     done = [r is not None for r in records]

@@ -208,8 +208,15 @@ def make_task(reporter: Optional[Reporter], write_errors: List[str],
               data: Optional[DataCache] = None) -> Callable[[DictConfig], str]:
     """Hydra's task function for every job of a multirun. A record that cannot be written (disk full) is noted in
     write_errors, not raised, so Hydra prints no traceback; the sweep raises it once every other job has run. data:
-    the sweep's loaded datasets, when the jobs run in this process (the basic launcher)."""
+    the sweep's loaded datasets, when the jobs run in this process (the basic launcher). A job the multirun expands
+    twice (the plan keeps one: SweepPlan.repeats) runs once per process: a repeat of a failed run would retrain it."""
+    ran = set()  # (out_dir, run key) of the jobs this task has run
+
     def task(cfg: DictConfig) -> str:
+        job = (str(cfg.out_dir), run_key(to_plain(cfg)))
+        if job in ran:
+            return "repeat"
+        ran.add(job)
         threads = threads_per_job(int(cfg.threads))
         if threads:
             torch.set_num_threads(threads)

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from .config import KEYS
 from .keys import Role
+from .registry import did_you_mean
 from .reports.comparisons import split_baseline
 from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
@@ -106,8 +107,8 @@ def _check_key(key: str) -> None:
         raise ConfigError("--tune seed: the seed is the replicate, not a hyperparameter; give evaluation seeds as "
                           "seed=range(N) and the number of tuning seeds as --tune-seeds.")
     if spec is None:
-        raise ConfigError(f"--tune {key}: not a config key; `bnablate list options` lists them (tune e.g. optim.lr, "
-                          "optim.weight_decay, train.batch_size).")
+        raise ConfigError(f"--tune {key}: not a config key.{did_you_mean(key, KEYS.by_key)} `bnablate list options` "
+                          "lists them (tune e.g. optim.lr, optim.weight_decay, train.batch_size).")
     if spec.role is not Role.RESULT:
         raise ConfigError(f"--tune {key}: a {spec.role.value} key cannot change the results, so there is nothing to "
                           "select; tune a result key (`bnablate list options` shows each key's role).")

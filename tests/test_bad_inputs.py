@@ -45,6 +45,9 @@ CASES = [
     (["run", "bn.sync=true", "device=cpu"], "simulate it instead"),
     (["run", "train.nproc=64"], "each process needs its own"),
     (["run", "dataset=digits", "dataset.max_memory_mb=0.01"], "only dataset=imagefolder can stream"),
+    (["run", "report.alpha=1.5"], "report options: alpha must be in (0, 1)"),
+    (["run", "report.metric=final_test_acuracy"], "Did you mean 'final_test_acc'"),
+    (["run", "pack=maybe"], "Unknown pack 'maybe'"),
     (["inspect", "model=resnet", "variant.residual=preact"], "Did you mean"),
     (["run", "model.init=xavir"], "Did you mean 'xavier'"),
     (["run", "model=mlp", "model.init=he"], "Leave model.init=torch, or use model.init=xavier"),
@@ -62,6 +65,7 @@ CASES = [
     (["sweep", "--until-decided", "--seed-step", "0"], "--seed-step must be ≥ 1"),
     (["sweep", "--tune", "seed=0,1"], "the seed is the replicate, not a hyperparameter"),
     (["sweep", "--tune", "dataset.root=a,b"], "a location key cannot change the results"),
+    (["sweep", "--tune", "optim.lrr=0.1,0.01"], "--tune optim.lrr: not a config key. Did you mean 'optim.lr'?"),
     (["sweep", "--tune", "optim.lr=0.1"], "a grid needs at least 2 values"),
     (["sweep", "--tune", "optim.lr=interval(0.001,0.1)"], "give the grid's values"),
     (["sweep", "--tune", "optim.lr=0.01,0.1", "--tune-metric", "final_test_acc"], "selection never sees the test split"),
@@ -79,6 +83,12 @@ CASES = [
     (["sweep", "dataset=imagefolder", "dataset.path=mine/empty"], "at least two class folders"),
     (["sweep", "dataset=imagefolder", "dataset.path=mine/mixed"], "set dataset.image_size=N"),
     (["sweep", "dataset=imagefolder", "dataset.path=mine/ok.npz"], "is a file"),
+    (["sweep", "dataset=imagefolder", "dataset.path=mine/broken_first"],
+     "broken_first/c0/0.png could not be decoded as an image"),
+    (["sweep", "dataset=imagefolder", "dataset.path=mine/broken_later"],
+     "broken_later/c1/3.png could not be decoded as an image"),
+    (["sweep", "model=mlp", "dataset=arrays", "dataset.path=mine/nan.npz"],
+     "x_train[4, 2, 1, 0] is nan, the first of 1 non-finite value(s) in x_train"),
     (["sweep", "dataset=torchvision"], "dataset=torchvision needs dataset.name=NAME"),
     (["sweep", "dataset=torchvision", "dataset.name=CIFAR100"], "Did you mean 'cifar100'"),
     (["sweep", "dataset=torchvision", "dataset.name=svhn", "dataset.download=false"], "train_32x32.mat"),
@@ -142,6 +152,13 @@ def _own_data(root: Path) -> None:
     write_image_folder(root / "mixed", classes=2, per_class=2, size=(6, 6), test_per_class=0)
     write_image_folder(root / "other", classes=2, per_class=1, size=(5, 5), test_per_class=0, seed=1)
     (root / "other" / "c1" / "1.png").rename(root / "mixed" / "c1" / "z.png")
+    for name, broken in (("broken_first", "c0/0.png"), ("broken_later", "c1/3.png")):  # the header sniff; a decode
+        write_image_folder(root / name, classes=2, per_class=2, size=(6, 6), test_per_class=0)
+        (root / name / broken).write_bytes(b"")
+    arrays = dict(np.load(root / "ok.npz"))
+    x = arrays["x_train"].astype(np.float32)
+    x[4, 2, 1, 0] = np.nan
+    np.savez(root / "nan.npz", **{**arrays, "x_train": x})
 
 
 def _snapshot(root: Path) -> dict:

@@ -184,6 +184,27 @@ def test_sweep_dry_run_prints_the_plan_and_trains_nothing():
     assert "2 already finished (skipped)" in again.output
 
 
+def test_a_repeated_job_is_planned_and_trained_once(monkeypatch):
+    """seed=1,1 (or two spellings of one value) is one run: the plan keeps it once and says so, and the multirun's
+    second expansion of it trains nothing again, not even a run that failed."""
+    dry = invoke("sweep", *SMALL, "variant=no_bn,bn_pre_act", "seed=1,1", "optim.lr=0.1,1e-1", "out_dir=runs/rep",
+                 "--dry-run")
+    text = " ".join(dry.output.split())
+    assert dry.exit_code == 0 and "2 job(s) under the basic launcher" in text, dry.output
+    assert "note: 6 job(s) of the grid repeat an earlier job's run" in text and "seed=1,1 is one run" in text
+    import bnablate.sweeps as sweep
+
+    calls = []
+
+    def crash(cfg, on_epoch=None, data=None, **kwargs):
+        calls.append(int(cfg.seed))
+        raise RuntimeError("simulated crash")
+    monkeypatch.setattr(sweep, "run_experiment", crash)
+    res = invoke("sweep", *SMALL, "variant=no_bn", "seed=1,1", "out_dir=runs/rep", "pack=false")
+    assert res.exit_code == 1 and "1 run(s) failed" in res.output and "sweep: 1 runs" in res.output, res.output
+    assert calls == [1]  # the repeat is not retrained after the failure
+
+
 def test_pack_value_is_validated():
     res = runner.invoke(app, ["sweep", "pack=maybe"], terminal_width=200)
     assert res.exit_code == 2 and "Unknown pack 'maybe'" in res.output and "Choose one of: auto, false, true" in res.output

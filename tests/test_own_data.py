@@ -2,9 +2,11 @@
 fingerprint every record keeps (a changed file is never silently skipped on resume; a report mixing two warns)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from bnablate.cli import app
@@ -114,3 +116,51 @@ def test_report_warns_when_one_folder_mixes_two_versions_of_the_data(tmp_path):
     assert CliRunner().invoke(app, [*args, "seed=1"]).exit_code == 0
     report, _ = make_report([tmp_path / "runs/a"], formats=["csv"])
     assert any("the runs of dataset arrays saw different data (2 run(s) on" in n for n in report.notes), report.notes
+
+
+def _with_bad_values(path, key, where, values):
+    """path's arrays with `values` written at the indices `where` of `key`, which is stored as float32."""
+    arrays = dict(np.load(path))
+    x = arrays[key].astype(np.float32)
+    for index, value in zip(where, values):
+        x[index] = value
+    np.savez(path, **{**arrays, key: x})
+    return path
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_arrays_with_a_non_finite_value_are_refused_naming_the_first(tmp_path, value):
+    """A NaN or infinite pixel would make every run diverge (reported as the variant's instability): refused when
+    the data loads, before training, with the array and the index of the first such value."""
+    path = _with_bad_values(write_npz(tmp_path / "d.npz", shape=(6, 6, 3)), "x_train", [(7, 4, 0, 2), (3, 1, 2, 0)],
+                            [1.0, value])
+    with pytest.raises(DataError) as err:
+        load_data(_data("dataset=arrays", f"dataset.path={path}"))
+    message = str(err.value)
+    assert f"x_train[3, 1, 2, 0] is {value}, the first of 1 non-finite value(s) in x_train (image 3)" in message
+    assert str(path) in message and "np.isfinite(x_train)" in message
+    test = _with_bad_values(write_npz(tmp_path / "t.npz", shape=(6, 6, 3)), "x_test", [(9, 0, 0, 0), (2, 5, 5, 1)],
+                            [value, value])
+    with pytest.raises(DataError, match=r"x_test\[2, 5, 5, 1\] is .*the first of 2 non-finite"):
+        load_data(_data("dataset=arrays", f"dataset.path={test}"))
+    fine = _with_bad_values(write_npz(tmp_path / "f.npz", shape=(6, 6, 3)), "x_train", [(0, 0, 0, 0)], [0.5])
+    assert load_data(_data("dataset=arrays", f"dataset.path={fine}")).train_x.dtype == torch.float32
+
+
+@pytest.mark.parametrize("where", ["first", "later", "test"])
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_a_broken_image_anywhere_is_refused_naming_its_file(tmp_path, where, damage):
+    """The first training image is read for the folder's shape (its header), the others when the data loads: a
+    broken one anywhere is a DataError naming it, never Pillow's traceback."""
+    root = write_image_folder(tmp_path / "imgs", classes=2, per_class=3, test_per_class=2)
+    files = {"first": sorted((root / "train" / "c0").glob("*.png"))[0],
+             "later": sorted((root / "train" / "c1").glob("*.png"))[-1],
+             "test": sorted((root / "test" / "c1").glob("*.png"))[0]}
+    bad = files[where]
+    data = bad.read_bytes()
+    bad.write_bytes(b"" if damage == "empty" else data[:len(data) // 2])
+    cfg = _data("dataset=imagefolder", f"dataset.path={root}")
+    with pytest.raises(DataError, match=f"{re.escape(str(bad))} could not be decoded as an image .*Fix: delete or "
+                                        "replace it"):
+        dataset_shape(cfg)
+        load_data(cfg)

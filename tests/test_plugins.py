@@ -81,13 +81,33 @@ def test_a_broken_plugin_is_one_error_naming_it_and_nothing_is_written(name, tmp
                     check=False)
     message = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert f"plugin {tmp_path / name}" in message and problem in message and "did not load" in message, message
+    assert f"plugin {tmp_path / name} (from --plugin) did not load" in message and problem in message, message
+    assert f"drop `--plugin {tmp_path / name}`" in message and "BNABLATE_PLUGINS" not in message, message
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_plugin_that_is_not_there_names_the_fix(tmp_path):
+def test_a_plugin_that_is_not_there_names_where_it_came_from_and_the_fix(tmp_path):
     done = bnablate("list", cwd=tmp_path, env={"BNABLATE_PLUGINS": "no_such_lab"}, check=False)
-    assert done.returncode == 2 and "plugin no_such_lab" in done.stderr and "unset BNABLATE_PLUGINS" in done.stderr
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "plugin no_such_lab (from BNABLATE_PLUGINS) did not load" in message, message
+    assert "unset BNABLATE_PLUGINS" in message and "--plugin" not in message, message
+    both = bnablate("--plugin", "other_missing_lab", "list", cwd=tmp_path, env={"BNABLATE_PLUGINS": "no_such_lab"},
+                    check=False)
+    message = " ".join(both.stderr.split())
+    assert "plugin no_such_lab (from BNABLATE_PLUGINS)" in message, message
+    assert "plugin other_missing_lab (from --plugin)" in message and "drop `--plugin other_missing_lab`" in message
+
+
+def test_a_broken_entry_point_names_the_package_that_declares_it(tmp_path):
+    dist = tmp_path / "site" / "gone_lab-0.1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gone-lab\nVersion: 0.1.0\n")
+    (dist / "entry_points.txt").write_text("[bnablate.plugins]\ngone = gone_lab_module\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
+    done = bnablate("list", cwd=tmp_path, env=env, check=False)
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "plugin gone (from entry point gone of gone-lab) did not load" in message, message
+    assert "uninstall the package that declares it" in message and "BNABLATE_PLUGINS" not in message, message
 
 
 def test_a_plugin_model_without_a_schema_says_what_is_missing(tmp_path):

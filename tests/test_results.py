@@ -1,8 +1,11 @@
 """Run keys, atomic records and the tidy tables rebuilt from them."""
 
 import json
+import os
+import stat
 
 import pandas as pd
+import pytest
 
 from bnablate.config import compose_config, to_plain
 from bnablate.results import load_records, rebuild_tables, run_key, write_record
@@ -76,3 +79,42 @@ def test_bn_and_finetune_keys_are_columns_and_old_records_show_their_neutral_val
     assert "finetune.checkpoint_dir" not in on_disk.columns
     assert on_disk["bn.eval_stats"].tolist().count("running") == 2 and set(on_disk["finetune.bn"]) == {"train", "freeze"}
     assert {"bn.eval_stats", "finetune.bn"} <= set(pd.read_csv(tmp_path / "results.csv").columns)
+
+
+@pytest.mark.parametrize("umask,expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_users_umask_as_open_would(umask, expected, tmp_path):
+    """Records, tables, the report's CSVs, summary.md and index.html land with the mode `open(path, "w")` gives
+    under the process's umask (a lab's shared results folder stays readable), not mkstemp's 0600."""
+    from bnablate.reports import make_report
+
+    previous = os.umask(umask)
+    try:
+        for seed in range(2):
+            for variant in ("no_bn", "bn_post_act"):
+                write_record(tmp_path, make_record([f"seed={seed}", f"variant={variant}"]))
+        rebuild_tables(tmp_path)
+        make_report([tmp_path], out=tmp_path / "report", formats=["csv", "md", "html"])
+        plain = tmp_path / "plain.txt"
+        with open(plain, "w"):
+            pass
+    finally:
+        os.umask(previous)
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != plain]
+    names = {p.name for p in files}
+    assert {"runs.csv", "results.csv", "summary.md", "index.html", "comparisons.csv"} <= names, names
+    assert len(list((tmp_path / "records").glob("*.json"))) == 4
+    assert stat.S_IMODE(plain.stat().st_mode) == expected  # the reference: what every other tool writes
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: oct(expected) for p in files}
+
+
+def test_an_explicit_mode_is_kept_whatever_the_umask(tmp_path):
+    from bnablate.atomic import atomic_file
+
+    previous = os.umask(0o077)
+    try:
+        with atomic_file(tmp_path / "shared.bin", mode=0o644) as f:
+            f.write(b"x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "shared.bin").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]  # no temp file left

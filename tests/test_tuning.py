@@ -160,6 +160,12 @@ def test_cli_done_when(tmp_path, model, grid, budget):
     res = CliRunner().invoke(app, args, terminal_width=200)
     assert res.exit_code == 0, res.output
     assert f"× 2 seeds = {budget} runs" in res.output and "tuned no_bn" in res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("[")]
+    for variant in ("no_bn", "bn_pre_act"):  # each tuning run's line names the candidate it tries
+        for lr in grid.split("=", 1)[1].split(","):
+            for seed in (1000, 1001):
+                assert sum(f" {variant} optim.lr={lr} seed={seed}: ok" in line for line in lines) == 1, res.output
+    assert any(" no_bn seed=0: ok" in line for line in lines), res.output  # an evaluation run: one value per variant
     summary = pd.read_csv(tmp_path / "D" / "report" / "summary.csv")
     assert "selected.optim.lr" in summary and summary["selected.optim.lr"].notna().all()
     again = CliRunner().invoke(app, args, terminal_width=200)

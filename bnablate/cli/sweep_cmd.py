@@ -39,11 +39,17 @@ class ProgressReporter(Reporter):
         self.epochs = self.progress.add_task("epochs", total=1, visible=False)
         self.done = 0
         self.seen: set = set()  # run keys already counted (a packed run is later skipped by the launcher)
+        self.labels: Dict[str, str] = {}  # run key → what tells it apart beyond variant and seed (SweepPlan.run_labels)
+
+    def label(self, key: str) -> str:
+        """' optim.lr=0.003' for a run whose plan varies more than variant and seed (a tuning candidate), else ''."""
+        extra = self.labels.get(key, "")
+        return f" {extra}" if extra else ""
 
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
-        who = f"seed={cfg.seed}" if pack == 1 else f"{pack} seeds packed"
+        who = f"{self.label(key)} seed={cfg.seed}" if pack == 1 else f" {pack} runs packed"
         self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
-                            description=f"  {config_label(cfg)} {who}")
+                            description=f"  {config_label(cfg)}{who}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
         self.progress.advance(self.epochs)
@@ -55,7 +61,7 @@ class ProgressReporter(Reporter):
         self.done += 1
         self.progress.advance(self.runs)
         cfg, m = record["config"], record.get("metrics") or []
-        what = f"{record.get('variant') or config_label(cfg)} seed={cfg['seed']}"
+        what = f"{record.get('variant') or config_label(cfg)}{self.label(record['run_key'])} seed={cfg['seed']}"
         if record["status"] == "running elsewhere":
             outcome = "being trained by another process into this folder, skipped (rerun later to report it)"
         elif record.get("skipped"):
@@ -75,6 +81,7 @@ class SweepReporter(ProgressReporter):
 
     def sweep_planned(self, plan) -> None:
         self.plan = plan
+        self.labels.update(plan.run_labels())
         self.progress.reset(self.runs, total=len(plan.jobs))
         done = plan.finished_count()
         bad = plan.quarantined
@@ -83,6 +90,8 @@ class SweepReporter(ProgressReporter):
                        if done else "") +
                       (f"; {len(bad)} bad record file(s) found, moved to records/{QUARANTINE_DIR}/ with their bytes "
                        f"intact, and their runs retrain" if bad else ""), highlight=False, soft_wrap=True)
+        for note in plan.repeats_note():
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
         for note in plan.mixing():
             console.print(f"[yellow]warning[/yellow]: {note}", highlight=False, soft_wrap=True)
         for item, moved in bad:
@@ -101,6 +110,7 @@ class SweepReporter(ProgressReporter):
                       "running its runs one by one.")
 
     def runs_added(self, plan) -> None:
+        self.labels.update(plan.run_labels())
         self.progress.update(self.runs, total=self.progress.tasks[0].total + len(plan.jobs))
 
     def tuning_done(self, selection, spec) -> None:

@@ -6,11 +6,12 @@ image."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -123,6 +124,20 @@ def arrays_shape(cfg) -> Shape:
     return _arrays_shape(path, path.stat().st_mtime_ns, _layout(cfg), declared)
 
 
+def _check_finite(x: np.ndarray, key: str, path: Path) -> None:
+    """A DataError naming the first NaN or infinite value of a float array by its index: such a pixel makes every run
+    that sees it diverge, which a report would count against the variant (a data error, not a property of it)."""
+    if not np.issubdtype(x.dtype, np.inexact):
+        return  # integer pixels are always finite
+    bad = ~np.isfinite(x)
+    if bad.any():
+        index = np.unravel_index(int(np.argmax(bad)), x.shape)  # the first, in the array's own (C) order
+        raise DataError(f"{path}: {key}[{', '.join(map(str, index))}] is {x[index]}, the first of {int(bad.sum())} "
+                        f"non-finite value(s) in {key} (image {index[0]}); a NaN or infinite pixel makes every run "
+                        f"that sees it diverge. Fix: repair or drop those images (np.isfinite({key}) finds them) and "
+                        f"write the .npz again.")
+
+
 def _images(x: np.ndarray, chw: Tuple[int, int, int]) -> torch.Tensor:
     """(N, C, H, W) uint8 or float32 tensor from an array of any accepted layout."""
     n = x.shape[0]
@@ -139,7 +154,9 @@ def arrays(cfg) -> RawData:
     path = _path(cfg, NPZ_HINT)
     with np.load(path) as z:
         def split(name: str):
-            return _images(np.asarray(z[f"x_{name}"]), chw), torch.from_numpy(np.asarray(z[f"y_{name}"]).astype(np.int64))
+            x = np.asarray(z[f"x_{name}"])
+            _check_finite(x, f"x_{name}", path)
+            return _images(x, chw), torch.from_numpy(np.asarray(z[f"y_{name}"]).astype(np.int64))
         train_x, train_y = split("train")
         test_x, test_y = split("test")
         val = split("val") if "x_val" in z.files else (None, None)
@@ -151,6 +168,18 @@ def arrays(cfg) -> RawData:
 FOLDER_HINT = ("a folder in torchvision's ImageFolder layout: PATH/train/<class>/*.png and PATH/test/<class>/*.png, "
                "or PATH/<class>/*.png (a test split is then carved with dataset.test_fraction)")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+@contextlib.contextmanager
+def _readable(file: str) -> Iterator[None]:
+    """What Pillow raises for a file it cannot read — OSError (UnidentifiedImageError, truncated data), SyntaxError
+    (a broken PNG chunk), DecompressionBombError (over Image.MAX_IMAGE_PIXELS) — as one DataError naming the file."""
+    from PIL import Image
+
+    try:
+        yield
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"{file} could not be decoded as an image ({e}). Fix: delete or replace it.") from None
 
 
 def _class_dirs(folder: Path) -> List[str]:
@@ -193,8 +222,8 @@ def _folder_shape(train: Path, mtime_ns: int, image_size: Optional[int], channel
     if len(classes) < 2 or not samples:
         raise DataError(f"{train} holds {len(classes)} class folder(s) and {len(samples)} image(s); a classifier needs "
                         f"at least two class folders of images. Fix: use {FOLDER_HINT}.")
-    with Image.open(samples[0][0]) as first:  # the header only: PIL decodes lazily
-        width, height = first.size
+    with _readable(samples[0][0]), Image.open(samples[0][0]) as first:  # the header only: PIL decodes lazily
+        width, height = first.size  # (the other images are checked as they are decoded, when the data loads)
         mode = first.mode
     c = int(channels) if channels is not None else (1 if mode in GRAY_MODES else 3)
     size = (int(image_size), int(image_size)) if image_size is not None else (height, width)
@@ -214,14 +243,11 @@ def decode_image(file: str, chw: Tuple[int, int, int], resize: bool, folder: str
     """One image as (C, H, W) uint8: decoded by Pillow (torchvision's own ImageFolder loader; torchvision.io's
     decoders are deprecated since 0.29) in the declared channels and, with dataset.image_size, resized by torchvision
     (antialiased bilinear) to it. Module-level, so the streaming path's DataLoader workers can take it."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
     from torchvision.transforms.v2.functional import pil_to_tensor, resize as resize_image
 
-    try:
-        with Image.open(file) as pil:
-            img = pil_to_tensor(pil.convert("L" if chw[0] == 1 else "RGB"))  # (C, H, W) uint8
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{file} could not be decoded as an image ({e}). Fix: delete or replace it.") from None
+    with _readable(file), Image.open(file) as pil:
+        img = pil_to_tensor(pil.convert("L" if chw[0] == 1 else "RGB"))  # (C, H, W) uint8
     if resize:
         return resize_image(img, list(chw[1:]), antialias=True)
     if tuple(img.shape[1:]) != tuple(chw[1:]):
