@@ -15,7 +15,6 @@ every command reports it, naming the plugin and the fix, before doing anything."
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -97,6 +96,8 @@ def load_plugins(conf_dir: Optional[Path] = None) -> None:
 
 
 def _import_all() -> None:
+    import importlib.metadata  # here: reading every installed package's metadata is slow, and --help needs none
+
     for ep in importlib.metadata.entry_points(group=GROUP):
         dist = getattr(ep, "dist", None)
         _load(ep.name, f"entry point {ep.name}" + (f" of {dist.name}" if dist else ""), ep.load)

@@ -8,23 +8,22 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .. import api
-from ..data import DataError
+from ..defaults import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS
+from ..errors import ConfigError
 from ..registry import UnknownNameError
-from ..results.records import OutputError
-from ..results.schema import QUARANTINE_DIR, RecordError
-from ..sequential import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, check_until_decided, describe_rule
-from ..sweeps import Reporter
-from ..train import ConfigError
-from ..tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, check_tune, parse_tune,
-                      plan_tuning)
-from ..variants import config_label
-from .common import CONFIG_ERRORS, complete_override, console, explain, fail
+from ..reporter import Reporter
+from .common import complete_override, console, fail
 from .report_cmd import print_report
 
 SWEEP_HELP = ("Hydra overrides and sweeps: sweep=NAME picks a preset from conf/sweep; variant=a,b seed=range(5) "
               "builds a grid (the command line wins over the preset per key); hydra/launcher=joblib runs jobs in "
               "parallel.")
+
+
+def _label(cfg) -> str:
+    from ..variants import config_label  # the config schema (Hydra): loaded by a sweep, not by `--help`
+
+    return config_label(cfg)
 
 
 class ProgressReporter(Reporter):
@@ -41,7 +40,7 @@ class ProgressReporter(Reporter):
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
         who = f"seed={cfg.seed}" if pack == 1 else f"{pack} seeds packed"
         self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
-                            description=f"  {config_label(cfg)} {who}")
+                            description=f"  {_label(cfg)} {who}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
         self.progress.advance(self.epochs)
@@ -53,7 +52,7 @@ class ProgressReporter(Reporter):
         self.done += 1
         self.progress.advance(self.runs)
         cfg, m = record["config"], record.get("metrics") or []
-        what = f"{record.get('variant') or config_label(cfg)} seed={cfg['seed']}"
+        what = f"{record.get('variant') or _label(cfg)} seed={cfg['seed']}"
         if record["status"] == "running elsewhere":
             outcome = "being trained by another process into this folder, skipped (rerun later to report it)"
         elif record.get("skipped"):
@@ -72,6 +71,8 @@ class SweepReporter(ProgressReporter):
     plan = None
 
     def sweep_planned(self, plan) -> None:
+        from ..results.schema import QUARANTINE_DIR
+
         self.plan = plan
         self.progress.reset(self.runs, total=len(plan.jobs))
         done = plan.finished_count()
@@ -153,6 +154,14 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
               ] = DEFAULT_TUNE_METRIC,
               ) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
+    from .. import api  # here, not at the top: `--help` and completion must not wait for torch and pandas
+    from ..data import DataError
+    from ..results.records import OutputError
+    from ..results.schema import RecordError
+    from ..sequential import check_until_decided, describe_rule
+    from ..tuning import check_tune, parse_tune, plan_tuning
+    from .compose import CONFIG_ERRORS, explain
+
     overrides = list(overrides or [])
     reporter = SweepReporter(0)
     try:
@@ -204,6 +213,8 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
 
 
 def _summarize(out_dir: Path) -> None:
+    from .. import api
+
     try:
         print_report(api.report(out_dir))
     except Exception as e:  # noqa: BLE001  (a report problem must not cost the sweep's results)
