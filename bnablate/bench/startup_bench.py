@@ -1,6 +1,8 @@
 """`bnablate bench --startup`: how long a person waits at the keyboard — `bnablate --help`, `bnablate run --help`, a
 shell-completion keystroke (`bnablate run variant=bn_p<TAB>`) and `bnablate list` — each in a fresh process, so the
-interpreter's start and every import count, as they do for a user; medians over repetitions."""
+interpreter's start and every import count, as they do for a user; medians over repetitions. Beside the wall time,
+the CPU seconds the process used (user + system): on a shared machine, other processes stretch the wall time of a
+command but hardly its CPU time, which is what it would take on an idle core."""
 
 from __future__ import annotations
 
@@ -43,26 +45,36 @@ def run_keystroke(name: str, code: str = LAUNCH) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=keystroke_env(extra))
 
 
+def _children_cpu() -> float:
+    try:
+        import resource
+    except ImportError:  # Windows has no rusage: CPU time is not measured there
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every waited-for child so far
+    return usage.ru_utime + usage.ru_stime
+
+
 def startup_bench(reps: int = 5, names: Sequence[str] = tuple(KEYSTROKES)) -> List[Dict]:
-    """Wall seconds of each keystroke, `reps` times, the keystrokes interleaved within each repetition so that a busy
-    minute of a shared machine slows all of them alike. A command that fails is an error, not a fast time."""
+    """Wall and CPU seconds of each keystroke, `reps` times, the keystrokes interleaved within each repetition so that
+    a busy minute of a shared machine slows all of them alike. A command that fails is an error, not a fast time."""
     rows = []
     for rep in range(reps):
         for name in names:
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), _children_cpu()
             done = run_keystroke(name)
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
             if done.returncode != 0 or not done.stdout.strip():
                 raise RuntimeError(f"`{name}` failed (exit {done.returncode}):\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
-            rows.append({"keystroke": name, "rep": rep, "seconds": seconds})
+            rows.append({"keystroke": name, "rep": rep, "seconds": seconds, "cpu_seconds": cpu})
     return rows
 
 
 def summarize_startup(rows: List[Dict]) -> List[Dict]:
-    """Per keystroke: the median, min and max wall seconds over the repetitions."""
+    """Per keystroke: the median, min and max wall seconds and the median CPU seconds over the repetitions."""
     out = []
     for name in dict.fromkeys(r["keystroke"] for r in rows):
-        secs = [r["seconds"] for r in rows if r["keystroke"] == name]
+        mine = [r for r in rows if r["keystroke"] == name]
+        secs = [r["seconds"] for r in mine]
         out.append({"keystroke": name, "median_s": statistics.median(secs), "min_s": min(secs), "max_s": max(secs),
-                    "reps": len(secs)})
+                    "median_cpu_s": statistics.median(r["cpu_seconds"] for r in mine), "reps": len(mine)})
     return out

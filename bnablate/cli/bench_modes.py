@@ -200,11 +200,12 @@ def measure_startup(reps: int, out: Path) -> None:
     except RuntimeError as e:
         fail(str(e))
     atomic_write_text(out / "startup.csv", pd.DataFrame(rows).to_csv(index=False))
-    t = Table(title="wall seconds of a keystroke's command in a fresh process (interpreter start and imports "
-                    "included): median \\[min, max] over repetitions", title_justify="left")
-    for col in ("command", "median s", "min s", "max s"):
+    t = Table(title="seconds of a keystroke's command in a fresh process (interpreter start and imports included), "
+                    "over repetitions: wall time, and the CPU time it used", title_justify="left")
+    for col in ("command", "wall s median", "min", "max", "CPU s median"):
         t.add_column(col, justify="left" if col == "command" else "right")
     for r in summarize_startup(rows):
-        t.add_row(r["keystroke"], f"{r['median_s']:.2f}", f"{r['min_s']:.2f}", f"{r['max_s']:.2f}")
+        t.add_row(r["keystroke"], f"{r['median_s']:.2f}", f"{r['min_s']:.2f}", f"{r['max_s']:.2f}",
+                  f"{r['median_cpu_s']:.2f}")
     console.print(t)
     console.print(f"measurements: {out}/startup.csv", highlight=False)
