@@ -40,7 +40,7 @@ REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-p
            repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer \
            repro-placement-tuned
 
-.PHONY: help setup demo test test-full bench docs clean repro-all repro-resnet-paper $(REPROS)
+.PHONY: help setup demo test test-full bench bench-startup docs clean repro-all repro-resnet-paper $(REPROS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
@@ -65,8 +65,12 @@ test-full: setup ## every test, the slow end-to-end ones included
 bench: setup ## samples/s of bnablate vs the tutorial loop, as ratios (needs real data: DATA_ROOT, here ../shared/data)
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate bench
 
-docs: setup ## regenerate docs/configuration.md from the config schema (a test fails when it is stale)
+bench-startup: setup ## seconds of `bnablate --help`, a completion keystroke and `bnablate list`, in fresh processes
+	$(BIN)/bnablate bench --startup --reps 5
+
+docs: setup ## regenerate docs/configuration.md and bnablate/catalog.json (tests fail when either is stale)
 	$(BIN)/python -m bnablate.config_doc docs/configuration.md
+	$(BIN)/python -m bnablate.catalog
 
 repro-mlp-cifar10: setup ## MLP 3072-64-32-10 on CIFAR-10, BN vs none (the classic tutorial); SCALE=smoke for minutes
 	$(call repro,repro_mlp_cifar10,repro-mlp-cifar10)

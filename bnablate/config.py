@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .conf_dir import CONF_DIR
 from .keys import KeyLists, Role, option
 from .plugins import load_plugins, search_path_override
-
-_PKG_DIR = Path(__file__).resolve().parent
-# An installed wheel carries conf/ inside the package; a source checkout (editable install) has it beside the package.
-CONF_DIR = _PKG_DIR / "conf" if (_PKG_DIR / "conf").is_dir() else _PKG_DIR.parent / "conf"
 
 
 R, E, L, B = Role.RESULT, Role.EXECUTION, Role.LOCATION, Role.LABEL

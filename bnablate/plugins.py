@@ -16,7 +16,6 @@ entry point) and the fix for that origin, before doing anything."""
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -118,6 +117,8 @@ def load_plugins(conf_dir: Optional[Path] = None) -> None:
 
 
 def _import_all() -> None:
+    import importlib.metadata  # here: reading every installed package's metadata is slow, and --help needs none
+
     for ep in importlib.metadata.entry_points(group=GROUP):
         dist = getattr(ep, "dist", None)
         _load(ep.name, f"entry point {ep.name}" + (f" of {dist.name}" if dist else ""), ep.load)

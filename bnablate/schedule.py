@@ -7,14 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from .defaults import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, GOALS
+from .errors import ConfigError
 from .stats.designs import ANYTIME, KINDS, Design
 from .stats.groupseq import SPENDING
 from .stats.minimum import fewest_seeds
-from .train import ConfigError
-
-DEFAULT_MAX_SEEDS = 12
-DEFAULT_SEED_STEP = 1  # one at a time once a verdict is possible: two at a time costs 0.6–1.5 seeds on average
-GOALS = ("baseline", "pairs", "best")
 
 
 @dataclass(frozen=True)

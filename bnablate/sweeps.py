@@ -17,6 +17,7 @@ from .config import to_plain
 from .data import DataError, DataSplits
 from .hydra_adapter import launch_multirun
 from .loggers import live_log
+from .reporter import Reporter
 from .results import finished, provenance, rebuild_tables, run_key, write_record
 from .results.claims import claim, heartbeat, release
 from .results.records import OutputError, now, record_path
@@ -24,35 +25,6 @@ from .results.schema import BadRecord, RecordError, RecordVersionError, quaranti
 from .sweep_plan import DataCache, SweepPlan
 from .train import ConfigError, run_experiment, run_packed
 from .variants import config_label
-
-
-class Reporter:
-    """Progress hooks of a sweep or a run executed in this process (the basic launcher); no-ops by default. A
-    parallel launcher's workers run without one: their runs appear as their records are written."""
-
-    def sweep_planned(self, plan: SweepPlan) -> None: ...
-
-    def run_started(self, cfg: DictConfig, key: str, pack: int = 1) -> None: ...
-
-    def epoch_done(self, row: Dict[str, Any]) -> None: ...
-
-    def run_done(self, record: Dict[str, Any]) -> None: ...
-
-    def runs_added(self, plan: SweepPlan) -> None:
-        """`sweep --until-decided` planned more seeds (their runs follow)."""
-
-    def look_done(self, look: Any) -> None:
-        """`sweep --until-decided` looked at its comparisons (a sequential.Look)."""
-
-    def plan_declared(self, plan: Any) -> None:
-        """`sweep --design` wrote its plan (a plans.Plan) before training."""
-
-    def tuning_done(self, selection: Any, spec: Any) -> None:
-        """`sweep --tune` selected each cell's values (a tuning.Selection; spec: the tuning.TuneSpec)."""
-
-    def pack_failed(self, size: int, error: BaseException) -> None:
-        warnings.warn(f"a pack of {size} runs could not train as a pack ({type(error).__name__}: {error}); its runs "
-                      "train one by one instead.")
 
 
 def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finished: bool = True,

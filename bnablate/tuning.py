@@ -18,6 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from .config import KEYS
+from .defaults import DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS
 from .keys import Role
 from .registry import did_you_mean
 from .reports.comparisons import split_baseline
@@ -30,10 +31,6 @@ from .tuning_files import tuning_dir, write_selection
 
 TUNE_SEED_BASE = 1000  # tuning seeds are 1000, 1001, …: never an evaluation seed of an ordinary sweep
 TUNE_MODES = ("per-variant", "shared")
-# Selection reads the validation split only; a test metric would select on the numbers the comparison reports.
-TUNE_METRICS = ("best_val_acc", "final_val_acc", "final_val_loss")
-DEFAULT_TUNE_SEEDS = 2
-DEFAULT_TUNE_METRIC = "best_val_acc"
 
 Cell = Tuple[str, ...]  # a grid point of the sweep: its job's overrides without seed, out_dir and the tuned keys
 

@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 
 from .config import CONF_DIR, NEUTRAL_VALUES, VariantConfig
 from .plugins import config_files
-from .layers.blocks import block_order, use_bias
 from .registry import Registry
 
 
@@ -64,6 +63,8 @@ def variant_origins() -> Dict[str, str]:
 
 def _effective_bias(v: Mapping[str, Any]) -> str:
     """'on'/'off' as the block factory builds it: bias 'auto' resolved for this placement and dropout order."""
+    from .layers.blocks import block_order, use_bias  # the layers import torch: `bnablate list` does not need them
+
     ns = SimpleNamespace(**v)
     return "on" if use_bias(ns, block_order(ns, pools=False)) else "off"
 

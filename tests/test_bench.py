@@ -167,3 +167,13 @@ def test_packing_bench_times_a_pack_against_the_same_runs_one_after_another(monk
     assert res.exit_code == 0, res.output
     assert "packed vs one after another" in res.output and "mlp" in res.output
     assert len(pd.read_csv("runs/bench/packing.csv")) == 1
+
+
+def test_bench_startup_times_each_keystroke_in_a_fresh_process(tmp_path):
+    from bnablate.bench.startup_bench import KEYSTROKES
+
+    res = CliRunner().invoke(app, ["bench", "--startup", "--reps", "1", "--out", str(tmp_path)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(tmp_path / "startup.csv")
+    assert list(rows["keystroke"]) == list(KEYSTROKES) and (rows["seconds"] > 0).all() and (rows["cpu_seconds"] > 0).all()
+    assert all(name in res.output for name in KEYSTROKES)

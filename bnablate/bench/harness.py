@@ -5,7 +5,7 @@ and max."""
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -22,34 +22,8 @@ from ..train.execution import ConfigError, amp_dtype, prepare_inputs, prepare_mo
 from ..train.loop import timed
 from ..train.optim import build_optimizer
 from ..pack import PackedModel, packable
+from .cases import Case
 from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    model: str
-    dataset: str
-    batch_size: int
-    variant: str = "bn_pre_act"
-    pack: int = 0  # 0: one ordinary run; K ≥ 1: K seeds packed into one pass (samples/s summed over runs)
-    # What bnablate is compared with: the tutorial loop, or (packed cases) the same pack computed with vmap
-    reference: str = "tutorial"
-
-
-CASES: List[Case] = [
-    Case("lenet-fmnist-b16", "lenet", "fashion_mnist", 16),
-    Case("lenet-fmnist-b128", "lenet", "fashion_mnist", 128),
-    Case("mlp-cifar10-b10", "mlp", "cifar10", 10),
-    Case("mlp-cifar10-b128", "mlp", "cifar10", 128),
-    Case("cnn-cifar10-b128", "cnn", "cifar10", 128),
-    Case("resnet20-cifar10-b128", "resnet", "cifar10", 128),
-    Case("vit-fmnist-b128", "vit", "fashion_mnist", 128, variant="tf_pre_ln"),  # dim 64, depth 4, 49 patches of 4×4
-    Case("lenet-fmnist-b16-packed1", "lenet", "fashion_mnist", 16, pack=1),
-    Case("lenet-fmnist-b16-packed4", "lenet", "fashion_mnist", 16, pack=4),
-    Case("lenet-fmnist-b16-packed8", "lenet", "fashion_mnist", 16, pack=8),
-    Case("lenet-fmnist-b16-packed8-vs-vmap", "lenet", "fashion_mnist", 16, pack=8, reference="vmap"),
-]
 
 
 def time_steps(runs, opt, x, y, batch_size: int, gens, warmup: int, steps: int, device: torch.device,

@@ -11,25 +11,18 @@ wall second of the whole run, so the two sides' different split sizes cancel out
 from __future__ import annotations
 
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from ..config import CONF_DIR, compose_config
+from ..config import compose_config
 from ..data import dataset_spec
 from ..models import build_model
 from ..train import resolve_device, run_experiment
+from .cases import placement_variants
 from .tutorial import tutorial_dataset
-
-
-def placement_variants() -> Tuple[str, ...]:
-    """The variants of the placement sweep, read from its preset conf/sweep/placement.yaml so that `--whole` times
-    the variants `bnablate sweep` runs (the two cannot drift apart)."""
-    params = OmegaConf.load(CONF_DIR / "sweep" / "placement.yaml").hydra.sweeper.params
-    return tuple(v.strip() for v in str(params.variant).split(","))  # a plain comma list, as Hydra's sweeper reads it
 
 
 def tutorial_run(cfg, device: torch.device) -> Dict[str, float]:

@@ -1,4 +1,5 @@
-"""The `bnablate` command line: thin Typer commands over the package's plain functions."""
+"""The `bnablate` command line: thin Typer commands over the package's plain functions. Each command imports what it
+runs (torch, pandas, Hydra) inside its function, so `--help` and shell completion load none of it."""
 
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ def _global_options(plugin: Annotated[Optional[List[str]], typer.Option(
         "--plugin", metavar="MODULE", help="Load a plugin (a module name or a .py file) that registers models, datasets or configs; "
                          "repeatable; also BNABLATE_PLUGINS=a,b and installed packages' `bnablate.plugins` entry "
                          "points (docs/extending.md).")] = None) -> None:
-    # --plugin itself is read by bnablate.launch before the config schema loads; here every command first reports
-    # a plugin that did not load, as a usage error naming it and the fix.
+    # --plugin itself is read by bnablate.launch before the config schema loads; here every command first loads the
+    # plugins (importing the config schema does, before it derives the key lists) and reports one that did not load,
+    # as a usage error naming it and the fix. Imported here, not at the top: `bnablate --help` and shell completion
+    # never call this, and so never wait for Hydra or a plugin.
+    from .. import config  # noqa: F401
+
     try:
         check_plugins()
     except PluginError as e:

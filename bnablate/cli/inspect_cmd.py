@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, List, Optional
 
-import torch
 import typer
 from rich.table import Table
 
-from ..data import class_count, dataset_shape
-from ..models import INITS, build_model, count_params, layer_inits
-from ..variants import config_label
-from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console
+from .common import OVERRIDES_HELP, complete_override, console
 
 
 def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OVERRIDES_HELP, autocompletion=complete_override)] = None) -> None:
     """Print the layer stack of the model the overrides resolve to, with output shapes, parameter counts and the
     initialisation (model.init) each layer starts from."""
+    import torch  # here, not at the top: `--help` and completion must not wait for it
+
+    from ..data import class_count, dataset_shape
+    from ..models import INITS, build_model, count_params, layer_inits
+    from ..variants import config_label
+    from .compose import compose_or_fail
+
     cfg = compose_or_fail(overrides or [])
     input_shape, _ = dataset_shape(cfg.dataset)  # (C, H, W); the user's own files: read from their headers
     model = build_model(cfg.model, cfg.variant, input_shape, class_count(cfg.dataset), int(cfg.seed), bn=cfg.bn)

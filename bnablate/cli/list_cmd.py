@@ -5,24 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from omegaconf import MISSING, OmegaConf
 from rich.table import Table
 
-from .. import plugins
-from ..config import CONF_DIR, KEYS
-from ..config_doc import literal
-from ..data import DATASETS
-from ..layers import ACTIVATIONS, BIASES, DROPOUTS, NORMS, PLACEMENTS
-from ..layers.batch_renorm import RENORM_AVG
-from ..layers.ghost_bn import GHOST_STATS
-from ..layers.residual import RESIDUAL, RESIDUAL_INIT
-from ..layers.transformer import TRANSFORMER_PLACEMENTS
-from ..models import MODELS
+from .. import catalog, plugins
+from ..conf_dir import CONF_DIR
 from ..registry import unknown_name_message
-from ..train.bn_stats import EVAL_STATS
-from ..train.finetune import FINETUNE_BN
-from ..variants import variant_origins, variant_presets
-from .common import CONFIG_ERRORS, console, explain, fail
+from .common import console, fail
+
+# The tables import what they read (the config schema, Hydra) when they are built: `bnablate --help` and completion
+# import this module too, and need none of it.
 
 WHAT = ("variants", "models", "datasets", "sweeps", "axes", "bn", "options")
 
@@ -41,6 +32,8 @@ def _row(t: Table, origin: str, *cells: str) -> None:
 
 
 def variants_table() -> Table:
+    from ..variants import variant_origins, variant_presets
+
     t = _table("variants (conf/variant; pick with variant=NAME, change an axis with variant.AXIS=VALUE)",
                "name", "norm", "placement", "dropout", "bias", "activation", "residual", "transformer", "description")
     origins = variant_origins()
@@ -55,25 +48,26 @@ def variants_table() -> Table:
 
 def models_table() -> Table:
     t = _table("models (conf/model; model=NAME)", "name", "description")
-    for name, e in MODELS.items():
-        _row(t, plugins.origin_of(e.obj), name, e.description)
+    for m in catalog.read("models"):  # the models' code (torch) is not imported to name them
+        _row(t, m["origin"], m["name"], m["description"])
     return t
 
 
 def datasets_table() -> Table:
     t = _table("datasets (conf/dataset; dataset=NAME; files under dataset.root or $BNABLATE_DATA_ROOT)",
                "name", "input", "classes", "description")
-    for name, e in DATASETS.items():
-        spec = e.obj
-        origin = plugins.origin_of(spec.load)
-        if spec.shape is not None:  # the user's own files: read from them at run time
-            _row(t, origin, name, "from files", "from files", e.description)
+    for d in catalog.read("datasets"):
+        if d["from_files"]:  # the user's own files: read from them at run time
+            _row(t, d["origin"], d["name"], "from files", "from files", d["description"])
         else:
-            _row(t, origin, name, "×".join(str(s) for s in spec.input_shape), str(spec.num_classes), e.description)
+            _row(t, d["origin"], d["name"], "×".join(str(s) for s in d["input_shape"]), str(d["num_classes"]),
+                 d["description"])
     return t
 
 
 def sweeps_table() -> Table:
+    from omegaconf import OmegaConf
+
     t = _table("sweeps (conf/sweep; bnablate sweep sweep=NAME)", "name", "description", "grid")
     for path, origin in plugins.config_files("sweep", CONF_DIR):  # a plugin's conf/sweep too
         cfg = OmegaConf.load(path)
@@ -85,12 +79,10 @@ def sweeps_table() -> Table:
 
 def axes_table() -> Table:
     t = _table("variant axes (variant.AXIS=VALUE)", "axis", "value", "meaning")
-    for axis, choices in [("norm", {n: e.description for n, e in NORMS.items()}), ("placement", PLACEMENTS),
-                          ("dropout", DROPOUTS), ("bias", BIASES),
-                          ("activation", {n: e.description for n, e in ACTIVATIONS.items()}),
-                          ("residual", RESIDUAL), ("residual_init", RESIDUAL_INIT),
-                          ("transformer", TRANSFORMER_PLACEMENTS)]:
-        for value, meaning in choices.items():
+    for axis, kind in [("norm", "norms"), ("placement", "placement"), ("dropout", "dropout"), ("bias", "bias"),
+                       ("activation", "activations"), ("residual", "residual"), ("residual_init", "residual_init"),
+                       ("transformer", "transformer")]:
+        for value, meaning in catalog.read(kind).items():
             t.add_row(axis, value, meaning)
     return t
 
@@ -109,12 +101,13 @@ BN_KEYS = {  # key → (values, meaning) for the rows that are not a list of cho
 
 def bn_table() -> Table:
     t = _table("batch norm and fine-tuning (bn.KEY=VALUE, finetune.KEY=VALUE)", "key", "value", "meaning")
-    for key, choices in (("bn.eval_stats", EVAL_STATS), ("bn.ghost_stats", GHOST_STATS), ("bn.renorm_avg", RENORM_AVG)):
-        for value, meaning in choices.items():
+    for key, kind in (("bn.eval_stats", "eval_stats"), ("bn.ghost_stats", "ghost_stats"),
+                      ("bn.renorm_avg", "renorm_avg")):
+        for value, meaning in catalog.read(kind).items():
             t.add_row(key, value, meaning)
     for key, (values, meaning) in BN_KEYS.items():
         t.add_row(key, values, meaning)
-    for value, meaning in FINETUNE_BN.items():
+    for value, meaning in catalog.read("finetune_bn").items():
         t.add_row("finetune.bn", value, meaning)
     t.add_row("finetune.source", "null (default), a dataset", "pretrain on this dataset (checkpoint reused per "
               "pretraining config and seed), re-initialise the head, fine-tune on `dataset`")
@@ -122,6 +115,11 @@ def bn_table() -> Table:
 
 
 def options_table() -> Table:
+    from omegaconf import MISSING
+
+    from ..config import KEYS
+    from ..config_doc import literal
+
     t = _table("config options (KEY=VALUE; role and meaning declared in bnablate/config.py; docs/configuration.md)",
                "key", "default", "role", "meaning")
     for spec in KEYS.specs:
@@ -138,6 +136,8 @@ def list_cmd(
     what: Annotated[Optional[str], typer.Argument(help=f"One of: {', '.join(WHAT)}. All when omitted.")] = None,
 ) -> None:
     """Show the registered variants, models, datasets, sweep presets, variant axes and config options."""
+    from .compose import CONFIG_ERRORS, explain
+
     if what is not None and what not in TABLES:
         fail(unknown_name_message("list", what, list(WHAT)))
     for name in [what] if what else list(TABLES):

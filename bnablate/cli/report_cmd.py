@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, List, Optional
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
-from .. import api
-from ..reports import FORMATS, rich_table
-from ..reports.render import rich_comparisons
-from ..reports.summary import Report
+from ..defaults import FORMATS
 from .common import console, fail
+
+if TYPE_CHECKING:  # pandas and the statistics: imported when a report is made, not for `--help`
+    from ..reports.summary import Report
 
 
 def warn_bad_records(bad) -> None:
@@ -22,6 +24,8 @@ def warn_bad_records(bad) -> None:
 
 
 def print_report(report: Report) -> None:
+    from ..reports.render import rich_comparisons, rich_table
+
     console.print(rich_table(report))
     if report.compare == "pairs" and not report.comparisons.empty:
         console.print(rich_comparisons(report))
@@ -84,6 +88,8 @@ def report_cmd(
     pairs) on the seeds both have: each comparison is better, worse, equivalent (within the margin) or undecided, read
     off an anytime-valid interval (or the plan's design) with the family's error rate ≤ alpha. Writes summary/comparisons.csv, .md, .tex,
     figures (the forest plot first) and index.html."""
+    from .. import api
+
     formats = [f.strip() for f in format.split(",") if f.strip()]
     try:
         report = api.report(runs_dirs, out=out, metric=metric, baseline=baseline, target=target,

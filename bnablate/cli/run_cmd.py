@@ -5,16 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Dict, List, Optional
 
 import typer
-from omegaconf import OmegaConf
 
-from .. import api
-from ..data import DataError
-from ..results.records import OutputError
-from ..sweeps import Reporter
-from ..results.schema import RecordError
-from ..train import ConfigError
-from ..variants import config_label
-from .common import OVERRIDES_HELP, complete_override, compose_or_fail, console, err_console, fail
+from ..reporter import Reporter
+from .common import OVERRIDES_HELP, complete_override, console, err_console, fail
 
 HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_acc':>8} {'test_acc':>8} {'lr':>9} {'steps':>6} " \
          f"{'time_s':>7} {'samples/s':>10}"
@@ -28,6 +21,8 @@ def format_epoch(r: Dict[str, Any]) -> str:
 
 class _EpochPrinter(Reporter):
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
+        from ..variants import config_label
+
         console.print(f"run {key}: {cfg.model.name} on {cfg.dataset.name}, variant {config_label(cfg)}, "
                       f"seed {cfg.seed} → {cfg.out_dir}")
 
@@ -43,6 +38,15 @@ def run_cmd(
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved config and exit.")] = False,
 ) -> None:
     """Train one configuration and print its per-epoch metrics (default output folder: runs/run)."""
+    from omegaconf import OmegaConf  # here, not at the top: `--help` and completion must not wait for the training code
+
+    from .. import api
+    from ..data import DataError
+    from ..errors import ConfigError
+    from ..results.records import OutputError
+    from ..results.schema import RecordError
+    from .compose import compose_or_fail
+
     overrides = list(overrides or [])
     if not any(o.split("=", 1)[0].lstrip("+") == "out_dir" for o in overrides):
         overrides.insert(0, "out_dir=runs/run")

@@ -8,25 +8,23 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .. import api
-from ..data import DataError
+from ..defaults import (DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, DESIGNS, GOALS,
+                        TUNE_METRICS)
+from ..errors import ConfigError
 from ..registry import UnknownNameError
-from ..results.records import OutputError
-from ..results.schema import QUARANTINE_DIR, RecordError
-from ..plans import PlanError
-from ..schedule import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, GOALS, make_schedule
-from ..sequential import check_until_decided, describe_rule
-from ..sweeps import Reporter
-from ..train import ConfigError
-from ..tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, check_tune, parse_tune,
-                      plan_tuning)
-from ..variants import config_label
-from .common import CONFIG_ERRORS, complete_override, console, explain, fail
+from ..reporter import Reporter
+from .common import complete_override, console, fail
 from .report_cmd import print_report
 
 SWEEP_HELP = ("Hydra overrides and sweeps: sweep=NAME picks a preset from conf/sweep; variant=a,b seed=range(5) "
               "builds a grid (the command line wins over the preset per key); hydra/launcher=joblib runs jobs in "
               "parallel.")
+
+
+def _label(cfg) -> str:
+    from ..variants import config_label  # the config schema (Hydra): loaded by a sweep, not by `--help`
+
+    return config_label(cfg)
 
 
 class ProgressReporter(Reporter):
@@ -49,7 +47,7 @@ class ProgressReporter(Reporter):
     def run_started(self, cfg, key: str, pack: int = 1) -> None:
         who = f"{self.label(key)} seed={cfg.seed}" if pack == 1 else f" {pack} runs packed"
         self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
-                            description=f"  {config_label(cfg)}{who}")
+                            description=f"  {_label(cfg)}{who}")
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
         self.progress.advance(self.epochs)
@@ -61,7 +59,7 @@ class ProgressReporter(Reporter):
         self.done += 1
         self.progress.advance(self.runs)
         cfg, m = record["config"], record.get("metrics") or []
-        what = f"{record.get('variant') or config_label(cfg)}{self.label(record['run_key'])} seed={cfg['seed']}"
+        what = f"{record.get('variant') or _label(cfg)}{self.label(record['run_key'])} seed={cfg['seed']}"
         if record["status"] == "running elsewhere":
             outcome = "being trained by another process into this folder, skipped (rerun later to report it)"
         elif record.get("skipped"):
@@ -80,6 +78,8 @@ class SweepReporter(ProgressReporter):
     plan = None
 
     def sweep_planned(self, plan) -> None:
+        from ..results.schema import QUARANTINE_DIR
+
         self.plan = plan
         self.labels.update(plan.run_labels())
         self.progress.reset(self.runs, total=len(plan.jobs))
@@ -166,7 +166,8 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
                   help=f"What to decide ({' | '.join(GOALS)}; report.compare): every variant vs sweep.baseline, "
                        "all pairs, or the best variant — a race whose losers get no more seeds.")] = None,
               design: Annotated[Optional[str], typer.Option(
-                  help="Pre-register the design in OUT_DIR/plans/ before training (implies --until-decided): "
+                  help=f"Pre-register the design ({' | '.join(DESIGNS)}) in OUT_DIR/plans/ before training (implies "
+                       "--until-decided): "
                        "anytime (valid however seeds are added), fixed (one look at --max-seeds: the paired t) or "
                        "sequential (--looks, α-spending); docs/statistics.md.")] = None,
               looks: Annotated[Optional[str], typer.Option(
@@ -188,6 +189,16 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
               ] = DEFAULT_TUNE_METRIC,
               ) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
+    from .. import api  # here, not at the top: `--help` and completion must not wait for torch and pandas
+    from ..data import DataError
+    from ..plans import PlanError
+    from ..results.records import OutputError
+    from ..results.schema import RecordError
+    from ..schedule import make_schedule
+    from ..sequential import check_until_decided, describe_rule
+    from ..tuning import check_tune, parse_tune, plan_tuning
+    from .compose import CONFIG_ERRORS, explain
+
     overrides = list(overrides or [])
     reporter = SweepReporter(0)
     try:
@@ -256,6 +267,8 @@ def _looks(text: Optional[str]) -> List[int]:
 
 
 def _summarize(out_dir: Path, plan: Optional[str] = None) -> None:
+    from .. import api
+
     try:
         print_report(api.report(out_dir, plan=plan) if plan else api.report(out_dir))
     except Exception as e:  # noqa: BLE001  (a report problem must not cost the sweep's results)

@@ -9,11 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..results.schema import RecordError, scan_records, strict_error
-from ..variants import config_label
-from ..verify import verify_runs
-from ..config import compose_config
-from .common import CONFIG_ERRORS, explain, console, fail
+from .common import console, fail
 from .report_cmd import warn_bad_records
 
 
@@ -28,6 +24,10 @@ def verify_cmd(
     """Train a sample of recorded runs again from their saved resolved configs (in a temporary folder; RUNS_DIR is not
     touched) and compare every per-epoch metric bit for bit, timings excepted; a run trained in a pack is re-trained
     in its pack. Exit 0 when all match, 1 otherwise."""
+    from ..results.schema import RecordError, scan_records, strict_error  # here: `--help` must not wait for them
+    from ..variants import config_label
+    from ..verify import verify_runs
+
     if sample < 0:
         fail(f"--sample must be ≥ 0 (0 = every run), got {sample}.")
     try:
@@ -72,6 +72,9 @@ def verify_cmd(
 def _check_composable(records) -> None:
     """Each (dataset, model) the records name composes here, before anything re-trains: a folder from a model or dataset
     registered by a plugin that is not loaded is a usage error naming it, not a traceback."""
+    from ..config import compose_config
+    from .compose import CONFIG_ERRORS, explain
+
     for dataset, model in sorted({(r["config"]["dataset"]["name"], r["config"]["model"]["name"]) for r in records}):
         try:
             compose_config([f"dataset={dataset}", f"model={model}"])

@@ -8,6 +8,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
 
+from ..defaults import FORMATS
 from ..results.schema import strict_error
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
 from .probe import write_probe
@@ -20,7 +21,6 @@ from .planned import beside_anytime, choose_plan
 from .summary import Report, build_report
 from .tuned import load_tuned, selected_columns, sensitivity
 
-FORMATS = ("csv", "md", "tex", "png", "html")  # png = the figures (PNG and PDF); html = report/index.html
 
 
 def collect(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, List[str]]:

@@ -1,0 +1,16 @@
+"""Choices and defaults the commands' `--help` shows (report formats, `--tune`, `--until-decided`), in a module that
+imports nothing, so help answers without loading torch or pandas; the modules that use them import them from here."""
+
+FORMATS = ("csv", "md", "tex", "png", "html")  # png = the figures (PNG and PDF); html = report/index.html
+
+# Tuning selection reads the validation split only; a test metric would select on the numbers the comparison reports.
+TUNE_METRICS = ("best_val_acc", "final_val_acc", "final_val_loss")
+DEFAULT_TUNE_SEEDS = 2
+DEFAULT_TUNE_METRIC = "best_val_acc"
+
+# `sweep --until-decided` (bnablate/schedule.py uses them): at most 12 seeds per group; one seed per look once a
+# verdict is possible (two at a time costs 0.6–1.5 seeds on average, docs/statistics.md)
+DEFAULT_MAX_SEEDS = 12
+DEFAULT_SEED_STEP = 1
+GOALS = ("baseline", "pairs", "best")  # --goal: report.compare's values
+DESIGNS = ("anytime", "fixed", "sequential")  # --design
