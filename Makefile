@@ -38,7 +38,7 @@ repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) datas
 until   = --until-decided --max-seeds $(if $(smoke),3,$(1))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
            repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer \
-           repro-placement-tuned
+           repro-placement-tuned repro-placement-best
 
 .PHONY: help setup demo test test-full bench bench-startup docs clean repro-all repro-resnet-paper $(REPROS)
 
@@ -150,6 +150,16 @@ repro-placement-tuned: setup ## repro-placement's CIFAR-10 cnn with each placeme
 	mkdir -p $(call out,repro-placement-tuned-shared)/tuning
 	cp -rn $(call out,repro-placement-tuned)/tuning/records $(call out,repro-placement-tuned-shared)/tuning/
 	$(call repro,repro_placement_cnn,repro-placement-tuned-shared,$(TUNE_SMOKE),$(TUNE) --tune-mode shared $(call until,7))
+
+repro-placement-best: setup ## repro-placement-tuned's question as a race: which placement is best (each at its own tuned lr), with a plan
+	@# the same tuning candidates and tuning seeds as repro-placement-tuned: its tuning runs are reused where they exist
+	mkdir -p $(call out,repro-placement-best)/tuning
+	if [ -d $(call out,repro-placement-tuned)/tuning/records ]; then \
+	  cp -rn $(call out,repro-placement-tuned)/tuning/records $(call out,repro-placement-best)/tuning/; fi
+	@# Pocock looks at 5, 7 and 9 seeds: a look at 5 can eliminate a variant 3 sds of the differences behind (the
+	@# anytime-valid intervals of 15 pairs can decide nothing below 7 seeds)
+	$(call repro,repro_placement_cnn,repro-placement-best,$(TUNE_SMOKE),$(TUNE) --goal best --design sequential \
+	  --spending pocock --looks $(if $(smoke),2$(comma)3,5$(comma)7$(comma)9))
 
 repro-transformer: setup ## ViT on Fashion-MNIST: Post- vs Pre-LN with/without warm-up at depth 4/12; LN/RMS/DyT/BN/none; Peri-LN
 	@# Xiong et al.'s claim is about warm-up: the seeds are added until warm-up 0 vs 100 is decided per depth and design

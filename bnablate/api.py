@@ -100,12 +100,15 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     for folder in sweep_plan.out_dirs:
         check_writable(folder)
     reporter = reporter or Reporter()
-    grid = None
-    if design is not None:  # the plan is written before anything trains; the first look's jobs carry its hash
-        from .preregister import declare
+    body = None
+    if design is not None:  # the first look's seeds; the plan is declared before the runs it judges train
+        from .preregister import declare, first_look, labelled
 
-        sweep_plan, declared, grid = declare(sweep_plan, schedule, settings)
-        reporter.plan_declared(declared)
+        sweep_plan = first_look(sweep_plan, schedule)
+        if spec is None:
+            body = declare(sweep_plan, schedule, settings)
+            sweep_plan = labelled(sweep_plan, body)
+            reporter.plan_declared(body)
     tuning = plan_tuning(sweep_plan, spec) if spec is not None else None  # every tuning job checked, none trained
     quarantine_bad_records(sweep_plan)  # bad files moved aside, bytes intact: their runs train again
     reporter.sweep_planned(sweep_plan)
@@ -113,15 +116,19 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     try:
         if spec is not None:
             parts, _ = run_tuning(sweep_plan, spec, reporter, tuning)
+            if design is not None:  # declared once each variant's values are chosen: its cells are the tuned ones
+                body = declare(merge(parts, sweep_plan.data), schedule, settings)
+                parts = [labelled(p, body) for p in parts]
+                reporter.plan_declared(body)
             tuned = merge(parts, sweep_plan.data)
             keys = list(tuned.keys)
             if until_decided:
                 keys = run_until_decided(tuned, reporter, schedule, train=lambda: run_parts(parts, reporter),
-                                         grid=grid)[1]
+                                         grid=body.grid if body else None)[1]
             else:
                 run_parts(parts, reporter)
         elif until_decided:
-            keys = run_until_decided(sweep_plan, reporter, schedule, grid=grid)[1]
+            keys = run_until_decided(sweep_plan, reporter, schedule, grid=body.grid if body else None)[1]
         else:
             run_sweep(sweep_plan, reporter)
     except KeyboardInterrupt:  # a record may have been written just before the interrupt, its tables not yet
@@ -131,7 +138,7 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     runs = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) \
         else pd.DataFrame(columns=["run_key", "status"])
     out = runs[runs["run_key"].isin(keys)].reset_index(drop=True)
-    out.attrs["plan"] = grid
+    out.attrs["plan"] = body.grid if body else None
     return out
 
 

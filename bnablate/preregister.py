@@ -70,45 +70,54 @@ def pilot_forecast(plan: SweepPlan, keys: set, settings: LookOptions, schedule: 
     return out
 
 
+def first_look(plan: SweepPlan, schedule: Schedule) -> SweepPlan:
+    """The sweep with its seeds extended to the plan's first look (the command's seeds when it has no planned looks)."""
+    _, first = planned_seeds(plan, schedule)
+    return plan_sweep(_without_seeds(plan.overrides) + [f"seed={','.join(map(str, first))}"], data=plan.data)
+
+
 def draft(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> Plan:
-    """The plan the sweep would declare, written nowhere (`--dry-run` prints it). A fixed or sequential plan whose
-    seeds already have finished runs that it did not train is refused: such a design is declared before its seeds
-    are seen (the runs can serve as its pilot if its seeds start above them)."""
+    """The plan the sweep declares for the cells of `plan` (its first look: the grid's cells, or with --tune the
+    cells at each variant's selected values), written nowhere (`--dry-run` prints it). A fixed or sequential plan
+    whose seeds already have finished runs that it did not train is refused: such a design is declared before its
+    seeds are seen (the runs can serve as its pilot if its seeds start above them)."""
     seeds, first = planned_seeds(plan, schedule)
-    base = _without_seeds(plan.overrides)
-    every = plan_sweep(base + [f"seed={','.join(map(str, seeds))}"], data=plan.data)
-    first_plan = plan_sweep(base + [f"seed={','.join(map(str, first))}"], data=plan.data)
-    grid = grid_id(grid_cells(first_plan))
-    out_dirs = every.out_dirs
+    cells = grid_cells(plan)
+    every = [plan_sweep(list(cell) + [f"seed={','.join(map(str, seeds))}"], data=plan.data) for cell in cells]
+    grid = grid_id(cells)
+    out_dirs = plan.out_dirs
     existing = [plan_path(d, grid).exists() for d in out_dirs]
-    seen = [int(c.seed) for c, k in zip(every.configs, every.keys) if finished(Path(c.out_dir), k) is not None]
+    seen = sorted({int(c.seed) for part in every for c, k in zip(part.configs, part.keys)
+                   if finished(Path(c.out_dir), k) is not None})
     if schedule.design.kind != "anytime" and seen and not all(existing):
         raise ConfigError(
-            f"Seeds {', '.join(map(str, sorted(set(seen))))} of this {schedule.design.kind} design already have "
-            f"finished runs in {', '.join(map(str, out_dirs))}: a planned design is declared before its seeds are "
-            f"seen. Start its seeds above them (e.g. seed=range({max(seen) + 1},{max(seen) + 1 + len(first)})): "
-            "the runs there then serve as the pilot that sizes the plan.")
-    keys = set(every.keys)
+            f"Seeds {', '.join(map(str, seen))} of this {schedule.design.kind} design already have finished runs in "
+            f"{', '.join(map(str, out_dirs))}: a planned design is declared before its seeds are seen. Start its "
+            f"seeds above them (e.g. seed=range({max(seen) + 1},{max(seen) + 1 + len(first)})): the runs there then "
+            "serve as the pilot that sizes the plan.")
+    keys = {k for part in every for k in part.keys}
     return Plan(grid=grid, kind=schedule.design.kind, looks=list(schedule.design.looks),
                 spending=schedule.design.spending, goal=settings.compare, metric=settings.metric,
                 alpha=settings.alpha, margin=settings.margin, baseline=settings.baseline,
                 max_seeds=schedule.max_seeds, seed_step=schedule.seed_step, seeds=seeds, keys=sorted(keys),
-                command=list(plan.overrides), forecast=pilot_forecast(every, keys, settings, schedule),
+                command=list(plan.overrides), forecast=pilot_forecast(plan, keys, settings, schedule),
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
 
-def declare(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> Tuple[SweepPlan, Plan, str]:
-    """(the first look's sweep, with the plan's hash on every job; the plan, written; its grid name)."""
+def declare(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> Plan:
+    """Write the plan of `plan`'s cells (draft) into every output folder, before any of its runs trains."""
     body = draft(plan, schedule, settings)
     try:
         for folder in plan.out_dirs:
             write_plan(folder, body)
     except PlanError as e:
         raise ConfigError(str(e)) from e
-    first = body.seeds[:schedule.first_count(len({int(c.seed) for c in plan.configs}))]
-    labelled = plan_sweep(_without_seeds(plan.overrides) + [f"seed={','.join(map(str, first))}",
-                                                             f"sweep.plan={body.hash}"], data=plan.data)
-    return labelled, body, body.grid
+    return body
+
+
+def labelled(plan: SweepPlan, body: Plan) -> SweepPlan:
+    """The same jobs with the plan's hash on each (`sweep.plan`: a label, so the run keys are the plan's)."""
+    return plan_sweep(list(plan.overrides) + [f"sweep.plan={body.hash}"], data=plan.data)
 
 
 def forecast_lines(body: Plan) -> List[str]:
@@ -126,4 +135,4 @@ def forecast_lines(body: Plan) -> List[str]:
     return lines
 
 
-__all__ = ["declare", "draft", "forecast_lines", "pilot_forecast", "planned_seeds"]
+__all__ = ["declare", "draft", "first_look", "forecast_lines", "labelled", "pilot_forecast", "planned_seeds"]

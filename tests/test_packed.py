@@ -48,7 +48,9 @@ def test_packed_runs_match_separate_runs(norm, placement):
 
 
 def test_packed_sgd_with_schedule_and_augmentation_matches():
-    over = BASE + ["variant=bn_post_act", "optim=sgd", "optim.lr=0.05", "dataset.augment=true"]
+    # lr 0.01: at 0.05 the second epoch's validation loss is chaotic (1.76 → 1.90), and a float-order difference
+    # between one and two torch threads in the lone run alone moved it by 0.3 % (AMD EPYC reference machine)
+    over = BASE + ["variant=bn_post_act", "optim=sgd", "optim.lr=0.01", "dataset.augment=true"]
     cfgs = [compose_config(over + [f"seed={s}"]) for s in (3, 4)]
     for cfg, res in zip(cfgs, run_packed(cfgs)):
         _assert_same(res, run_experiment(cfg))

@@ -135,3 +135,15 @@ def test_bad_plan_options_are_refused_before_training(tmp_path, args, msg):
     code, text = cli("sweep", *GRID, "seed=range(3)", *args, f"out_dir={tmp_path}")
     assert code == 2 and msg in text, text
     assert not (tmp_path / "records").exists() and not (tmp_path / "plans").exists()
+
+
+def test_with_tune_the_plan_is_declared_for_the_tuned_runs(tmp_path):
+    """--tune then --design: the plan is written after each variant's lr is chosen, before its evaluation runs, and
+    its keys are theirs, so the report judges them with its design."""
+    runs = bnablate.sweep([*GRID, "seed=range(2)"], out_dir=tmp_path, design="fixed", max_seeds=5,
+                          tune=["optim.lr=0.001,0.01"], tune_seeds=1)
+    (plan,) = load_plans([tmp_path])
+    assert set(runs["run_key"]) <= set(plan.keys) and len(runs) == 10
+    assert {r["config"]["sweep"]["plan"] for r in scan_records(tmp_path).records} == {plan.hash}
+    rep = bnablate.report(tmp_path, formats=())
+    assert rep.comparisons["method"].iloc[0].startswith("fixed design, paired t at 5 seeds")

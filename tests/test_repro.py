@@ -209,7 +209,7 @@ def _write_fixture_data(root: Path) -> None:
                                     "repro-placement", "repro-high-lr",
                                     "repro-dropout-order", "repro-bias", "repro-batch-size", "repro-finetune",
                                     "repro-eval-stats", "repro-resnet", "repro-bn-batch", "repro-transformer",
-                                    "repro-placement-tuned"])
+                                    "repro-placement-tuned", "repro-placement-best"])
 def test_make_repro_smoke_form_end_to_end(tmp_path, target):
     _write_fixture_data(tmp_path / "data")
     runs = tmp_path / "runs"
@@ -235,6 +235,8 @@ def test_make_repro_smoke_form_end_to_end(tmp_path, target):
         reused = {p.name: p.read_bytes() for p in (runs / "repro-placement-tuned-shared-smoke" / "tuning" /
                                                    "records").iterdir()}
         assert tuned and reused == tuned  # the shared protocol found the tuning runs: none retrained or added
+    if target == "repro-placement-best":  # a race under a plan declared once tuning chose each variant's lr
+        assert len(list((out / "plans").glob("*.json"))) == 1 and "race" in pd.read_csv(report / "summary.csv")
     if target == "repro-transformer":  # probed runs: the gradient norms by layer, and warm-up's own comparisons
         assert {"probe.csv", "grad_norms.png"} <= {p.name for p in report.iterdir()}
         assert (out / "report-warmup" / "comparisons.csv").exists()

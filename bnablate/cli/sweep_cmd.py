@@ -216,10 +216,13 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
             if until_decided or design is not None:
                 settings = check_until_decided(sweep_plan, schedule)
                 lines.append(describe_rule(schedule))
-                if design is not None:
-                    from ..preregister import draft, forecast_lines
+                if design is not None and spec is not None:
+                    lines.append("the plan is declared in plans/ once tuning has chosen each variant's values (its "
+                                 "run keys are those of the evaluation runs), before any of them trains")
+                elif design is not None:
+                    from ..preregister import draft, first_look, forecast_lines
 
-                    body = draft(sweep_plan, schedule, settings)
+                    body = draft(first_look(sweep_plan, schedule), schedule, settings)
                     lines += [f"would declare {body.describe()} in plans/{body.grid}.json", *forecast_lines(body)]
             for line in lines:
                 console.print(line, highlight=False, soft_wrap=True)

@@ -190,6 +190,13 @@ def compare_groups(summary: pd.DataFrame, by: Sequence[str], settings: Settings,
     if described:
         notes.insert(0, f"Families ({'Holm' if settings.margin is None else 'Bonferroni'} within each, "
                         f"α={settings.alpha:g}; {settings.margin_text()}): " + "; ".join(described) + ".")
+    for _, r in frame.iterrows():  # a verdict not given says why, with what was answered instead
+        if r.get("withheld"):
+            rates = (f"{r['a']} diverges {r['divergence_verdict']} often than {r['b']}"
+                     if r.get("divergence_verdict") in ("more", "less") else "divergence rates undecided")
+            parts = (f"; {rates} ({r['diverged_a']} vs {r['diverged_b']}); on the {r['n_trained']:.0f} seeds where "
+                     f"both trained: {r['verdict_trained']}" if r.get("diverged_a") else "")
+            notes.append(f"{r['family']}: {r['a']} vs {r['b']}: no verdict — {r['withheld']}{parts}.")
     unequal = set()  # families whose groups simply ran different seed sets (say so once, not per pair)
     for _, r in frame.iterrows():
         if not r["lost_seeds"]:
@@ -233,7 +240,8 @@ def verdict_rank(summary: pd.DataFrame, comparisons: pd.DataFrame) -> Tuple[pd.S
 BASELINE_COLUMNS = ("family", "family_size", "n_pairs", "lost_seeds", "diff", "ci_low", "ci_high", "ci_level", "p_adj",
                     "p_tost_adj", "e_value", "verdict", "effect_dz", "mde", "seeds_needed", "seeds_needed_fixed",
                     "p_improve", "p_improve_ci_low", "p_improve_ci_high", "churn", "diff_ci_low_tests",
-                    "diff_ci_high_tests", "method")
+                    "diff_ci_high_tests", "method", "withheld")
+TEXT_COLUMNS = ("family", "lost_seeds", "verdict", "method", "withheld")
 
 
 def attach_baseline(summary: pd.DataFrame, comparisons: pd.DataFrame, settings: Settings) -> None:
@@ -241,7 +249,7 @@ def attach_baseline(summary: pd.DataFrame, comparisons: pd.DataFrame, settings: 
     own row keeps them empty. Pairs mode: wins/losses/equivalences per group."""
     summary["baseline"] = ""
     for col in BASELINE_COLUMNS:
-        summary[col] = "" if col in ("family", "lost_seeds", "verdict", "method") else np.nan
+        summary[col] = "" if col in TEXT_COLUMNS else np.nan
     if comparisons.empty:
         return
     if settings.compare == "baseline":
