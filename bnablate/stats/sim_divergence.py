@@ -3,10 +3,11 @@ baseline that never does, run as `sweep --until-decided` runs them (a look per s
 decided), with the report's rule (reports/divergence.py): once a side has diverged on any seed the mean is not
 judged; its divergence rate and its metric on the seeds where both trained are, each at half the level.
 
-Rates reported per family: a better/worse call on the mean when the means are equal (the issue's scenario), split
-into calls made after a divergence was seen (which the rule forbids: 0) and before any was (which no rule can
-prevent: those seeds look exactly like a clean, better variant's); a false divergence call when the rates are
-equal; a false call on the trained seeds when the trained means are equal."""
+Rates reported per family: a better/worse call on the mean when the means are equal (the issue's scenario) by the
+old rule (the normal-model interval on every seed, diverged ones at chance) and by the new one, whose calls on the
+mean can only come before any divergence was seen — no rule can prevent those: such seeds look exactly like a
+clean, better variant's; a false divergence call when the rates are equal; a false call on the trained seeds when
+the trained means are equal."""
 
 from __future__ import annotations
 
@@ -49,8 +50,9 @@ def simulate(sc: Scenario, k: int = 1, reps: int = 4000, n0: int = 3, n_max: int
              seed: int = 0, phi: float = PHI) -> dict:
     rng = np.random.default_rng(seed)
     v, div = sc.draw(rng, reps, n_max, k)
-    mean_call = np.zeros((reps, k), bool)  # a better/worse call on the mean
-    after_seen = np.zeros((reps, k), bool)  # … made after a divergence was seen (the rule's job)
+    mean_call = np.zeros((reps, k), bool)  # a better/worse call on the mean (new rule: only while nothing diverged)
+    old_call = np.zeros((reps, k), bool)  # the old rule's: the normal-model interval on every seed
+    old_done = np.zeros((reps, k), bool)
     div_call = np.zeros((reps, k), bool)
     trained_call = np.zeros((reps, k), bool)
     done = np.zeros((reps, k), bool)
@@ -60,6 +62,8 @@ def simulate(sc: Scenario, k: int = 1, reps: int = 4000, n0: int = 3, n_max: int
         seen = div[:, :n, 1:].any(1) | div[:, :n, :1].any(1)  # either side diverged on any seed so far
         out = decide(d.mean(1), d.var(1, ddof=1), n, k, alpha, None, phi)
         calls = np.isin(out["code"], (ABOVE, BELOW))
+        old_call |= ~old_done & calls
+        old_done |= out["code"] != OPEN
         clean = ~done & ~seen
         mean_call |= clean & calls
         done |= clean & calls
@@ -79,9 +83,9 @@ def simulate(sc: Scenario, k: int = 1, reps: int = 4000, n0: int = 3, n_max: int
         div_call |= dcall
         trained_call |= tcall
         done |= dcall & tcall  # both parts decided: the comparison stops getting seeds
-        if done.all():
+        if done.all() and old_done.all():
             break
-    return {"mean_call": float(mean_call.any(1).mean()), "after_seen": float(after_seen.any(1).mean()),
+    return {"mean_call": float(mean_call.any(1).mean()), "old_call": float(old_call.any(1).mean()),
             "div_call": float(div_call.any(1).mean()), "trained_call": float(trained_call.any(1).mean())}
 
 
@@ -94,13 +98,13 @@ def scenarios():
 
 
 def table(reps: int = 4000) -> str:
-    lines = ["| scenario | k | mean called better/worse: before any divergence was seen | after | "
-             "false divergence call | false call on trained seeds |", "|:--|--:|--:|--:|--:|--:|"]
+    lines = ["| scenario | k | mean called better/worse: old rule | new rule (all before any divergence was seen) | "
+             "divergence call | call on trained seeds |", "|:--|--:|--:|--:|--:|--:|"]
     for sc in scenarios():
         for k in (1, 7):
             r = simulate(sc, k, reps)
             equal_rates = math.isclose(sc.fail, sc.base_fail)
-            lines.append(f"| {sc.name} | {k} | {r['mean_call']:.4f} | {r['after_seen']:.4f} | "
+            lines.append(f"| {sc.name} | {k} | {r['old_call']:.4f} | {r['mean_call']:.4f} | "
                          f"{r['div_call']:.4f}{'' if equal_rates else ' (true difference)'} | "
                          f"{r['trained_call']:.4f}{' (true difference)' if sc.gain else ''} |")
     return "\n".join(lines)
