@@ -11,7 +11,7 @@ DATA_ROOT ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),data)
 # $(RUNS)/repro-NAME-smoke. ../shared/data holds a faithfully re-packed CIFAR-10 whose md5s differ from torchvision's
 # list (see ../shared/README.md), so verification is off only when that folder is the data root.
 SCALE  ?= full
-# the demo decides its 7 BN-vs-none comparisons at 11–13 seeds (docs/reports.md#reading-the-default-sweep)
+# the demo decides its 7 BN-vs-none comparisons at 10–12 seeds (docs/reports.md#reading-the-default-sweep)
 DEMO_SEEDS ?= 16
 RUNS   ?= runs
 VERIFY ?= $(if $(wildcard ../shared/data),false,true)
