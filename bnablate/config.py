@@ -159,6 +159,9 @@ class VariantConfig:
     transformer: str = option("pre", R, "transformer models (vit): where each block's norms sit: pre (x + F(N(x))) | "
                                         "post (N(x + F(x))) | peri (x + N(F(N(x)))) | deepnorm (N(αx + F(x)))",
                               neutral="pre")
+    dyt_alpha0: float = option(0.5, R, "variant.norm=dyt: Dynamic Tanh's initial α, > 0 (Zhu et al. 2025's default "
+                                       "0.5; they tune it, smaller for wider models); other norms leave it at 0.5",
+                               neutral=0.5)
     description: str = option("", B, "shown by `bnablate list variants`")
 
 
@@ -230,9 +233,21 @@ class OptimConfig:
     momentum: float = option(0.9, R, "sgd only")
     nesterov: bool = option(False, R, "sgd only")
     weight_decay: float = option(0.0, R, "L2 weight decay")
-    schedule: str = option("none", R, "none | cosine | step (stepped once per epoch)")
-    step_size: int = option(10, R, "epochs between decays for schedule=step")
-    gamma: float = option(0.1, R, "decay factor for schedule=step")
+    schedule: str = option("none", R, "none | cosine | step | multistep (lr × optim.gamma at each of "
+                                      "optim.milestones), counted in optim.schedule_unit")
+    step_size: int = option(10, R, "epochs (optim.schedule_unit) between decays for schedule=step")
+    gamma: float = option(0.1, R, "decay factor for schedule=step and multistep")
+    schedule_unit: str = option("epoch", R, "what optim.schedule counts and when it steps: epoch (once per epoch: "
+                                            "cosine's T_max is train.epochs) | step (after every optimizer step: "
+                                            "T_max, step_size and milestones in optimizer steps)", neutral="epoch")
+    milestones: Optional[List[int]] = option(None, R, "schedule=multistep: increasing optim.schedule_unit counts at "
+                                                      "which lr is multiplied by optim.gamma, each before the run's "
+                                                      "end (He et al. 2016: [32000,48000] steps); null otherwise",
+                                             neutral=None)
+    wd_exclude: str = option("none", R, "parameters weight decay skips: none (every parameter decayed) | timm (as "
+                                        "timm's param_groups_weight_decay: every 1-D parameter — norms' γ/β, biases, "
+                                        "DyT's α — and a ViT's position embedding and class token); needs "
+                                        "optim.weight_decay > 0", neutral="none")
     batch_scaling: str = option("none", R, "batch-size scaling of lr: lr × (batch_size / ref_batch_size) for linear "
                                            "(Goyal et al. 2017), lr × sqrt(batch_size / ref_batch_size) for sqrt, lr "
                                            "unchanged for none", neutral="none")

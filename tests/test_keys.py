@@ -123,7 +123,9 @@ ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.runnin
                   "variant.transformer",  # transformer blocks' norm placement (issue 35): neutral pre
                   "optim.warmup_steps", "optim.warmup_method", "optim.warmup_start",  # warm-up: neutral 0 steps
                   "model.init",  # the papers' initialisations (issue 48): neutral torch
-                  "bn.ghost_stats", "bn.renorm_avg"}  # ghost/renorm running statistics (issue 48): neutral chunk, var
+                  "bn.ghost_stats", "bn.renorm_avg",  # ghost/renorm running statistics (issue 48): neutral chunk, var
+                  # the papers' recipes (issue 48): neutral 0.5, epoch, null, none
+                  "variant.dyt_alpha0", "optim.schedule_unit", "optim.milestones", "optim.wd_exclude"}
 
 
 def test_tables_of_old_records_keep_their_columns():

@@ -9,7 +9,8 @@ from torch import nn
 
 from ..registry import check_choice
 from .activations import ACTIVATIONS, create_act_layer
-from .norm import NORMS, create_norm_layer, norm_options
+from .dyt import DYT_ALPHA0
+from .norm import NORMS, variant_norm
 
 PLACEMENTS = {
     "pre_act": "affine → norm → act (→ pool): Ioffe & Szegedy's placement",
@@ -44,6 +45,16 @@ def validate_variant(v) -> None:
         raise VariantError(f"variant.dropout_p must be in [0, 1), got {v.dropout_p}.")
     if int(v.groups) < 1:
         raise VariantError(f"variant.groups must be ≥ 1, got {v.groups}.")
+    alpha0 = float(getattr(v, "dyt_alpha0", DYT_ALPHA0))
+    if not alpha0 > 0:
+        raise VariantError(f"variant.dyt_alpha0 is Dynamic Tanh's initial α in tanh(α·x), and must be > 0 (at 0 every "
+                           f"DyT layer outputs β alone), got {alpha0}: e.g. variant.dyt_alpha0=0.5 (Zhu et al.'s "
+                           f"default).")
+    if alpha0 != DYT_ALPHA0 and not (has_norm(v) and v.norm == "dyt"):
+        # it would build the same model as 0.5 under a second run key
+        raise VariantError(f"variant.dyt_alpha0={alpha0} sets Dynamic Tanh's initial α, and this variant has no DyT "
+                           f"layer (variant.norm={v.norm}, variant.placement={v.placement}): use variant.norm=dyt "
+                           f"(e.g. model=vit variant=tf_pre_dyt), or leave variant.dyt_alpha0={DYT_ALPHA0}.")
 
 
 def has_norm(v) -> bool:
@@ -91,7 +102,7 @@ def make_block(kind: str, in_features: int, out_features: int, v, pool: Optional
             else:
                 layers["linear"] = nn.Linear(in_features, out_features, bias=bias)
         elif part == "norm":
-            layers["norm"] = create_norm_layer(v.norm, out_features, kind, groups=int(v.groups), **norm_options(bn))
+            layers["norm"] = variant_norm(v, out_features, kind, bn)
         elif part == "act":
             layers["act"] = create_act_layer(v.activation)
         elif part == "drop":

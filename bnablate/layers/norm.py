@@ -8,7 +8,7 @@ from torch import nn
 
 from ..registry import Registry
 from .batch_renorm import BatchRenorm1d, BatchRenorm2d
-from .dyt import DyT, DyT2d
+from .dyt import DYT_ALPHA0, DyT, DyT2d
 from .ghost_bn import GhostBatchNorm1d, GhostBatchNorm2d
 from .scratch_bn import ScratchBatchNorm
 
@@ -71,7 +71,8 @@ NORMS.register("batch_renorm", "Batch Renormalization (Ioffe 2017): BN corrected
     {"conv": BatchRenorm2d, "linear": BatchRenorm1d, "tokens": _tokens(BatchRenorm1d)})
 NORMS.register("rms", "RMSNorm (torch's nn.RMSNorm): features scaled by their root mean square, no centring "
                "(vit tokens, linear layers)")({"linear": nn.RMSNorm, "tokens": nn.RMSNorm})
-NORMS.register("dyt", "Dynamic Tanh (Zhu et al. 2025): γ·tanh(αx)+β, no statistics at all (α from 0.5)")(
+NORMS.register("dyt", "Dynamic Tanh (Zhu et al. 2025): γ·tanh(αx)+β, no statistics at all (α from "
+               "variant.dyt_alpha0, 0.5)")(
     {"conv": DyT2d, "linear": DyT, "tokens": DyT})
 NORMS.register("none", "no normalization layer")({})
 
@@ -94,7 +95,8 @@ def get_norm_layer(name: str, kind: str) -> Callable[..., nn.Module] | None:
 def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, momentum: Optional[float] = 0.1,
                       eps: float = 1e-5, affine: bool = True, conv_beta_init: float = 0.0,
                       running_var_init: float = 1.0, ghost_batch_size: Optional[int] = None,
-                      ghost_stats: str = "chunk", renorm: Optional[Dict[str, Any]] = None) -> nn.Module | None:
+                      ghost_stats: str = "chunk", renorm: Optional[Dict[str, Any]] = None,
+                      dyt_alpha0: float = DYT_ALPHA0) -> nn.Module | None:
     """An instance of the named norm for `num_features` channels/features/token features (kind 'conv', 'linear',
     'tokens'), or None for 'none'. momentum (PyTorch
     convention; None = cumulative average) only concerns the batch-statistics norms; eps and affine reach every norm
@@ -103,7 +105,7 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
     in PyTorch; that tutorial's 0). ghost_batch_size: BN normalizes each chunk of that many samples on its own in
     training (ghost_bn.py); for norms 'batch' and 'batch_renorm'; ghost_stats: how their running statistics are kept
     ('chunk' | 'step', ghost_bn.GHOST_STATS). renorm: Batch Renorm's schedule, limits and running σ (warmup, ramp,
-    rmax, dmax, avg; batch_renorm.py) for norm 'batch_renorm'."""
+    rmax, dmax, avg; batch_renorm.py) for norm 'batch_renorm'. dyt_alpha0: DyT's initial α (norm 'dyt')."""
     cls = get_norm_layer(name, kind)
     if cls is None:
         return None
@@ -130,12 +132,19 @@ def create_norm_layer(name: str, num_features: int, kind: str, groups: int = 8, 
     elif cls is nn.RMSNorm:
         layer = cls(num_features, eps=eps, elementwise_affine=affine)
     elif cls in (DyT, DyT2d):
-        layer = cls(num_features, affine=affine)  # no statistics, so no eps
+        layer = cls(num_features, alpha_init=dyt_alpha0, affine=affine)  # no statistics, so no eps
     else:
         layer = cls(num_features, eps=eps, affine=affine)
     if kind == "conv" and affine and conv_beta_init != 0.0:
         nn.init.constant_(layer.bias, conv_beta_init)  # (C,)
     return layer
+
+
+def variant_norm(v, num_features: int, kind: str, bn=None) -> nn.Module | None:
+    """The variant's norm (variant.norm with its groups and DyT's α₀, the `bn` section's options) for a `kind` layer
+    of `num_features`: what every model builds where its blocks place a norm."""
+    return create_norm_layer(v.norm, num_features, kind, groups=int(v.groups),
+                             dyt_alpha0=float(getattr(v, "dyt_alpha0", DYT_ALPHA0)), **norm_options(bn))
 
 
 def norm_options(bn) -> Dict[str, Any]:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ..registry import check_choice
 from .activations import create_act_layer
 from .blocks import VariantError, has_norm
-from .norm import create_norm_layer, norm_options
+from .norm import variant_norm
 
 # Each design as part lists in its own (pre-activation) placement: `pre` opens the branch (pre-activation designs;
 # shared with the shortcut in a stage's first block), `branch` is the residual branch, `post` follows the addition,
@@ -156,8 +156,7 @@ def build_parts(parts: List[str], v, channels: Dict[str, tuple], bn=None, bias_c
             layers[name] = nn.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=_bias(v, context,
                                                                                      context.index(name)))
         elif name.startswith("norm"):
-            layers[name] = create_norm_layer(v.norm, channels[name][0], "conv", groups=int(v.groups),
-                                             **norm_options(bn))
+            layers[name] = variant_norm(v, channels[name][0], "conv", bn)
         elif name.startswith("act"):
             layers[name] = create_act_layer(v.activation)
         elif name == "drop":

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..layers.blocks import VariantError, has_norm
-from ..layers.norm import create_norm_layer, norm_options
+from ..layers.norm import norm_options, variant_norm
 from .registry import register_model, spatial
 
 
@@ -38,7 +38,7 @@ def tv_resnet18(model_cfg, variant, input_shape, num_classes: int, bn=None) -> n
     made = []
 
     def norm_layer(channels: int) -> nn.Module:  # torchvision calls norm_layer(C) for every norm it places
-        made.append(create_norm_layer(variant.norm, channels, "conv", groups=int(variant.groups), **options)
+        made.append(variant_norm(variant, channels, "conv", bn)
                     if on else nn.Identity())
         return made[-1]
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers.blocks import has_norm
-from ..layers.norm import create_norm_layer, norm_options
+from ..layers.norm import variant_norm
 from ..layers.transformer import TransformerBlock, final_norm_needed
 from ..registry import check_choice
 from .registry import ModelShapeError, register_model, spatial
@@ -40,6 +40,11 @@ class Tokens(nn.Module):
             self.pos.normal_(0.0, 0.02, generator=g)
         if self.cls is not None:
             self.cls.normal_(0.0, 1e-6 if timm else 0.02, generator=g)
+
+    def no_weight_decay(self) -> set:
+        """Names of the parameters optim.wd_exclude=timm leaves undecayed, as timm's VisionTransformer.no_weight_decay
+        (its pos_embed and cls_token)."""
+        return {"pos"} | ({"cls"} if self.cls is not None else set())
 
     def paired_init_doc(self, init: str) -> str:
         if init == "trunc_normal":
@@ -84,7 +89,7 @@ def vit(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module
     def norm():
         if not has_norm(variant):
             return None
-        return create_norm_layer(variant.norm, dim, "tokens", groups=int(variant.groups), **norm_options(bn))
+        return variant_norm(variant, dim, "tokens", bn)
 
     placement = str(variant.transformer)
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()

@@ -40,6 +40,8 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
 
     if getattr(MODELS.get(cfg.model.name), "transformer", False):
         return "transformer models (model=vit) train alone: their attention has no grouped form here"
+    if cfg.optim.wd_exclude != "none":
+        return "optim.wd_exclude tells parameters apart by their shape and name, which a pack's stacked ones hide"
     if cfg.train.probe:
         return "train.probe reads one model's gradients and block outputs"
     if int(cfg.train.nproc) > 1:

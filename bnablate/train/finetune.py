@@ -22,8 +22,8 @@ from ..atomic import atomic_file
 from ..results.records import run_key
 from ..seeding import derive_seed, generator
 from .bn_stats import precise_bn
-from .loop import evaluate, train_one_epoch
-from .optim import build_optimizer, build_scheduler
+from .loop import evaluate, steps_per_epoch, train_one_epoch
+from .optim import LRSchedule, build_optimizer
 
 FINETUNE_BN = {
     "train": "every BN layer trained: γ, β learned, running statistics updated by the target batches",
@@ -133,18 +133,20 @@ def pretrain(cfg, device: torch.device) -> Dict[str, Any]:
                          f"images; lower it.")
     model = build_model(cfg.model, cfg.variant, data.input_shape, data.num_classes, seed, bn=cfg.bn).to(device)
     set_ghost_chunks(model, bs)
-    opt = build_optimizer(model.parameters(), cfg.optim, bs)
-    sched = build_scheduler(opt, cfg.optim, int(cfg.finetune.source_epochs))
+    opt = build_optimizer(model.parameters(), cfg.optim, bs, model=model)
+    # pretraining steps without the warm-up, as it always has; a schedule counting steps counts the source's
+    schedule = LRSchedule(opt, cfg.optim, int(cfg.finetune.source_epochs),
+                          steps_per_epoch(len(data.train_x), bs), warmup=False)
     g_batches = generator(seed, "pretrain", "batches")
     g_augment = generator(seed, "pretrain", "augment", device=device) if data.augment else None
     t0, losses = time.perf_counter(), []
     for _ in range(int(cfg.finetune.source_epochs)):  # the runs' own epoch loop and evaluation, K = 1
-        loss = train_one_epoch(model, opt, data.train_x, data.train_y, bs, g_batches, g_augment)["train_loss"][0]
+        loss = train_one_epoch(model, opt, data.train_x, data.train_y, bs, g_batches, g_augment,
+                               step=schedule.step)["train_loss"][0]
         losses.append(loss)
         if not math.isfinite(loss):
             raise RuntimeError(f"pretraining on {src.name} diverged (train loss {loss}); lower optim.lr.")
-        if sched is not None:
-            sched.step()
+        schedule.end_epoch()
     val = evaluate(model, data.val_x, data.val_y, int(cfg.train.eval_batch_size))
     test = evaluate(model, data.test_x, data.test_y, int(cfg.train.eval_batch_size))
     meta = {"source": src.name, "epochs": int(cfg.finetune.source_epochs), "source_train_loss": losses[-1],

@@ -96,6 +96,12 @@ def batch_indices(n: int, batch_size: int, g: torch.Generator) -> List[Tensor]:
     return chunks
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch over n images: batch_indices' count (n / batch_size, rounded up, less a folded
+    single-sample tail); a data-parallel run's processes step together once per batch."""
+    return len(batch_indices(n, batch_size, torch.Generator()))
+
+
 def epoch_batches(n: int, batch_size: int, generators: Sequence[torch.Generator], device: torch.device,
                   max_steps: Optional[int] = None) -> List[Tensor]:
     """The epoch's index batches of K runs (one generator each) as (K, B) tensors on `device`, copied there in one

@@ -24,10 +24,10 @@ from .distributed import DataParallelRun, check_last_batch, is_worker, launch, v
 from .execution import (ConfigError, amp_dtype, configure_device, execution_info, prepare_inputs, prepare_model,
                         validate_execution)
 from .finetune import prepare_finetune, trainable_parameters, validate_finetune
-from .loop import LoneRun, batch_indices, evaluate, timed, train_one_epoch
+from .loop import LoneRun, evaluate, steps_per_epoch, timed, train_one_epoch
 from .memory import PROBE_STEPS, TrainingMemory, run_set_bytes
 from .probe import Probe, validate_probe
-from .optim import build_optimizer, build_scheduler, check_warmup, effective_lr, step_function, validate_optim
+from .optim import LRSchedule, build_optimizer, check_warmup, effective_lr, validate_optim
 
 EpochCallback = Callable[[Dict[str, Any]], None]
 MAX_SEED = 2**32 - 1  # a seed is 0 ≤ seed ≤ 2**32 - 1: NumPy's and CUDA's generators accept that range
@@ -97,8 +97,7 @@ def check_data(cfg, data: DataSplits) -> None:
     check_last_batch(n, int(cfg.train.batch_size), int(cfg.train.nproc), ghost,
                      has_norm(cfg.variant) and cfg.variant.norm in BATCH_STAT_NORMS, str(cfg.bn.ghost_stats))
     try:
-        check_warmup(cfg.optim, len(batch_indices(n, int(cfg.train.batch_size), torch.Generator())),
-                     int(cfg.train.epochs))
+        check_warmup(cfg.optim, steps_per_epoch(n, int(cfg.train.batch_size)), int(cfg.train.epochs))
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -182,8 +181,11 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
             step=None if probe[2].uniform else probe[2].step), run_set_bytes(probe[0]))
         del probe
     runs, opt, lrs = _run_set(cfgs, models)
-    sched = build_scheduler(opt, cfg.optim, int(cfg.train.epochs))
-    step = step_function(cfg.optim, None if lrs.uniform else lrs.step)  # a warm-up wraps the step
+    # a warm-up wraps the step, and so does a schedule counting optimizer steps
+    schedule = LRSchedule(opt, cfg.optim, int(cfg.train.epochs),
+                          steps_per_epoch(len(data.train_x), int(cfg.train.batch_size)),
+                          None if lrs.uniform else lrs.step)
+    step = schedule.step
     grad_probe = Probe(models[0]) if cfg.train.probe else None  # train.probe (K = 1: packable() refuses it)
     g_batches = [generator(s, "batches") for s in seeds]
     g_augment = [generator(s, "augment", device=device) for s in seeds] if data.augment else None
@@ -218,8 +220,7 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
             on_epoch(metrics[0][-1] if metrics[0] else {"epoch": epoch})
         if all(s != "ok" for s in status):
             break
-        if sched is not None:
-            sched.step()
+        schedule.end_epoch()
     shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
               "n_val": len(data.val_x), "n_test": len(data.test_x), "peak_mem_mb": memory.per_run_mb(k),
               # which data it saw, and the training split's per-channel statistics every split was normalized with
@@ -254,7 +255,7 @@ def _run_set(cfgs: Sequence[DictConfig], models: List[torch.nn.Module], probe: b
             runs = LoneRun(model, trainable_parameters(models[0]))
     else:
         runs = PackedModel(models, impl=str(cfg.pack_impl))
-    opt = build_optimizer(runs.parameters(), cfg.optim, int(cfg.train.batch_size))
+    opt = build_optimizer(runs.parameters(), cfg.optim, int(cfg.train.batch_size), model=models[0])
     lrs = PerRunLR(runs.parameters(), [effective_lr(c.optim, int(c.train.batch_size)) for c in cfgs])
     return runs, opt, lrs
 
