@@ -185,7 +185,8 @@ def report(dirs: Union[PathLike, Sequence[PathLike]], out: Optional[PathLike] = 
     its tables and figures written under `out` (default: FIRST_DIR/report; formats=() writes nothing). Returns the
     Report: `.summary` (one row per group: mean ± CI, rank, and in baseline mode Δ vs the baseline with its interval,
     adjusted p, TOST p and verdict), `.comparisons` (one row per comparison: verdict better / worse / equivalent /
-    undecided, with the numbers behind it), `.by`, `.notes`, `.views` (pivot and per-epoch tables) and `.files`.
+    undecided, with the numbers behind it; as comparisons.csv: differences in display points, `unit` says which),
+    `.by`, `.notes`, `.views` (pivot and per-epoch tables) and `.files`.
     options: target, by, alpha, margin (metric points), compare ('baseline' | 'pairs' | 'best'), plan (a plan's grid
     or hash: its runs alone, under its pre-registered design), pivot, trained_above,
     per_epoch — as the CLI's options; metric, alpha, margin, compare and baseline default to the runs' report.* and

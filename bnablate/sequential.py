@@ -19,6 +19,7 @@ from .atomic import atomic_write_text
 from .errors import RunsPending, pending_message
 from .keys import override_key
 from .reports.best import races
+from .reports.metrics import in_points, metric_info
 from .reports.sources import load_sources
 from .reports.summary import as_labels, build_report
 from .schedule import DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, Schedule, check_budget
@@ -165,7 +166,9 @@ def decide_look(index: int, seeds: List[int], cells: Dict[Cell, Dict[int, str]],
 
 
 LOG_COLUMNS = ["grid", "look", "n_seeds", "seeds", "family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high",
-               "ci_level", "e_value", "boundary", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "action"]
+               "ci_level", "e_value", "boundary", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "action", "unit"]
+# diff, ci_low and ci_high in display points (`unit`: "points" for accuracies); blocks written before the unit column
+# existed are kept as they were (fractions, their unit empty)
 
 
 def grid_id(cells: Dict[Cell, Dict[int, str]]) -> str:
@@ -189,12 +192,14 @@ def write_log(folder: Path, grid: str, rows: List[dict]) -> None:
     atomic_write_text(path, table.reindex(columns=LOG_COLUMNS).to_csv(index=False))
 
 
-def log_rows(look: Look, alpha: float, grid: str, before: Optional[Dict[str, Race]] = None) -> List[dict]:
-    """decisions.csv rows of one look: every comparison's statistic, boundary (1/level: the value E_n had to reach,
-    k/α under Bonferroni) and what the look did next; with --goal best, a row per variant eliminated at this look
-    (a: the loser, b: a variant decided better) and, when the race is won, one with its claim."""
+def log_rows(look: Look, alpha: float, grid: str, before: Optional[Dict[str, Race]] = None,
+             metric: str = "final_test_acc") -> List[dict]:
+    """decisions.csv rows of one look: every comparison's statistic (differences in the metric's display points,
+    metrics.in_points), boundary (1/level: the value E_n had to reach, k/α under Bonferroni) and what the look did
+    next; with --goal best, a row per variant eliminated at this look (a: the loser, b: a variant decided better)
+    and, when the race is won, one with its claim."""
     rows = []
-    for _, c in look.comparisons.iterrows():
+    for _, c in in_points(look.comparisons, metric_info(metric)).iterrows():
         if c["verdict"] != "undecided":
             action = "decided"
         elif look.new_seeds:
@@ -205,7 +210,7 @@ def log_rows(look: Look, alpha: float, grid: str, before: Optional[Dict[str, Rac
         rows.append({"grid": grid, "look": look.index, "n_seeds": len(look.seeds),
                      "seeds": ",".join(map(str, look.seeds)),
                      **{k: c[k] for k in ("family", "a", "b", "n_pairs", "diff", "ci_low", "ci_high", "ci_level",
-                                          "e_value", "p_adj", "p_tost_adj", "verdict", "seeds_needed")},
+                                          "e_value", "p_adj", "p_tost_adj", "verdict", "seeds_needed", "unit")},
                      "boundary": 1 / (1 - c["ci_level"]) if holm else c["family_size"] / alpha, "action": action})
     for fam, r in look.races.items():
         old = (before or {}).get(fam)
@@ -252,7 +257,7 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, schedule: Schedule = 
         else:
             look.new_seeds = next_seeds(seeds, target - len(seeds), target)
         looks.append(look)
-        rows += log_rows(look, settings.alpha, grid, races)
+        rows += log_rows(look, settings.alpha, grid, races, settings.metric)
         races = look.races
         for folder in plan.out_dirs:
             write_log(folder, grid, rows)

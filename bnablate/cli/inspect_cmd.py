@@ -50,3 +50,7 @@ def inspect_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=OV
         if name not in dict(leaves):
             console.print(f"  {name}: {text}")
     console.print(f"total trainable parameters: {count_params(model):,}")
+    from ..same_stack import inspect_lines
+
+    for line in inspect_lines(cfg):  # a placement that is another variant's stack for this model
+        console.print(f"[yellow]same layers[/yellow]: {line}", highlight=False, soft_wrap=True)

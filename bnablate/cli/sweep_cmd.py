@@ -224,6 +224,9 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
 
                     body = draft(first_look(sweep_plan, schedule), schedule, settings)
                     lines += [f"would declare {body.describe()} in plans/{body.grid}.json", *forecast_lines(body)]
+            from ..same_stack import same_stack_notes
+
+            lines += [f"same layers: {line}" for line in same_stack_notes(sweep_plan.configs)]
             for line in lines:
                 console.print(line, highlight=False, soft_wrap=True)
             return

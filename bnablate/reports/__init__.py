@@ -13,6 +13,8 @@ from ..results.schema import strict_error
 from .pivot import per_epoch_table, write_per_epoch, write_pivot
 from .probe import write_probe
 from .html import write_html
+from .metrics import in_points, metric_info
+from ..same_stack import same_stack_notes
 from .render import FILES, WRITERS, rich_table
 from .sources import load_sources, mixed_data_notes, table_files
 from ..loggers import log_report_to_trackers
@@ -95,6 +97,8 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
         selected_columns(report.summary, runs, report.by, tuned)
         report.notes[1:1] = [tuned.note()] + ([unequal] if unequal else [])
     report.bad_records = src.bad
+    reported = set(runs["run_key"])  # variants that are one layer stack for a model they ran on
+    report.notes += same_stack_notes(rec["config"] for rec in src.records if rec.get("run_key") in reported)
     report.notes[:0] = mixed_data_notes(src)
     report.notes[:0] = [f"{b.line()}; left out of this report." for b in src.bad]
     report.notes[:0] = [f"{d} has no records/: read from its tables ({', '.join(p.name for p in table_files(d).values())}"
@@ -103,7 +107,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
     out = Path(out) if out is not None else Path(dirs[0]) / "report"
     written: List[Path] = []
     if report.summary.empty:
-        return report, written
+        return _in_points(report), written
     out.mkdir(parents=True, exist_ok=True)
     for fmt in formats:
         if fmt in WRITERS:
@@ -136,7 +140,14 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
         written.append(page)
     if written and src.records:  # sweeps that logged to MLflow also get the report there (loggers/mlflow.py)
         log_report_to_trackers(src.records, written)
-    return report, written
+    return _in_points(report), written
+
+
+def _in_points(report: Report) -> Report:
+    """The returned report's comparisons as comparisons.csv has them: differences in display points with a `unit`
+    column. Last of all: the verdicts, the race and the figures above read them in the metric's own units."""
+    report.comparisons = in_points(report.comparisons, metric_info(report.metric))
+    return report
 
 
 def report_command(dirs: Sequence[Path], report: Report, formats: Sequence[str], pivot: Optional[str],

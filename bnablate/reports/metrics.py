@@ -58,6 +58,31 @@ class Metric:
         return float(declared)
 
 
+# Columns of a comparison (comparisons.csv, Report.comparisons, decisions.csv) that are differences of the metric:
+# what in_points shows on the tables' scale (the margin too: the comparisons carry it in the metric's units).
+DIFFERENCE_COLUMNS = ("diff", "ci_low", "ci_high", "margin", "sd_diff", "mde", "diff_ci_low_tests",
+                      "diff_ci_high_tests", "ci_low_anytime", "ci_high_anytime")
+
+
+def unit_name(metric: Metric) -> str:
+    """The `unit` column's value: 'points' (percentage points) for accuracies, '' for metrics shown as recorded."""
+    return "points" if metric.scale == 100.0 else ""
+
+
+def in_points(frame: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """The comparisons as a person reads them: every difference column times the metric's display scale (0.049 →
+    4.9 points of accuracy) and a `unit` column saying so. A frame that already has the `unit` column is returned
+    as is, so converting twice cannot scale twice."""
+    if "unit" in frame.columns:
+        return frame
+    out = frame.copy()
+    for col in DIFFERENCE_COLUMNS:
+        if col in out:
+            out[col] = pd.to_numeric(out[col], errors="coerce") * metric.scale
+    out["unit"] = unit_name(metric)
+    return out
+
+
 def family_resolution(recorded: Iterable[float], unrecorded_values: Iterable[float]) -> float:
     """One family's floor: the coarsest step among its groups — the recorded 1/N, and for groups whose tables do not
     say N the grid inferred from all their values together (stats.resolution: never finer than the truth); nan

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from .probe import KINDS  # noqa: E402
+from .referee import no_target_reached  # noqa: E402
 from .summary import Report, as_labels  # noqa: E402
 
 FIGURES = ("forest", "learning_curves", "final_metric", "time_to_target")
@@ -122,6 +123,8 @@ def final_metric(report: Report, out_dir: Path) -> List[Path]:
 
 
 def time_to_target(report: Report, out_dir: Path) -> List[Path]:
+    if no_target_reached(report.summary):  # every bar would read 0/N (the report's notes say so)
+        return []
     line = report.compared
     contexts = _contexts(report.summary, report.by, line)
     fig, axes = _row_of_panels(contexts)

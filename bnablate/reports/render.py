@@ -13,6 +13,8 @@ from rich.table import Table
 
 from ..atomic import atomic_write_text
 from .comparisons import split_baseline
+from .metrics import in_points, metric_info
+from .referee import no_target_reached
 from .summary import Report
 
 VERDICT_MARK = {"better": ">", "worse": "<", "equivalent": "≈", "undecided": "?"}
@@ -24,6 +26,12 @@ def _num(x: float, digits: int = 2) -> str:
 
 def _scale(metric: str) -> float:
     return 100.0 if "acc" in metric else 1.0  # accuracies are shown in percentage points
+
+
+def _diff_scale(row: pd.Series, metric: str) -> float:
+    """The factor that shows a row's differences in points: 1 for a row already in points (its `unit` column, as
+    Report.comparisons has once make_report returns it: metrics.in_points), else the metric's display scale."""
+    return 1.0 if "unit" in row.index else _scale(metric)
 
 
 def mean_pm(row: pd.Series, metric: str) -> str:
@@ -43,7 +51,7 @@ def _signed(x: float) -> str:
 
 def diff_ci(row: pd.Series, metric: str) -> str:
     """'+4.27 [+1.02, +7.52]' (the comparison's anytime-valid interval; unbounded while too few seeds)."""
-    k = _scale(metric)
+    k = _diff_scale(row, metric)
     if not isinstance(row.get("diff"), float) or not math.isfinite(row["diff"]):
         return ""
     return f"{k * row['diff']:+.2f} [{_signed(k * row['ci_low'])}, {_signed(k * row['ci_high'])}]"
@@ -62,7 +70,7 @@ def verdict_text(row: pd.Series, metric: str) -> str:
     v = row.get("verdict") or ""
     if v != "undecided":
         return v
-    k = _scale(metric)
+    k = _diff_scale(row, metric)
     mde = row.get("mde")
     extra = f"MDE {k * mde:.2f}" if isinstance(mde, float) and math.isfinite(mde) else ""
     need = row.get("seeds_needed")
@@ -127,10 +135,11 @@ def display_frame(report: Report) -> pd.DataFrame:
     out["samples/s"] = ["—" if not math.isfinite(x) else f"{x:,.0f}" for x in s["mean_samples_per_s_mean"]]
     out["params"] = ["—" if not math.isfinite(x) else f"{x:,.0f}" for x in s["n_params_mean"]]
     out["peak MiB"] = [_num(x, 1) for x in s["peak_mem_mb_mean"]]
-    out["target"] = [_num(x, 3) for x in s["target"]]
-    out["reached"] = s["reached"].tolist()
-    out["steps to target (median)"] = [_num(x, 0) for x in s["steps_to_target_median"]]
-    out["s to target (median)"] = [_num(x, 1) for x in s["seconds_to_target_median"]]
+    if not no_target_reached(s):  # no run reached the target: the columns say nothing (the notes say why)
+        out["target"] = [_num(x, 3) for x in s["target"]]
+        out["reached"] = s["reached"].tolist()
+        out["steps to target (median)"] = [_num(x, 0) for x in s["steps_to_target_median"]]
+        out["s to target (median)"] = [_num(x, 1) for x in s["seconds_to_target_median"]]
     out["rank"] = [_num(x, 0) for x in s["rank"]]
     if report.compare == "baseline":
         out[f"Δ vs {report.baseline} [CI]"] = [diff_ci(r, m) for _, r in s.iterrows()]
@@ -149,20 +158,37 @@ def display_frame(report: Report) -> pd.DataFrame:
 
 
 def comparisons_frame(report: Report) -> pd.DataFrame:
-    """One row per comparison, as strings: what the pairs mode prints (and summary.md lists in both modes)."""
+    """One row per comparison, as strings: what the pairs mode prints (and summary.md lists in both modes). Its one
+    interval is the verdict's, the one to cite; the seeds + test images interval answers another question and is
+    in another_test_set_frame."""
     c, m = report.comparisons, report.metric
     if c.empty:
         return pd.DataFrame()
-    k = _scale(m)
-    churn = c["churn"].map(lambda x: "" if not math.isfinite(x) else f"{100 * x:.1f}")
     return pd.DataFrame({
         "family": c["family"], "A": c["a"].astype(str), "B": c["b"].astype(str), "seeds": c["n_pairs"].astype(str),
         "Δ A − B [CI]": [diff_ci(r, m) for _, r in c.iterrows()], "p (adj)": c["p_adj"].map(_p),
         "p TOST (adj)": c["p_tost_adj"].map(_p), "P(A better)": [p_improve(r) for _, r in c.iterrows()],
-        "churn (%)": churn,
-        "Δ CI seeds+tests": [f"[{k * lo:+.2f}, {k * hi:+.2f}]" if math.isfinite(lo) else ""
-                             for lo, hi in zip(c["diff_ci_low_tests"], c["diff_ci_high_tests"])],
         "verdict (A vs B)": [verdict_text(r, m) for _, r in c.iterrows()]})
+
+
+TEST_SET_TITLE = ("Another test set? How much of each difference would survive resampling the test images as well as "
+                  "the seeds (bootstrap over both, Bouthillier et al. 2021; descriptive, no verdict — the interval to "
+                  "cite is the verdict's, above), and how often the two variants' predictions differ (churn):")
+
+
+def another_test_set_frame(report: Report) -> pd.DataFrame:
+    """The comparisons whose runs recorded which test images they got right: churn and the seeds + test images
+    interval of Δ (diff_ci_low_tests/diff_ci_high_tests), labelled as what they answer; empty when none did."""
+    c = report.comparisons
+    if c.empty or "diff_ci_low_tests" not in c or not c["diff_ci_low_tests"].notna().any():
+        return pd.DataFrame()
+    c = c[c["diff_ci_low_tests"].notna()]
+    k = [_diff_scale(r, report.metric) for _, r in c.iterrows()]
+    return pd.DataFrame({
+        "family": c["family"], "A": c["a"].astype(str), "B": c["b"].astype(str),
+        "churn (%)": c["churn"].map(lambda x: "" if not math.isfinite(x) else f"{100 * x:.1f}"),
+        "Δ range over seeds + test images": [f"[{s * lo:+.2f}, {s * hi:+.2f}]" for s, lo, hi in
+                                             zip(k, c["diff_ci_low_tests"], c["diff_ci_high_tests"])]})
 
 
 def matrix(report: Report, family: str) -> pd.DataFrame:
@@ -183,7 +209,8 @@ def matrix(report: Report, family: str) -> pd.DataFrame:
 
 def write_csv(report: Report, path: Path) -> None:
     atomic_write_text(path, report.summary.to_csv(index=False, float_format="%.10g"))
-    atomic_write_text(path.with_name("comparisons.csv"), report.comparisons.to_csv(index=False, float_format="%.10g"))
+    points = in_points(report.comparisons, metric_info(report.metric))  # differences in display points, `unit` column
+    atomic_write_text(path.with_name("comparisons.csv"), points.to_csv(index=False, float_format="%.10g"))
 
 
 def write_markdown(report: Report, path: Path) -> None:
@@ -192,6 +219,9 @@ def write_markdown(report: Report, path: Path) -> None:
     if not comps.empty:
         parts += ["", "Comparisons (Δ in the metric's points; the verdict reads A against B):", "",
                   comps.to_markdown(index=False, disable_numparse=True)]
+    tests = another_test_set_frame(report)
+    if not tests.empty:
+        parts += ["", TEST_SET_TITLE, "", tests.to_markdown(index=False, disable_numparse=True)]
     if report.compare == "pairs":
         for family in dict.fromkeys(report.comparisons["family"]):
             parts += ["", f"Verdicts of {family}, row vs column (> better, < worse, ≈ equivalent, ? undecided):", "",
@@ -265,6 +295,7 @@ def rich_table(report: Report) -> Table:
     else:
         keep = first + ["seeds", mean_col, "rank", "better than", "equivalent to", "worse than",
                                   "undecided with"]
+    keep = [c for c in keep if c in d.columns]  # "reached" is left out when no run reached the target
     t = Table(title=header(report), title_justify="left")
     for c in keep:
         name = "mean ± CI" if c.endswith("± 95% CI") else c  # the title names the metric and the CI level
@@ -276,7 +307,7 @@ def rich_table(report: Report) -> Table:
 
 def rich_comparisons(report: Report) -> Table:
     """Pairs mode's console table: one row per pair."""
-    d = comparisons_frame(report).drop(columns=["churn (%)", "Δ CI seeds+tests"])
+    d = comparisons_frame(report)
     t = Table(title="all pairs (the verdict reads A against B)", title_justify="left")
     for c in d.columns:
         t.add_column(c, justify="left" if c in ("family", "A", "B", "verdict (A vs B)") else "right")

@@ -18,6 +18,7 @@ from ..stats.designs import ANYTIME, Design
 from .best import race_notes
 from .comparisons import Settings, attach_baseline, compare_groups, families, split_baseline, verdict_rank
 from .metrics import check_report_options, lower_is_better, metric_info
+from .referee import last_loss_drop, target_note, under_trained_note
 
 __all__ = ["ALWAYS", "Report", "as_labels", "build_report", "default_by", "lower_is_better", "split_baseline",
            "time_to_target"]
@@ -93,7 +94,9 @@ class Report:
     views: Dict[str, pd.DataFrame] = field(default_factory=dict)  # extra tables (pivot, per-epoch) by title
     files: List[Path] = field(default_factory=list)  # what make_report wrote (tables, figures)
     bad_records: List[Any] = field(default_factory=list)  # schema.BadRecord: files of records/ left out, and why
-    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per comparison (comparisons.csv)
+    # one row per comparison: in the metric's units as build_report makes it (the verdicts and the race read it so);
+    # in display points with a `unit` column, as comparisons.csv, once make_report returns it (metrics.in_points)
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: Optional[Settings] = None
 
     @property
@@ -133,7 +136,7 @@ def _group_row(g: pd.DataFrame, metric: str) -> Dict[str, object]:
         res = resolution[m] if math.isfinite(resolution[m]) else 0.0  # descriptive: unrecorded grid, no floor
         est = mean_ci(list(_finished_values(g, m).values()), resolution=res, bounds=info.bounds)
         row.update({f"{m}_mean": est.mean, f"{m}_std": est.std, f"{m}_ci_low": est.ci_low, f"{m}_ci_high": est.ci_high})
-    for m in MEAN_METRICS:
+    for m in MEAN_METRICS + ("train_loss_last_drop",):
         row[f"{m}_mean"] = float(pd.to_numeric(ok[m], errors="coerce").mean()) if m in ok and len(ok) else math.nan
     reached = done["reached"].fillna(False).astype(bool) if "reached" in done else pd.Series(False, index=done.index)
     row["target"] = float(g["target"].iloc[0]) if "target" in g and len(g) else math.nan
@@ -203,6 +206,7 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
     ttt = time_to_target(results, runs.set_index("run_key")["target"]) if not results.empty else None
     if ttt is not None and len(ttt):
         runs = runs.merge(ttt.drop(columns="target"), on="run_key", how="left")
+    runs["train_loss_last_drop"] = runs["run_key"].map(last_loss_drop(results)).astype(float)
     keys = [as_labels(runs, [c])[c] for c in by]
     _check_one_run_per_seed(runs, keys, by, identifying)
     rows = []
@@ -216,6 +220,9 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
         summary.loc[index, "family"] = label
     summary["rank"], summary["rank_decided"] = verdict_rank(summary, comparisons)
     notes = [_numerics_note(runs), _method_note(settings)] + comparison_notes + _notes(summary, metric)
+    notes += under_trained_note(summary, by)
+    notes += target_note(summary, runs, keys[by.index(compared)] == split_baseline(baseline)[1] if compared in by
+                         else pd.Series(False, index=runs.index), given=target is not None)
     if compare == "best" and not comparisons.empty:
         notes[2:2] = race_notes(summary, comparisons, settings)
     summary = summary.drop(columns=["_values", "_runs", "_status", "_resolution"])
