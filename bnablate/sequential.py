@@ -233,8 +233,11 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, schedule: Schedule = 
     decisions.csv in every output folder holds every look. Returns the looks and the run keys of every run the
     sweep planned. Deterministic: a rerun replays the same looks on the same records and trains only what is
     missing (kill -9 at any point loses at most the run in training). grid: the sweep's name in decisions.csv when
-    the caller planned it (a plan's first look extends the command's seeds)."""
-    settings = check_until_decided(plan, schedule)
+    the caller planned it (a plan's first look extends the command's seeds). The caller checks the options first
+    (check_until_decided)."""
+    # the options were checked on the sweep's own grid (check_until_decided, before tuning: a tuned grid's cells
+    # differ per variant in the tuned keys, so its families cannot be read off the cells)
+    settings = LookOptions.of(plan, schedule.design)
     cells = grid_cells(plan)
     grid = grid or grid_id(cells)
     seeds = sorted({s for by_seed in cells.values() for s in by_seed})

@@ -147,3 +147,14 @@ def test_with_tune_the_plan_is_declared_for_the_tuned_runs(tmp_path):
     assert {r["config"]["sweep"]["plan"] for r in scan_records(tmp_path).records} == {plan.hash}
     rep = bnablate.report(tmp_path, formats=())
     assert rep.comparisons["method"].iloc[0].startswith("fixed design, paired t at 5 seeds")
+
+
+def test_a_tuned_race_is_checked_on_the_grid_before_tuning(tmp_path):
+    """After tuning, each variant's cell carries its own lr: the race's families (and `--goal best`'s check of two
+    variants per family) are read off the sweep's grid, not off those cells."""
+    bnablate.sweep(["model=mlp", "train.epochs=1", "variant=no_bn,bn_pre_act,ln_pre_act", "seed=range(2)"],
+                   out_dir=tmp_path, tune=["optim.lr=0.001,0.01"], tune_seeds=1, goal="best", design="fixed",
+                   max_seeds=5)
+    rep = bnablate.report(tmp_path, formats=())
+    assert "race" in rep.summary and len(rep.comparisons) == 3
+    assert rep.comparisons["method"].iloc[0].startswith("fixed design")
