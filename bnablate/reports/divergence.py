@@ -17,10 +17,6 @@ from ..stats.divergence import DIVERGED, discordant, divergence_verdict
 if TYPE_CHECKING:  # the type only: comparisons.py imports this module
     from .comparisons import FamilyPlan, Settings
 
-COLUMNS = ("diverged_a", "diverged_b", "divergence_verdict", "divergence_p_adj", "n_trained", "diff_trained",
-           "ci_low_trained", "ci_high_trained", "verdict_trained")
-
-
 def empty() -> Dict[str, object]:
     return {"diverged_a": "", "diverged_b": "", "divergence_verdict": "", "divergence_p_adj": math.nan,
             "n_trained": math.nan, "diff_trained": math.nan, "ci_low_trained": math.nan,
@@ -57,4 +53,4 @@ def withhold_if_diverged(summary: pd.DataFrame, i, j, c: Comparison, level: floa
     return out
 
 
-__all__ = ["COLUMNS", "empty", "withhold_if_diverged"]
+__all__ = ["empty", "withhold_if_diverged"]

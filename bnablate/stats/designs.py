@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 from scipy import stats
@@ -98,8 +98,4 @@ def _rounded(level: float) -> float:
 ANYTIME = Design()
 
 
-def design_from(kind: str, looks: Optional[Tuple[int, ...]] = None, spending: str = "obf") -> Design:
-    return Design(kind, tuple(int(x) for x in (looks or ())), spending)
-
-
-__all__ = ["ANYTIME", "Design", "KINDS", "design_from"]
+__all__ = ["ANYTIME", "Design", "KINDS"]

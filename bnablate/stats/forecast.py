@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import numpy as np
 
@@ -95,15 +94,4 @@ def forecast(design: Design, budget: int, family_size: int, sd: float, effect: f
                     fewest_seeds(family_size, alpha, design))
 
 
-def pilot_sd(values_a, values_b, resolution: float = 0.0) -> Tuple[float, int]:
-    """(sd of the paired differences with the resolution floor, pairs) from two seed → value maps."""
-    from .decide import difference_variance
-
-    seeds = sorted(set(values_a) & set(values_b))
-    d = np.array([values_a[s] - values_b[s] for s in seeds])
-    return (math.sqrt(difference_variance(d, resolution)) if len(d) >= 2 else math.nan), len(d)
-
-
-__all__ = ["Forecast", "MAX_BUDGET", "forecast", "pilot_sd", "power_at", "scaled", "seeds_for_power"]
-
-
+__all__ = ["Forecast", "MAX_BUDGET", "forecast", "power_at", "scaled", "seeds_for_power"]
