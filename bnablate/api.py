@@ -22,6 +22,7 @@ from .train import ConfigError, preflight
 from .plugins import check_plugins
 from .tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, check_tune, merge, parse_tune, plan_tuning,
                      run_parts, run_tuning)
+from .waiting import DEFAULT_WAIT_TIMEOUT, POLL_SECONDS, Wait
 
 PathLike = Union[str, Path]
 
@@ -63,7 +64,8 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
           reporter: Optional[Reporter] = None, until_decided: bool = False, max_seeds: Optional[int] = None,
           seed_step: int = DEFAULT_SEED_STEP, tune: Sequence[str] = (), tune_seeds: int = DEFAULT_TUNE_SEEDS,
           tune_mode: str = "per-variant", tune_metric: str = DEFAULT_TUNE_METRIC, design: Optional[str] = None,
-          looks: Sequence[int] = (), spending: str = "obf", goal: Optional[str] = None) -> pd.DataFrame:
+          looks: Sequence[int] = (), spending: str = "obf", goal: Optional[str] = None,
+          wait_timeout: float = DEFAULT_WAIT_TIMEOUT, wait_poll: float = POLL_SECONDS) -> pd.DataFrame:
     """Train a grid of runs, as `bnablate sweep OVERRIDES` does, and return its runs.csv rows (one per planned run:
     finished ones from earlier sweeps included, failed runs as rows with status 'failed').
 
@@ -82,6 +84,10 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     ("shared") on the validation metric `tune_metric`, then train each variant at its selected values on the sweep's
     seeds (docs/sweeps.md, 'Tuning before comparing').
 
+    wait_timeout: as `--wait-timeout`: seconds an until-decided look or the tuning selection waits for runs another
+    process sharing the folder is training (live claims), looking every `wait_poll` seconds, before RunsPending (a
+    ConfigError naming the fix); 0 does not wait. Runs whose claim went stale (their process died) are trained here.
+
     overrides: Hydra overrides, e.g. ["variant=no_bn,bn_pre_act", "seed=range(3)"] or ["sweep=repro_bias"]; the
     default is the `placement` preset on the embedded digits data. out_dir: where records and tables go (default:
     runs/<sweep.name>). Finished runs are skipped (their run key is already recorded there); each run's record is
@@ -90,6 +96,7 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     could not be written (after every other run)."""
     check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
     schedule = make_schedule(design or "anytime", max_seeds, seed_step, looks, spending)
+    wait = Wait(wait_timeout, wait_poll)
     until_decided = until_decided or design is not None
     sweep_plan = plan(with_goal(overrides, goal), out_dir)
     spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
@@ -115,7 +122,7 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     keys = list(sweep_plan.keys)
     try:
         if spec is not None:
-            parts, _ = run_tuning(sweep_plan, spec, reporter, tuning)
+            parts, _ = run_tuning(sweep_plan, spec, reporter, tuning, wait)
             if design is not None:  # declared once each variant's values are chosen: its cells are the tuned ones
                 body = declare(merge(parts, sweep_plan.data), schedule, settings)
                 parts = [labelled(p, body) for p in parts]
@@ -124,11 +131,12 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
             keys = list(tuned.keys)
             if until_decided:
                 keys = run_until_decided(tuned, reporter, schedule, train=lambda: run_parts(parts, reporter),
-                                         grid=body.grid if body else None)[1]
+                                         grid=body.grid if body else None, wait=wait)[1]
             else:
                 run_parts(parts, reporter)
         elif until_decided:
-            keys = run_until_decided(sweep_plan, reporter, schedule, grid=body.grid if body else None)[1]
+            keys = run_until_decided(sweep_plan, reporter, schedule, grid=body.grid if body else None,
+                                     wait=wait)[1]
         else:
             run_sweep(sweep_plan, reporter)
     except KeyboardInterrupt:  # a record may have been written just before the interrupt, its tables not yet

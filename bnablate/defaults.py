@@ -14,3 +14,9 @@ DEFAULT_MAX_SEEDS = 12
 DEFAULT_SEED_STEP = 1
 GOALS = ("baseline", "pairs", "best")  # --goal: report.compare's values
 DESIGNS = ("anytime", "fixed", "sequential")  # --design
+
+# `sweep --until-decided`/`--tune` (bnablate/waiting.py): how long a look or the tuning selection waits for runs another
+# process sharing the folder is training. An hour: longer than a claim takes to go stale when its owner on another host
+# dies (claims.STALE_SECONDS, 30 min: the run is then trained here), and room for the run the other process was
+# training when this one reached it; past that the command exits with status 2 rather than hold a job slot.
+DEFAULT_WAIT_TIMEOUT = 3600.0

@@ -36,6 +36,11 @@ class Reporter:
     def tuning_done(self, selection: Any, spec: Any) -> None:
         """`sweep --tune` selected each cell's values (a tuning.Selection; spec: the tuning.TuneSpec)."""
 
+    def waiting_for_runs(self, line: str) -> None:
+        """A look or the tuning selection waits for runs another process is training (bnablate/waiting.py): said
+        once per wait, so a caller of the Python API sees it too."""
+        warnings.warn(line, stacklevel=2)
+
     def pack_failed(self, size: int, error: BaseException) -> None:
         warnings.warn(f"a pack of {size} runs could not train as a pack ({type(error).__name__}: {error}); its runs "
                       "train one by one instead.")

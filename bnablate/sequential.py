@@ -10,13 +10,12 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import pandas as pd
 from omegaconf import OmegaConf
 
 from .atomic import atomic_write_text
-from .errors import RunsPending, pending_message
 from .keys import override_key
 from .reports.best import races
 from .reports.metrics import in_points, metric_info
@@ -29,6 +28,7 @@ from .sweep_plan import DataCache, SweepPlan, distinguishing_labels, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .train import ConfigError
 from .variants import config_label
+from .waiting import Wait, await_runs
 
 DECISIONS = "decisions.csv"
 
@@ -133,15 +133,16 @@ def look_frame(out_dirs: Sequence[Path], keys: Sequence[str]) -> Tuple[pd.DataFr
     return results, runs, src.identifying
 
 
+def look_keys(cells: Dict[Cell, Dict[int, str]], seeds: Sequence[int]) -> List[str]:
+    """The run keys of the cells' runs at these seeds."""
+    return [k for by_seed in cells.values() for s, k in by_seed.items() if s in seeds]
+
+
 def decide_look(index: int, seeds: List[int], cells: Dict[Cell, Dict[int, str]], out_dirs: Sequence[Path],
                 settings: LookOptions) -> Look:
-    """Build the report's comparisons on the cells' runs at these seeds and list the cells of undecided ones."""
-    keys = [k for by_seed in cells.values() for s, k in by_seed.items() if s in seeds]
-    results, runs, identifying = look_frame(out_dirs, keys)
-    pending = len(set(keys) - set(runs["run_key"] if not runs.empty else ()))
-    if pending:  # a look on part of the seeds would log a decision a rerun cannot replay
-        raise RunsPending(pending_message(pending, len(keys), f"runs of look {index}", "records/*.lock",
-                                          "This look was not taken, nor logged to decisions.csv"))
+    """Build the report's comparisons on the cells' runs at these seeds (every one recorded: await_runs) and list
+    the cells of undecided ones."""
+    results, runs, identifying = look_frame(out_dirs, look_keys(cells, seeds))
     if runs.empty:
         return Look(index, seeds, pd.DataFrame(), all_cells=list(cells))
     # the verdicts only: the test-image bootstrap (descriptive) is left to the final report
@@ -226,15 +227,23 @@ def log_rows(look: Look, alpha: float, grid: str, before: Optional[Dict[str, Rac
     return rows
 
 
+def plan_seeds(wanted: Dict[Cell, List[int]], data: DataCache) -> List[Tuple[Cell, SweepPlan]]:
+    """Each cell with the plan of its wanted seeds (cells without any left out), every one planned and checked
+    before any trains."""
+    return [(cell, plan_sweep(list(cell) + [f"seed={','.join(map(str, seeds))}"], data=data))
+            for cell, seeds in wanted.items() if seeds]
+
+
 def run_until_decided(plan: SweepPlan, reporter: Reporter, schedule: Schedule = Schedule(),
-                      train: Optional[Callable[[], None]] = None, grid: Optional[str] = None
+                      train: Optional[Callable[[], None]] = None, grid: Optional[str] = None, wait: Wait = Wait()
                       ) -> Tuple[List[Look], List[str]]:
     """Train the planned grid, then look, add seeds where undecided (or to the race's survivors), and look again;
     decisions.csv in every output folder holds every look. Returns the looks and the run keys of every run the
     sweep planned. Deterministic: a rerun replays the same looks on the same records and trains only what is
     missing (kill -9 at any point loses at most the run in training). grid: the sweep's name in decisions.csv when
-    the caller planned it (a plan's first look extends the command's seeds). The caller checks the options first
-    (check_until_decided)."""
+    the caller planned it (a plan's first look extends the command's seeds). A look whose runs another process is
+    training waits for them (wait: how long; a look on part of the seeds would log a decision a rerun cannot replay)
+    and trains those whose claim went stale. The caller checks the options first (check_until_decided)."""
     # the options were checked on the sweep's own grid (check_until_decided, before tuning: a tuned grid's cells
     # differ per variant in the tuned keys, so its families cannot be read off the cells)
     settings = LookOptions.of(plan, schedule.design)
@@ -246,7 +255,15 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, schedule: Schedule = 
     looks: List[Look] = []
     rows: List[dict] = []
     races: Dict[str, Race] = {}
+
+    def retrain(keys: Set[str]) -> None:  # runs whose claim went stale without a record: trained here
+        wanted = {cell: [s for s, k in by_seed.items() if k in keys] for cell, by_seed in cells.items()}
+        for _, part in plan_seeds(wanted, data):
+            run_sweep(part, reporter)
+
     while True:
+        await_runs(look_keys(cells, seeds), plan.out_dirs, f"runs of look {len(looks)}",
+                   "This look was not taken, nor logged to decisions.csv", retrain, wait, reporter)
         look = decide_look(len(looks), seeds, cells, plan.out_dirs, settings)
         k = int(look.comparisons["family_size"].max()) if not look.comparisons.empty else 1
         target = schedule.next_count(len(seeds), k, settings.alpha)
@@ -270,14 +287,12 @@ def run_until_decided(plan: SweepPlan, reporter: Reporter, schedule: Schedule = 
         seeds = seeds + look.new_seeds
         # an active cell gets every seed of the schedule it lacks: the new ones, and those it skipped while decided
         # (pairs mode can reopen a comparison), so its pairs never have gaps
-        missing = {cell: [s for s in seeds if s not in cells[cell]] for cell in look.active}
-        extras = [plan_sweep(list(cell) + [f"seed={','.join(map(str, missing[cell]))}"], data=data)
-                  for cell in look.active if missing[cell]]  # every cell planned (and checked) before any trains
-        for cell, extra in zip([c for c in look.active if missing[c]], extras):
+        extras = plan_seeds({cell: [s for s in seeds if s not in cells[cell]] for cell in look.active}, data)
+        for cell, extra in extras:
             for cfg, key in zip(extra.configs, extra.keys):
                 cells[cell][int(cfg.seed)] = key
             reporter.runs_added(extra)
-        for extra in extras:
+        for _, extra in extras:
             run_sweep(extra, reporter)
 
 

@@ -24,10 +24,10 @@ from .registry import did_you_mean
 from .reports.comparisons import split_baseline
 from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
-from .errors import RunsPending, pending_message
 from .train import ConfigError
 from .keys import override_key as _key
 from .tuning_files import tuning_dir, write_selection
+from .waiting import Wait, await_runs
 
 TUNE_SEED_BASE = 1000  # tuning seeds are 1000, 1001, …: never an evaluation seed of an ordinary sweep
 TUNE_MODES = ("per-variant", "shared")
@@ -246,8 +246,8 @@ def select(scores: pd.DataFrame, spec: TuneSpec) -> Tuple[Dict[str, int], List[s
 
 
 def run_selection(tplan: SweepPlan, owners: Sequence[str], plan: SweepPlan, spec: TuneSpec) -> Selection:
-    """Read the tuning runs' records (the keys the tuning plan made), score and select; write selection.csv and
-    candidates.csv in OUT_DIR/tuning."""
+    """Read the tuning runs' records (the keys the tuning plan made, every one recorded: await_runs), score and
+    select; write selection.csv and candidates.csv in OUT_DIR/tuning."""
     from .results import rebuild_tables
 
     index = {}  # run key → (cell, candidate)
@@ -260,10 +260,6 @@ def run_selection(tplan: SweepPlan, owners: Sequence[str], plan: SweepPlan, spec
     frames = [rebuild_tables(folder)[1] for folder in tplan.out_dirs]
     runs = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     runs = runs[runs["run_key"].isin(index)].copy()
-    pending = len(set(index) - set(runs["run_key"]))
-    if pending:  # claimed by another process sharing the folder: selecting now would choose from part of the grid
-        raise RunsPending(pending_message(pending, len(index), "tuning runs", "tuning/records/*.lock",
-                                          "Nothing was selected or evaluated"))
     runs["cell"] = [index[k][0] for k in runs["run_key"]]
     runs["candidate"] = [index[k][1] for k in runs["run_key"]]
     runs["label"] = [labels[c][0] for c in runs["cell"]]
@@ -316,14 +312,18 @@ def plan_evaluation(plan: SweepPlan, spec: TuneSpec, selection: Selection) -> Li
 
 
 def run_tuning(plan: SweepPlan, spec: TuneSpec, reporter: Reporter,
-               tuning: Optional[Tuple[List[SweepPlan], List[str]]] = None) -> Tuple[List[SweepPlan], Selection]:
+               tuning: Optional[Tuple[List[SweepPlan], List[str]]] = None,
+               wait: Wait = Wait()) -> Tuple[List[SweepPlan], Selection]:
     """Stage 1 (train the tuning runs, resuming finished ones; `tuning`: plan_tuning's result when the caller
-    planned it already), the selection, and stage 2's plan (not trained: the caller runs it plainly or
-    --until-decided)."""
+    planned it already; runs another process is training are waited for, as `wait` says, since selecting from part
+    of the grid would choose differently from a rerun), the selection, and stage 2's plan (not trained: the caller
+    runs it plainly or --until-decided)."""
     parts, owners = tuning if tuning is not None else plan_tuning(plan, spec)
     tplan = merge(parts, plan.data)
     reporter.runs_added(tplan)
     run_parts(parts, reporter)
+    await_runs(tplan.keys, tplan.out_dirs, "tuning runs", "Nothing was selected or evaluated",
+               lambda keys: run_parts([p for p in parts if keys & set(p.keys)], reporter), wait, reporter)
     selection = run_selection(tplan, owners, plan, spec)
     reporter.tuning_done(selection, spec)
     return plan_evaluation(plan, spec, selection), selection

@@ -1,4 +1,5 @@
-"""Test fixtures: tiny datasets in torchvision's formats (written by bnablate.data.fake_files) and fake run records."""
+"""Test fixtures: tiny datasets in torchvision's formats (written by bnablate.data.fake_files), fake run records, and
+reporters and claims that play another process sharing a sweep's folder."""
 
 from __future__ import annotations
 
@@ -72,3 +73,41 @@ class Counting(Reporter):
             self.trained.append(record["run_key"])
             if self.stop_after is not None and len(self.trained) >= self.stop_after:
                 raise KeyboardInterrupt
+
+
+def dead_claim(folder, key):
+    """A claim of `key` in folder/records left by a process that died: its pid no longer exists on this host."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from bnablate.results.claims import lock_path
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # exited and reaped: its pid is free
+    path = lock_path(folder, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": gone.pid, "claimed_at": "2026-01-01T00:00:00"}))
+    return path
+
+
+class OtherProcess(Counting):
+    """A sweep Reporter for a folder where another process holds the claim of run `key`: when the sweep starts
+    waiting for it, that process finishes (its record's bytes appear and its claim is released) or, with record
+    None, dies (its claim stays, with a dead pid). Keeps the waiting lines."""
+
+    def __init__(self, folder, key, record=None):
+        super().__init__()
+        self.folder, self.key, self.record, self.lines = folder, key, record, []
+
+    def waiting_for_runs(self, line):
+        from bnablate.results.claims import lock_path
+        from bnablate.results.records import record_path
+
+        self.lines.append(line)
+        if self.record is None:
+            dead_claim(self.folder, self.key)
+        else:
+            record_path(self.folder, self.key).write_bytes(self.record)
+            lock_path(self.folder, self.key).unlink()

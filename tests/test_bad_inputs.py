@@ -70,6 +70,7 @@ CASES = [
     (["sweep", "report.compare=pairz"], "Unknown compare mode 'pairz'"),
     (["sweep", "--until-decided", "--max-seeds", "2"], "give --max-seeds 9 or more"),
     (["sweep", "--until-decided", "--seed-step", "0"], "--seed-step must be ≥ 1"),
+    (["sweep", "--until-decided", "--wait-timeout", "-1"], "--wait-timeout -1 (poll 10 s): give seconds ≥ 0"),
     (["sweep", "--tune", "seed=0,1"], "the seed is the replicate, not a hyperparameter"),
     (["sweep", "--tune", "dataset.root=a,b"], "a location key cannot change the results"),
     (["sweep", "--tune", "optim.lrr=0.1,0.01"], "--tune optim.lrr: not a config key. Did you mean 'optim.lr'?"),

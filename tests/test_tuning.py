@@ -11,7 +11,7 @@ from bnablate.cli import app
 from bnablate.train import ConfigError
 from bnablate.tuning import TuneSpec, parse_tune, score_candidates, select
 from bnablate.tuning_files import CANDIDATES, SELECTION, TUNING_DIR
-from .fixtures import Counting
+from .fixtures import Counting, OtherProcess
 
 # one worker for the module: its module fixture (a trained sweep) is then built once under pytest-xdist
 pytestmark = pytest.mark.xdist_group("tuning")
@@ -124,28 +124,35 @@ def test_unequal_budgets_are_refused_unless_allowed(tuned, tmp_path):
 
 
 def test_selection_waits_for_tuning_runs_another_process_is_training(tuned, tmp_path):
-    """Two sweeps share a folder: a tuning run the other one holds (a live claim, no record yet) stops this one
-    before it selects from part of the grid; once the run exists the rerun selects exactly as before."""
+    """Two sweeps share a folder: a tuning run the other one holds (a live claim, no record yet) is waited for, and
+    the selection is then made on every run exactly as before, training nothing; with --wait-timeout 0 nothing is
+    selected from part of the grid; if the other process dies during the wait, this one trains the run."""
     import shutil
 
     from bnablate.errors import RunsPending
-    from bnablate.results.claims import claim, release
+    from bnablate.results.claims import claim
 
     out = tmp_path / "runs"
     shutil.copytree(tuned[0], out)
     tuning = out / TUNING_DIR
     record = sorted((tuning / "records").glob("*.json"))[0]
+    data = record.read_bytes()
     record.unlink()  # as if the other process were still training it
-    held = claim(tuning, record.stem)  # held by this test's process: a live owner on this host
+    claim(tuning, record.stem)  # held by this test's process: a live owner on this host
     selection = (tuning / SELECTION).read_text()
     first = Counting()
-    with pytest.raises(RunsPending, match="1 of 8 tuning runs have no record yet"):
-        bnablate.sweep(GRID, out_dir=out, reporter=first, tune=TUNE)
+    with pytest.raises(RunsPending, match="1 of 8 tuning runs have no record yet.*--wait-timeout 0 does not wait"):
+        bnablate.sweep(GRID, out_dir=out, reporter=first, tune=TUNE, wait_timeout=0)
     assert first.trained == [] and (tuning / SELECTION).read_text() == selection  # nothing selected anew
-    release(held)  # the other process is gone without a record: this sweep trains the run, then selects
-    second = Counting()
-    bnablate.sweep(GRID, out_dir=out, reporter=second, tune=TUNE)
-    assert second.trained == [record.stem] and (tuning / SELECTION).read_text() == selection
+    finishing = OtherProcess(tuning, record.stem, data)
+    bnablate.sweep(GRID, out_dir=out, reporter=finishing, tune=TUNE, wait_poll=0)
+    assert len(finishing.lines) == 1 and f"{tuning}/records/*.lock" in finishing.lines[0]
+    assert finishing.trained == [] and (tuning / SELECTION).read_text() == selection
+    record.unlink()
+    claim(tuning, record.stem)
+    dying = OtherProcess(tuning, record.stem)  # the other process is killed while this one waits
+    bnablate.sweep(GRID, out_dir=out, reporter=dying, tune=TUNE, wait_poll=0)
+    assert dying.trained == [record.stem] and (tuning / SELECTION).read_text() == selection
 
 
 @pytest.mark.parametrize("model,grid,budget", [

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import bnablate
 from bnablate.cli import app
 from bnablate.sequential import DECISIONS, next_seeds
-from .fixtures import Counting
+from .fixtures import Counting, OtherProcess
 
 # one worker for the module: its module fixture (a trained sweep) is then built once under pytest-xdist
 pytestmark = pytest.mark.xdist_group("until-decided")
@@ -155,25 +155,39 @@ def test_the_issues_done_when_command(tmp_path):
 
 
 def test_a_look_waits_for_runs_another_process_is_training(decided, tmp_path):
-    """A run of look 0 held by a live claim elsewhere (no record yet): no look is taken or logged from the other
-    runs alone; once the claim is gone the rerun trains that run and replays the same looks."""
+    """A run of look 0 held by a live claim elsewhere (no record yet): the look waits for it and, once the other
+    process's record appears, replays the same looks training nothing; with --wait-timeout 0 (or past it: exit status
+    2) no look is taken or logged from the other runs alone; a claim whose owner dies during the wait is trained
+    here."""
     from bnablate.errors import RunsPending
-    from bnablate.results.claims import claim, release
+    from bnablate.results.claims import claim
 
     out = tmp_path / "runs"
     shutil.copytree(decided[0], out)
     key = decided[1].loc[decided[1]["seed"] == 0, "run_key"].iloc[0]
-    (out / "records" / f"{key}.json").unlink()
-    held = claim(out, key)  # held by this test's process: a live owner on this host
+    record = out / "records" / f"{key}.json"
+    data = record.read_bytes()
+    record.unlink()
+    claim(out, key)  # held by this test's process: a live owner on this host
     before = (out / DECISIONS).read_bytes()
     first = Counting()
-    with pytest.raises(RunsPending, match="1 of 6 runs of look 0 have no record yet"):
-        bnablate.sweep(GRID, out_dir=out, reporter=first, until_decided=True, max_seeds=9, seed_step=2)
+    with pytest.raises(RunsPending, match="1 of 6 runs of look 0 have no record yet.*--wait-timeout 0 does not wait"):
+        bnablate.sweep(GRID, out_dir=out, reporter=first, until_decided=True, max_seeds=9, seed_step=2, wait_timeout=0)
     assert first.trained == [] and (out / DECISIONS).read_bytes() == before
-    release(held)
-    second = Counting()
-    bnablate.sweep(GRID, out_dir=out, reporter=second, until_decided=True, max_seeds=9, seed_step=2)
-    assert second.trained == [key] and (out / DECISIONS).read_bytes() == before
+    args = ["sweep", *GRID, f"out_dir={out}", "--until-decided", "--max-seeds", "9", "--seed-step", "2",
+            "--wait-timeout", "0.01"]
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 2 and "within --wait-timeout 0.01 s" in res.output and "longer --wait-timeout" in res.output
+    assert "waiting for 1 of 6 runs of look 0" in res.output and (out / DECISIONS).read_bytes() == before
+    finishing = OtherProcess(out, key, data)
+    bnablate.sweep(GRID, out_dir=out, reporter=finishing, until_decided=True, max_seeds=9, seed_step=2, wait_poll=0)
+    assert len(finishing.lines) == 1 and "1 of 6 runs of look 0" in finishing.lines[0]
+    assert finishing.trained == [] and (out / DECISIONS).read_bytes() == before
+    record.unlink()
+    claim(out, key)
+    dying = OtherProcess(out, key)  # the other process is killed while this one waits: its run is trained here
+    bnablate.sweep(GRID, out_dir=out, reporter=dying, until_decided=True, max_seeds=9, seed_step=2, wait_poll=0)
+    assert len(dying.lines) == 1 and dying.trained == [key] and (out / DECISIONS).read_bytes() == before
 
 
 def test_sweeps_sharing_a_folder_each_keep_their_looks(decided, tmp_path):

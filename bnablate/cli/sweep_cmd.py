@@ -8,8 +8,8 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..defaults import (DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, DESIGNS, GOALS,
-                        TUNE_METRICS)
+from ..defaults import (DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS,
+                        DEFAULT_WAIT_TIMEOUT, DESIGNS, GOALS, TUNE_METRICS)
 from ..errors import ConfigError
 from ..registry import UnknownNameError
 from ..reporter import Reporter
@@ -61,7 +61,8 @@ class ProgressReporter(Reporter):
         cfg, m = record["config"], record.get("metrics") or []
         what = f"{record.get('variant') or _label(cfg)}{self.label(record['run_key'])} seed={cfg['seed']}"
         if record["status"] == "running elsewhere":
-            outcome = "being trained by another process into this folder, skipped (rerun later to report it)"
+            outcome = ("being trained by another process into this folder, skipped (a look or the tuning selection "
+                       "waits for it; a plain sweep: rerun later to report it)")
         elif record.get("skipped"):
             outcome = "already done, skipped"
         elif record["status"] == "failed":
@@ -112,6 +113,9 @@ class SweepReporter(ProgressReporter):
     def runs_added(self, plan) -> None:
         self.labels.update(plan.run_labels())
         self.progress.update(self.runs, total=self.progress.tasks[0].total + len(plan.jobs))
+
+    def waiting_for_runs(self, line: str) -> None:
+        self.progress.console.print(line, highlight=False, soft_wrap=True)
 
     def tuning_done(self, selection, spec) -> None:
         for _, r in selection.table.iterrows():
@@ -187,6 +191,10 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
               tune_metric: Annotated[str, typer.Option(
                   help=f"--tune: the validation metric that chooses ({', '.join(TUNE_METRICS)}).")
               ] = DEFAULT_TUNE_METRIC,
+              wait_timeout: Annotated[float, typer.Option(
+                  help="--until-decided/--tune: seconds a look or the tuning selection waits for runs another sweep "
+                       "process sharing the folder is training (live claims in records/), then exit status 2; 0: do "
+                       "not wait. Runs whose process died are trained here.")] = DEFAULT_WAIT_TIMEOUT,
               ) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
     from .. import api  # here, not at the top: `--help` and completion must not wait for torch and pandas
@@ -234,7 +242,8 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
             console.print(spec.describe(), highlight=False, soft_wrap=True)
         runs = api.sweep(overrides, reporter=reporter, until_decided=until_decided, max_seeds=max_seeds,
                          seed_step=seed_step, tune=tune or (), tune_seeds=tune_seeds, tune_mode=tune_mode,
-                         tune_metric=tune_metric, design=design, looks=look_counts, spending=spending, goal=goal)
+                         tune_metric=tune_metric, design=design, looks=look_counts, spending=spending, goal=goal,
+                         wait_timeout=wait_timeout)
     except (ConfigError, UnknownNameError, DataError, RecordError, PlanError) as e:
         fail(str(e))
     except CONFIG_ERRORS as e:
