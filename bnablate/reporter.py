@@ -36,6 +36,9 @@ class Reporter:
     def tuning_done(self, selection: Any, spec: Any) -> None:
         """`sweep --tune` selected each cell's values (a tuning.Selection; spec: the tuning.TuneSpec)."""
 
+    def waiting(self, what: str) -> None:
+        """A step waits for work another process is doing in the same folder (what: one line saying for what)."""
+
     def pack_failed(self, size: int, error: BaseException) -> None:
         warnings.warn(f"a pack of {size} runs could not train as a pack ({type(error).__name__}: {error}); its runs "
                       "train one by one instead.")
