@@ -63,7 +63,8 @@ def with_goal(overrides: Iterable[str], goal: Optional[str]) -> List[str]:
 def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
           reporter: Optional[Reporter] = None, until_decided: bool = False, max_seeds: Optional[int] = None,
           seed_step: int = DEFAULT_SEED_STEP, tune: Sequence[str] = (), tune_seeds: int = DEFAULT_TUNE_SEEDS,
-          tune_mode: str = "per-variant", tune_metric: str = DEFAULT_TUNE_METRIC, design: Optional[str] = None,
+          tune_mode: str = "per-variant", tune_metric: str = DEFAULT_TUNE_METRIC, tune_trials: Optional[int] = None,
+          tune_sampler: Optional[str] = None, tune_pruner: str = "none", design: Optional[str] = None,
           looks: Sequence[int] = (), spending: str = "obf", goal: Optional[str] = None,
           wait_timeout: float = DEFAULT_WAIT_TIMEOUT, wait_poll: float = POLL_SECONDS) -> pd.DataFrame:
     """Train a grid of runs, as `bnablate sweep OVERRIDES` does, and return its runs.csv rows (one per planned run:
@@ -82,7 +83,10 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     tune: as `--tune`, e.g. ["optim.lr=0.003,0.03,0.3"]: first train every candidate on `tune_seeds` tuning seeds
     (1000, 1001, …) into OUT_DIR/tuning, select per variant (tune_mode "per-variant") or one value for all
     ("shared") on the validation metric `tune_metric`, then train each variant at its selected values on the sweep's
-    seeds (docs/sweeps.md, 'Tuning before comparing').
+    seeds (docs/sweeps.md, 'Tuning before comparing'). A range such as "optim.lr=tag(log,interval(1e-4,1e-1))", a
+    `tune_sampler` ("random", "tpe"; "grid" is a list's default) or a `tune_pruner` ("median", "asha") tunes by a
+    seeded, resumable Optuna study of `tune_trials` trials per variant (docs/sweeps.md, 'Ranges, samplers and
+    pruning').
 
     wait_timeout: as `--wait-timeout`: seconds an until-decided look or the tuning selection waits for runs another
     process sharing the folder is training (live claims), looking every `wait_poll` seconds, before RunsPending (a
@@ -99,7 +103,8 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     wait = Wait(wait_timeout, wait_poll)
     until_decided = until_decided or design is not None
     sweep_plan = plan(with_goal(overrides, goal), out_dir)
-    spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
+    spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric, tune_sampler, tune_pruner, tune_trials) if tune \
+        else None
     if spec is not None:
         check_tune(sweep_plan, spec)  # before anything is written
     if until_decided:

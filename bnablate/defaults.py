@@ -7,6 +7,9 @@ FORMATS = ("csv", "md", "tex", "png", "html")  # png = the figures (PNG and PDF)
 TUNE_METRICS = ("best_val_acc", "final_val_acc", "final_val_loss")
 DEFAULT_TUNE_SEEDS = 2
 DEFAULT_TUNE_METRIC = "best_val_acc"
+TUNE_SAMPLERS = ("grid", "random", "tpe")  # --tune-sampler: Optuna's GridSampler, RandomSampler, TPESampler
+TUNE_PRUNERS = ("none", "median", "asha")  # --tune-pruner: none, Optuna's MedianPruner, SuccessiveHalvingPruner
+DEFAULT_RANGE_TRIALS = 20  # --tune-trials for a range: TPE's 10 random start-up trials, then 10 guided ones
 
 # `sweep --until-decided` (bnablate/schedule.py uses them): at most 12 seeds per group; one seed per look once a
 # verdict is possible (two at a time costs 0.6–1.5 seeds on average, docs/statistics.md)

@@ -18,7 +18,8 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from .config import KEYS
-from .defaults import DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS
+from .defaults import (DEFAULT_RANGE_TRIALS, DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TUNE_METRICS, TUNE_PRUNERS,
+                       TUNE_SAMPLERS)
 from .keys import Role
 from .registry import did_you_mean
 from .reports.comparisons import split_baseline
@@ -26,6 +27,7 @@ from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .sweeps import Reporter, run_sweep
 from .train import ConfigError
 from .keys import override_key as _key
+from .tune_space import Range, Space, parse_range
 from .tuning_files import tuning_dir, write_selection
 from .waiting import Wait, await_runs
 
@@ -37,12 +39,34 @@ Cell = Tuple[str, ...]  # a grid point of the sweep: its job's overrides without
 
 @dataclass
 class TuneSpec:
-    """What is tuned and how: the grid (key → values, in the declared order), the tuning seeds, the mode and the
-    validation metric."""
-    grid: Dict[str, List[str]]
+    """What is tuned and how: the search space (per key a list of values in the declared order, or a range), the
+    tuning seeds, the mode and the validation metric; for a study (a range, a sampler other than the grid, or a
+    pruner) the sampler, pruner and trial budget per variant."""
+    space: Space
     seeds: List[int]
     mode: str = "per-variant"
     metric: str = DEFAULT_TUNE_METRIC
+    sampler: str = "grid"
+    pruner: str = "none"
+    trials: int = 0  # per variant (per context in shared mode); 0: every grid point
+
+    def __post_init__(self) -> None:
+        if isinstance(self.space, dict):  # a grid as key → values (the Python API's and the tests' spelling)
+            self.space = Space(tuple((k, list(v)) for k, v in self.space.items()))
+
+    @property
+    def keys(self) -> List[str]:
+        return self.space.keys
+
+    @property
+    def grid(self) -> Dict[str, List[str]]:
+        """key → values of a space of lists (the grid; today's --tune)."""
+        return self.space.grid()
+
+    @property
+    def study(self) -> bool:
+        """Tuned by an Optuna study (tune_study.py) rather than by training the whole grid as a sweep."""
+        return self.space.has_range or self.sampler != "grid" or self.pruner != "none"
 
     @property
     def candidates(self) -> List[Tuple[str, ...]]:
@@ -51,42 +75,50 @@ class TuneSpec:
 
     @property
     def budget(self) -> int:
-        """Tuning runs per variant (per context in shared mode): candidates × tuning seeds."""
-        return len(self.candidates) * len(self.seeds)
+        """Tuning runs per variant (per context in shared mode): candidates (trials) × tuning seeds."""
+        return (self.trials if self.study else len(self.candidates)) * len(self.seeds)
 
     def describe(self) -> str:
-        grid = "; ".join(f"{k} ∈ {{{', '.join(v)}}}" for k, v in self.grid.items())
         who = "per variant" if self.mode == "per-variant" else "one value shared by all variants"
-        return (f"tuned {who} on {self.metric} (validation split) over tuning seeds "
-                f"{','.join(map(str, self.seeds))}: {grid}; budget {len(self.candidates)} candidates × "
-                f"{len(self.seeds)} seeds = {self.budget} runs")
+        head = (f"tuned {who} on {self.metric} (validation split) over tuning seeds "
+                f"{','.join(map(str, self.seeds))}: ")
+        if self.study:
+            return (head + f"{self.space.text()}; {self.sampler} sampler, pruner {self.pruner}; budget {self.trials} "
+                    f"trials × {len(self.seeds)} seeds = at most {self.budget} runs")
+        grid = "; ".join(f"{k} ∈ {{{', '.join(v)}}}" for k, v in self.grid.items())
+        return (head + f"{grid}; budget {len(self.candidates)} candidates × {len(self.seeds)} seeds = "
+                f"{self.budget} runs")
 
 
 def parse_tune(items: Sequence[str], seeds: int = DEFAULT_TUNE_SEEDS, mode: str = "per-variant",
-               metric: str = DEFAULT_TUNE_METRIC) -> TuneSpec:
-    """--tune KEY=V1,V2,… (repeatable; Hydra's sweep syntax, range(…) included) → a TuneSpec; ConfigError naming
-    the fix for a key that cannot be tuned, a grid of fewer than 2 values, a test metric, a bad mode or seed count."""
+               metric: str = DEFAULT_TUNE_METRIC, sampler: Optional[str] = None, pruner: str = "none",
+               trials: Optional[int] = None) -> TuneSpec:
+    """--tune KEY=V1,V2,… or KEY=RANGE (repeatable; Hydra's sweep syntax: range(…) and choice(…) lists, and
+    hydra-optuna-sweeper's interval(…) ranges with the tags log and int) → a TuneSpec; ConfigError naming the fix for
+    a key that cannot be tuned, a grid of fewer than 2 values, a malformed range, a test metric, a bad mode, seed
+    count, sampler, pruner or trial budget. sampler None: the grid for lists, TPE where a key is a range."""
     parser = OverridesParser.create()
-    grid: Dict[str, List[str]] = {}
+    dims: Dict[str, object] = {}
     for item in items:
         try:
             ov = parser.parse_overrides([item])[0]
         except HydraException as e:
-            raise ConfigError(f"--tune {item!r} is not KEY=V1,V2,…: {e}. Example: --tune optim.lr=0.003,0.03,0.3")
+            raise ConfigError(f"--tune {item!r} is not KEY=V1,V2,… or KEY=interval(LOW,HIGH): {e}. Example: "
+                              f"--tune optim.lr=0.003,0.03,0.3 or --tune optim.lr='tag(log,interval(1e-4,1e-1))'")
         key = ov.key_or_group
+        _check_key(key)
+        if key in dims:
+            raise ConfigError(f"--tune {key} is given twice; give all its values once: --tune {key}=V1,V2,….")
         if ov.is_interval_sweep():
-            raise ConfigError(f"--tune {item}: an interval needs a search engine with a trial budget, which bnablate "
-                              f"does not have; give the grid's values, e.g. --tune {key}=0.001,0.01,0.1.")
+            dims[key] = parse_range(key, item, ov.value(), KEYS.by_key[key].type)
+            continue
         values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
         values = list(dict.fromkeys(v for v in values if v != ""))
-        _check_key(key)
-        if key in grid:
-            raise ConfigError(f"--tune {key} is given twice; give all its values once: --tune {key}=V1,V2,….")
         if len(values) < 2:
             raise ConfigError(f"--tune {item}: a grid needs at least 2 values to choose from (got "
                               f"{len(values)}); to fix {key} at one value, pass {key}=VALUE as an override instead.")
-        grid[key] = values
-    if not grid:
+        dims[key] = values
+    if not dims:
         raise ConfigError("--tune needs KEY=V1,V2,… (e.g. --tune optim.lr=0.003,0.03,0.3).")
     if mode not in TUNE_MODES:
         raise ConfigError(f"--tune-mode {mode!r}: choose from {', '.join(TUNE_MODES)}.")
@@ -95,7 +127,26 @@ def parse_tune(items: Sequence[str], seeds: int = DEFAULT_TUNE_SEEDS, mode: str 
         raise ConfigError(f"--tune-metric {metric!r}{why}: choose a validation metric from {', '.join(TUNE_METRICS)}.")
     if seeds < 1:
         raise ConfigError(f"--tune-seeds {seeds}: at least 1 tuning seed (2 or more to average out seed noise).")
-    return TuneSpec(grid, list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + seeds)), mode, metric)
+    space = Space(tuple(dims.items()))
+    sampler = sampler or ("tpe" if space.has_range else "grid")
+    if sampler not in TUNE_SAMPLERS:
+        raise ConfigError(f"--tune-sampler {sampler!r}: choose from {', '.join(TUNE_SAMPLERS)}.")
+    if pruner not in TUNE_PRUNERS:
+        raise ConfigError(f"--tune-pruner {pruner!r}: choose from {', '.join(TUNE_PRUNERS)}.")
+    if sampler == "grid" and space.has_range:
+        ranged = next(k for k, v in space.dims if isinstance(v, Range))
+        raise ConfigError(f"--tune-sampler grid needs a list of values, and {ranged} is a range; use "
+                          f"--tune-sampler tpe or random for a range, or list the grid's values ({ranged}=a,b,c).")
+    points = 0 if space.has_range else math.prod(len(v) for v in space.grid().values())
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--tune-trials {trials}: the budget is at least 1 trial per variant (e.g. --tune-trials "
+                          f"{DEFAULT_RANGE_TRIALS}).")
+    if trials is not None and sampler == "grid" and trials != points:
+        raise ConfigError(f"--tune-trials {trials} with the grid sampler: the grid has {points} points and each is "
+                          f"one trial; drop --tune-trials, or sample {trials} of them with --tune-sampler random.")
+    trials = trials or (points or DEFAULT_RANGE_TRIALS)
+    return TuneSpec(space, list(range(TUNE_SEED_BASE, TUNE_SEED_BASE + seeds)), mode, metric, sampler, pruner,
+                    trials)
 
 
 def _check_key(key: str) -> None:
@@ -134,7 +185,7 @@ def check_tune(plan: SweepPlan, spec: TuneSpec) -> None:
         raise ConfigError(f"tuning seeds {','.join(map(str, spec.seeds))} overlap the evaluation seeds at "
                           f"{','.join(map(str, overlap))}: a value chosen on a seed must not be scored on it; use "
                           f"evaluation seeds below {TUNE_SEED_BASE}.")
-    for key in spec.grid:
+    for key in spec.keys:
         values = {str(_get(c, key)) for c in plan.configs}
         if any(_key(i) == key for job in plan.jobs for i in job) and len(values) > 1:
             raise ConfigError(f"{key} is both swept ({', '.join(sorted(values))}) and tuned; drop it from the "
@@ -163,9 +214,11 @@ def run_parts(plans: Sequence[SweepPlan], reporter: Reporter) -> None:
 def plan_tuning(plan: SweepPlan, spec: TuneSpec) -> Tuple[List[SweepPlan], List[str]]:
     """Stage 1: every cell × every candidate × every tuning seed, into OUT_DIR/tuning, one part per cell (its
     candidates and seeds are the natural pack: one architecture, K configurations); every job checked. Returns the
-    parts and, per job of the parts in order, the cell it tunes (as text)."""
+    parts and, per job of the parts in order, the cell it tunes (as text). For a study (spec.study) the parts are
+    only checked — at both ends of each range — and the study trains what its sampler asks."""
     seeds = f"seed={','.join(map(str, spec.seeds))}"
-    grid = [f"{k}={','.join(v)}" for k, v in spec.grid.items()]
+    grid = [f"{k}={','.join(v)}" for k, v in spec.grid.items()] if not spec.space.has_range else [
+        f"{k}={','.join(v.ends() if isinstance(v, Range) else v)}" for k, v in spec.space.dims]  # a study: checked
     parts, owners = [], []
     for cell, cfg in _cells_with_config(plan, spec):
         part = plan_sweep(list(cell) + grid + [seeds, f"out_dir={tuning_dir(Path(cfg.out_dir))}"], data=plan.data)
@@ -178,7 +231,7 @@ def _cells_with_config(plan: SweepPlan, spec: TuneSpec):
     """Each cell with the config of its first job (for its output folder)."""
     seen = {}
     for job, cfg in zip(plan.jobs, plan.configs):
-        seen.setdefault(_cell(job, list(spec.grid)), cfg)
+        seen.setdefault(_cell(job, spec.keys), cfg)
     return list(seen.items())
 
 
@@ -191,7 +244,7 @@ class Selection:
 
     def values(self, cell: Cell, spec: TuneSpec) -> Tuple[str, ...]:
         row = self.table[self.table["cell"] == " ".join(cell)].iloc[0]
-        return tuple(f"{k}={row[f'selected.{k}']}" for k in spec.grid)
+        return tuple(f"{k}={row[f'selected.{k}']}" for k in spec.keys)
 
 
 def score_candidates(runs: pd.DataFrame, spec: TuneSpec) -> pd.DataFrame:
@@ -269,20 +322,48 @@ def run_selection(tplan: SweepPlan, owners: Sequence[str], plan: SweepPlan, spec
     scores["selected"] = [chosen.get(c) == k for c, k in zip(scores["cell"], scores["candidate"])]
     for i, key in enumerate(spec.grid):
         scores[key] = [candidates[k][i].split("=", 1)[1] for k in scores["candidate"]]
+    return _selection(plan, spec, scores, chosen, notes, compared, labels)
+
+
+def _selection(plan: SweepPlan, spec: TuneSpec, scores: pd.DataFrame, chosen: Dict[str, int], notes: List[str],
+               compared: str, labels: Dict[str, Tuple[str, str]]) -> Selection:
+    """selection.csv's rows (one per cell: its selected values from its chosen candidate's row of scores) and
+    candidates.csv, written into each output folder's tuning/. A study's rows add its sampler, pruner, trial budget
+    and the epochs the cell's tuning runs trained."""
     rows = []
     for cell, pick in chosen.items():
         g = scores[(scores["cell"] == cell) & (scores["candidate"] == pick)]
         row = {"cell": cell, "compared": compared, "group": labels[cell][0], "context": labels[cell][1]}
-        for i, key in enumerate(spec.grid):
-            row[f"selected.{key}"] = candidates[pick][i].split("=", 1)[1] if pick >= 0 else ""
+        for key in spec.keys:
+            row[f"selected.{key}"] = str(g[key].iloc[0]) if pick >= 0 and len(g) else ""
         row.update(score=float(g["score"].iloc[0]) if len(g) else math.nan, metric=spec.metric, mode=spec.mode,
-                   candidates=len(candidates), tune_seeds=",".join(map(str, spec.seeds)), budget=spec.budget,
-                   grid="; ".join(f"{k}={','.join(v)}" for k, v in spec.grid.items()))
+                   candidates=spec.trials if spec.study else len(spec.candidates),
+                   tune_seeds=",".join(map(str, spec.seeds)), budget=spec.budget,
+                   grid=spec.space.text() if spec.study else "; ".join(f"{k}={','.join(v)}"
+                                                                        for k, v in spec.grid.items()))
+        if spec.study:
+            mine = scores[scores["cell"] == cell]
+            row.update(sampler=spec.sampler, pruner=spec.pruner, trials=len(mine), epochs=int(mine["epochs"].sum()),
+                       pruned=int((mine["state"] == "pruned").sum()))
         rows.append(row)
     table = pd.DataFrame(rows)
     for folder in {Path(c.out_dir) for c in plan.configs}:
         write_selection(folder, table, scores.drop(columns=["_order"]))
     return Selection(table, scores.drop(columns=["_order"]), notes)
+
+
+def study_selection(plan: SweepPlan, spec: TuneSpec, reporter: Reporter, wait: Wait) -> Selection:
+    """Tune every cell by its Optuna study (tune_study.py) and select among the finished trials by the grid's rule."""
+    from .tune_study import tune_by_study
+
+    compared = split_baseline(str(plan.configs[0].sweep.baseline))[0]
+    cells = dict(_cells_with_config(plan, spec))
+    labels = {" ".join(c): (_label(cfg, compared), " ".join(i for i in c if _key(i) != compared))
+              for c, cfg in cells.items()}
+    scores = tune_by_study(plan, spec, reporter, cells, labels, wait)
+    chosen, notes = select(scores, spec)
+    scores["selected"] = [chosen.get(c) == k for c, k in zip(scores["cell"], scores["candidate"])]
+    return _selection(plan, spec, scores, chosen, notes, compared, labels)
 
 
 def _item(job: Sequence[str], key: str) -> str:
@@ -300,9 +381,9 @@ def plan_evaluation(plan: SweepPlan, spec: TuneSpec, selection: Selection) -> Li
     whose every candidate failed are left out: selection.notes says so)."""
     out = [i for i in plan.overrides if _key(i) == "out_dir"][-1:]  # as given (default: the preset's folder)
     parts = []
-    for cell, seeds in cells_of(plan, list(spec.grid)).items():
+    for cell, seeds in cells_of(plan, spec.keys).items():
         row = selection.table[selection.table["cell"] == " ".join(cell)]
-        if row.empty or not all(row[f"selected.{k}"].iloc[0] for k in spec.grid):
+        if row.empty or not all(row[f"selected.{k}"].iloc[0] for k in spec.keys):
             continue
         parts.append(plan_sweep(list(cell) + list(selection.values(cell, spec)) +
                                 [f"seed={','.join(map(str, sorted(seeds)))}"] + out, data=plan.data))
@@ -319,11 +400,14 @@ def run_tuning(plan: SweepPlan, spec: TuneSpec, reporter: Reporter,
     of the grid would choose differently from a rerun), the selection, and stage 2's plan (not trained: the caller
     runs it plainly or --until-decided)."""
     parts, owners = tuning if tuning is not None else plan_tuning(plan, spec)
-    tplan = merge(parts, plan.data)
-    reporter.runs_added(tplan)
-    run_parts(parts, reporter)
-    await_runs(tplan.keys, tplan.out_dirs, "tuning runs", "Nothing was selected or evaluated",
-               lambda keys: run_parts([p for p in parts if keys & set(p.keys)], reporter), wait, reporter)
-    selection = run_selection(tplan, owners, plan, spec)
+    if spec.study:
+        selection = study_selection(plan, spec, reporter, wait)
+    else:
+        tplan = merge(parts, plan.data)
+        reporter.runs_added(tplan)
+        run_parts(parts, reporter)
+        await_runs(tplan.keys, tplan.out_dirs, "tuning runs", "Nothing was selected or evaluated",
+                   lambda keys: run_parts([p for p in parts if keys & set(p.keys)], reporter), wait, reporter)
+        selection = run_selection(tplan, owners, plan, spec)
     reporter.tuning_done(selection, spec)
     return plan_evaluation(plan, spec, selection), selection

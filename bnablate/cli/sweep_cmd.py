@@ -8,8 +8,9 @@ from typing import Annotated, Any, Dict, List, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..defaults import (DEFAULT_MAX_SEEDS, DEFAULT_SEED_STEP, DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS,
-                        DEFAULT_WAIT_TIMEOUT, DESIGNS, GOALS, TUNE_METRICS)
+from ..defaults import (DEFAULT_MAX_SEEDS, DEFAULT_RANGE_TRIALS, DEFAULT_SEED_STEP, DEFAULT_TUNE_METRIC,
+                        DEFAULT_TUNE_SEEDS, DEFAULT_WAIT_TIMEOUT, DESIGNS, GOALS, TUNE_METRICS, TUNE_PRUNERS,
+                        TUNE_SAMPLERS)
 from ..errors import ConfigError
 from ..registry import UnknownNameError
 from ..reporter import Reporter
@@ -67,6 +68,9 @@ class ProgressReporter(Reporter):
             outcome = "already done, skipped"
         elif record["status"] == "failed":
             outcome = f"[red]failed[/red]: {record['error']}"
+        elif record["status"] == "pruned":
+            outcome = (f"pruned at epoch {record['pruned']['epoch']} by the {record['pruned']['pruner']} pruner, "
+                       f"val_acc={m[-1]['val_acc']:.4f}")
         else:
             outcome = f"{record['status']}, test_acc={m[-1]['test_acc']:.4f} ({record['wall_time_s']:.1f}s)" if m else record["status"]
         self.progress.console.print(f"[{self.done}/{self.progress.tasks[0].total}] {cfg['model']['name']} "
@@ -119,7 +123,7 @@ class SweepReporter(ProgressReporter):
 
     def tuning_done(self, selection, spec) -> None:
         for _, r in selection.table.iterrows():
-            chosen = ", ".join(f"{k}={r[f'selected.{k}']}" for k in spec.grid if r[f"selected.{k}"])
+            chosen = ", ".join(f"{k}={r[f'selected.{k}']}" for k in spec.keys if r[f"selected.{k}"])
             what = f"{chosen} ({spec.metric} {100 * float(r['score']):.2f})" if chosen else "every candidate failed"
             self.progress.console.print(f"tuned {r['group']} ({r['context']}): {what}", highlight=False,
                                         soft_wrap=True)
@@ -195,6 +199,16 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
                   help="--until-decided/--tune: seconds a look or the tuning selection waits for runs another sweep "
                        "process sharing the folder is training (live claims in records/), then exit status 2; 0: do "
                        "not wait. Runs whose process died are trained here.")] = DEFAULT_WAIT_TIMEOUT,
+              tune_trials: Annotated[Optional[int], typer.Option(
+                  help="--tune with a range or a sampler: trials per variant, the declared budget (a trial is one "
+                       f"value on every tuning seed; default {DEFAULT_RANGE_TRIALS} for a range, every point for a "
+                       "list).")] = None,
+              tune_sampler: Annotated[Optional[str], typer.Option(
+                  help=f"--tune: {' | '.join(TUNE_SAMPLERS)} (Optuna; default grid for lists, tpe for a range).")
+              ] = None,
+              tune_pruner: Annotated[str, typer.Option(
+                  help=f"--tune: {' | '.join(TUNE_PRUNERS)}: stop a trial whose per-epoch validation score trails "
+                       "(Optuna's MedianPruner, SuccessiveHalvingPruner).")] = "none",
               ) -> None:
     """Train a grid of runs (default: the `placement` preset on digits), resuming finished runs, then summarize."""
     from .. import api  # here, not at the top: `--help` and completion must not wait for torch and pandas
@@ -212,7 +226,8 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
     try:
         look_counts = _looks(looks)
         schedule = make_schedule(design or "anytime", max_seeds, seed_step, look_counts, spending)
-        spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric) if tune else None
+        spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric, tune_sampler, tune_pruner,
+                          tune_trials) if tune else None
         if dry_run:
             sweep_plan = api.plan(api.with_goal(overrides, goal))
             lines = sweep_plan.describe()
@@ -242,7 +257,8 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
             console.print(spec.describe(), highlight=False, soft_wrap=True)
         runs = api.sweep(overrides, reporter=reporter, until_decided=until_decided, max_seeds=max_seeds,
                          seed_step=seed_step, tune=tune or (), tune_seeds=tune_seeds, tune_mode=tune_mode,
-                         tune_metric=tune_metric, design=design, looks=look_counts, spending=spending, goal=goal,
+                         tune_metric=tune_metric, tune_trials=tune_trials, tune_sampler=tune_sampler,
+                         tune_pruner=tune_pruner, design=design, looks=look_counts, spending=spending, goal=goal,
                          wait_timeout=wait_timeout)
     except (ConfigError, UnknownNameError, DataError, RecordError, PlanError) as e:
         fail(str(e))

@@ -95,7 +95,7 @@ def make_report(dirs: Sequence[Path], out: Optional[Path] = None, metric: Option
     report.notes[1:1] = plan_notes
     if tuned is not None and not report.summary.empty:
         selected_columns(report.summary, runs, report.by, tuned)
-        report.notes[1:1] = [tuned.note()] + ([unequal] if unequal else [])
+        report.notes[1:1] = [tuned.note()] + ([unequal] if unequal else []) + tuned.edge_notes()
     report.bad_records = src.bad
     reported = set(runs["run_key"])  # variants that are one layer stack for a model they ran on
     report.notes += same_stack_notes(rec["config"] for rec in src.records if rec.get("run_key") in reported)

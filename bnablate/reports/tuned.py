@@ -14,6 +14,7 @@ from ..results.tables import FACTOR_COLUMNS
 from ..tuning_files import CANDIDATES, load_selection, result_overrides, tuning_dir
 
 PROTOCOL = ("budget", "grid", "mode", "metric", "tune_seeds")  # what must be equal for a fair comparison
+STUDY_PROTOCOL = ("sampler", "pruner")  # and, for groups tuned by Optuna studies, how the trials were drawn and cut
 _SHORT = {dotted: short for short, dotted in FACTOR_COLUMNS.items()}  # optim.lr → lr (the runs table's column)
 
 
@@ -32,8 +33,14 @@ class Tuned:
         """The tuned keys as runs-table columns (optim.lr → lr)."""
         return [_SHORT.get(k, k) for k in self.keys]
 
+    @property
+    def study(self) -> bool:
+        """Tuned by Optuna studies (a range, a sampler or a pruner): selection.csv has their columns."""
+        return "sampler" in self.selection and (self.selection["sampler"].astype(str) != "").any()
+
     def protocols(self) -> pd.DataFrame:
-        return self.selection[list(PROTOCOL)].drop_duplicates()
+        extra = [c for c in STUDY_PROTOCOL if c in self.selection]
+        return self.selection[list(PROTOCOL) + extra].drop_duplicates()
 
     def check_budgets(self, allow_unequal: bool) -> Optional[str]:
         """ValueError when the folders' groups were tuned under different protocols (budget, grid, mode, metric or
@@ -52,11 +59,34 @@ class Tuned:
     def note(self) -> str:
         r = self.selection.iloc[0]
         who = "each group at its own values" if r["mode"] == "per-variant" else "one value shared by a context's groups"
+        if self.study:
+            spent = "; ".join(f"{g['group']} {g['epochs']} epochs ({g['trials']} trials, {g['pruned']} pruned)"
+                              for _, g in self.selection.iterrows())
+            return (f"Tuned ({who}) by Optuna studies: {r['grid']}, {r['sampler']} sampler, pruner {r['pruner']} "
+                    f"(on the per-epoch mean validation score over the tuning seeds), {r['candidates']} trials per "
+                    f"group, each one value on every tuning seed ({r['tune_seeds']}, disjoint from the evaluation "
+                    f"seeds), chosen on {r['metric']} (validation split; the test split is never used for "
+                    f"selection); tuning epochs spent: {spent}; every trial in tuning/candidates.csv.")
         cands = int(r["candidates"])
         return (f"Tuned ({who}): {r['grid']}, chosen on {r['metric']} (validation split; the test split is never "
                 f"used for selection) over tuning seeds {r['tune_seeds']}, disjoint from the evaluation seeds; "
                 f"budget {cands} candidates × {len(str(r['tune_seeds']).split(','))} seeds = {r['budget']} runs per "
                 f"group; selected values in the selected.* columns, every candidate in tuning/candidates.csv.")
+
+
+    def edge_notes(self) -> List[str]:
+        """Selected values on a grid's edge or in a range's outer 10 %: the optimum may lie outside what was
+        searched (the referee's warning)."""
+        from ..tune_space import space_from
+
+        notes = []
+        for _, r in self.selection.iterrows():
+            space = space_from(str(r["grid"]).replace(" ", ""))
+            if space is None:
+                continue
+            values = {k: str(r[f"selected.{k}"]) for k in self.keys}
+            notes += [f"{r['group']} ({context_title(str(r['context']), 200)}): {n}" for n in space.edge_notes(values)]
+        return [f"Tuned to the edge: {'; '.join(notes)}"] if notes else []
 
 
 def load_tuned(dirs: Sequence[Path]) -> Optional[Tuned]:
@@ -100,9 +130,10 @@ def context_title(context: str, width: int = 60) -> str:
 
 
 def sensitivity(tuned: Tuned, out_dir: Path) -> List[Path]:
-    """sensitivity.png/.pdf: per context, the mean validation score of every candidate against each tuned value, a
-    line per group, the selected value circled (with several tuned keys, each panel shows a key's value against the
-    best score over the other keys' values)."""
+    """sensitivity.png/.pdf: per context, the mean validation score of every candidate (every trial of a study)
+    against each tuned value, a line per group, the selected value circled, a study's pruned trials as × where they
+    stood when stopped (with several tuned keys, each panel shows a key's value against the best score over the
+    other keys' values); log x where the values span a factor of 10 or more."""
     import matplotlib.pyplot as plt
 
     from .plots import _colors, save_figure
@@ -125,6 +156,10 @@ def sensitivity(tuned: Tuned, out_dir: Path) -> List[Path]:
                 ax.plot(prof.index, 100 * prof.values, "o-", color=colors[label], label=label, ms=4)
                 pick = g[g["selected"]]
                 ax.plot(pick["x"], 100 * pick["score"], "o", ms=11, mfc="none", mec=colors[label])
+                if "state" in g:  # a study's pruned trials: where they stood when stopped
+                    cut = g[g["state"] == "pruned"]
+                    ax.plot(cut["x"], 100 * pd.to_numeric(cut["last_value"], errors="coerce"), "x", ms=6,
+                            color=colors[label], label=f"{label} (pruned)" if len(cut) else None)
             xs = part["x"].dropna()
             if len(xs) and (xs > 0).all() and xs.max() / xs.min() >= 10:
                 ax.set_xscale("log")

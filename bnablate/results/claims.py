@@ -46,7 +46,12 @@ def is_stale(path: Path) -> bool:
 
 def claim(out_dir: Path, key: str) -> Optional[Path]:
     """The lock path if this process now owns the run, None if a live owner holds it."""
-    path = lock_path(out_dir, key)
+    return claim_path(lock_path(out_dir, key))
+
+
+def claim_path(path: Path) -> Optional[Path]:
+    """Claim any lock file (a run's, a tuning trial's): path if this process now owns it, None if a live owner
+    holds it; a stale claim is taken over."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(2):  # second try after removing a stale claim
         try:

@@ -21,8 +21,10 @@ from .correctness import FIELD as CORRECT_FIELD, record_correct
 from .records import RECORDS_DIR, SCHEMA_VERSION, record_path, run_key
 
 # SCHEMA_VERSION 2 adds the schema_version field itself; records without it are version 1, of the same shape.
-STATUSES = ("ok", "diverged", "failed")
+STATUSES = ("ok", "diverged", "failed", "pruned")
 FINISHED = ("ok", "diverged")  # deterministic outcomes: a resumed sweep skips them; failed runs are retried
+# pruned: a tuning trial stopped by its study's pruner (record["pruned"] names it), finished only for a study with
+# that pruner (bnablate/tune_trials.py); anywhere else it trains again, like a failed run
 QUARANTINE_DIR = "quarantine"  # records/quarantine/<name>.<UTC time>: bad files moved aside with their bytes intact
 # What every record's config holds: the keys every table and report groups by (keys added since the first release
 # are optional: a record without one ran at its neutral value).
@@ -88,7 +90,7 @@ def problem(rec: Any, path: Path) -> Optional[str]:
         return f"its config lacks {', '.join(missing)}"
     if run_key(cfg) != key:
         return f"its config hashes to run key {run_key(cfg)}, not to its run_key {key} (edited after the run?)"
-    if not isinstance(metrics, list) or (status in FINISHED and not metrics):
+    if not isinstance(metrics, list) or (status in (*FINISHED, "pruned") and not metrics):
         return f"status {status} but no per-epoch metrics"
     for i, row in enumerate(metrics, start=1):
         bad = [f for f in EPOCH_FIELDS if not isinstance(row, dict) or not _number(row.get(f))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -147,6 +147,26 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
     trained by the one epoch loop and evaluated by the one evaluation. K = 1 calls the model itself (LoneRun), with
     every lone-only option (fine-tuning, compile, channels_last, PreciseBN); K > 1 a PackedModel. Each run keeps its
     seed's init, batch order and augmentation stream; a pack's timing is shared (each run is charged time / K)."""
+    return run_to_end(train_epochs(cfgs, on_epoch, data, on_run_epoch))
+
+
+def run_to_end(training: Generator[List[List[Dict[str, Any]]], bool, List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Drive train_epochs to its last epoch; its results."""
+    try:
+        next(training)
+        while True:
+            training.send(False)
+    except StopIteration as done:
+        return done.value
+
+
+def train_epochs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = None,
+                 data: Optional[DataSplits] = None,
+                 on_run_epoch: Optional[Callable[[int, Dict[str, Any]], None]] = None
+                 ) -> Generator[List[List[Dict[str, Any]]], bool, List[Dict[str, Any]]]:
+    """train_runs one epoch at a time: yields each run's metric rows so far after every epoch (the last included);
+    sending True stops the training there, the runs still training marked status `pruned` (a tuning study's pruner,
+    bnablate/tune_trials.py). Returns train_runs' results."""
     for c in cfgs:
         validate_config(c)
     cfg, k = cfgs[0], len(cfgs)
@@ -219,6 +239,9 @@ def train_runs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = N
         if on_epoch is not None:
             on_epoch(metrics[0][-1] if metrics[0] else {"epoch": epoch})
         if all(s != "ok" for s in status):
+            break
+        if (yield metrics) and epoch < int(cfg.train.epochs):  # stopped before its last epoch: pruned there
+            status = ["pruned" if s == "ok" else s for s in status]
             break
         schedule.end_epoch()
     shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
