@@ -185,6 +185,11 @@ def check_tune(plan: SweepPlan, spec: TuneSpec) -> None:
         raise ConfigError(f"tuning seeds {','.join(map(str, spec.seeds))} overlap the evaluation seeds at "
                           f"{','.join(map(str, overlap))}: a value chosen on a seed must not be scored on it; use "
                           f"evaluation seeds below {TUNE_SEED_BASE}.")
+    short = sorted({int(c.train.epochs) for c in plan.configs if int(c.train.epochs) < 2})
+    if spec.pruner != "none" and short:
+        raise ConfigError(f"--tune-pruner {spec.pruner} stops a trial between epochs, and these runs train "
+                          f"{short[0]} epoch: there is nothing to prune. Train longer (train.epochs=5) or drop "
+                          f"--tune-pruner.")
     for key in spec.keys:
         values = {str(_get(c, key)) for c in plan.configs}
         if any(_key(i) == key for job in plan.jobs for i in job) and len(values) > 1:

@@ -5,6 +5,11 @@ selection and nothing trained twice, and the report's protocol note and edge war
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import pandas as pd
@@ -168,3 +173,50 @@ def test_the_median_pruner_stops_a_hopeless_trial_early(tmp_path, monkeypatch):
     assert tune_trials.done_record(tmp_path / TUNING_DIR, recs[0]["run_key"], "median") is not None
     assert tune_trials.done_record(tmp_path / TUNING_DIR, recs[0]["run_key"], "none") is None  # trains again there
     assert all(math.isnan(s) for s in pruned["score"])  # never selected
+
+
+def _cli(out, *extra):
+    return [sys.executable, "-m", "bnablate", "sweep", *TINY, "variant=bn_pre_act", "seed=range(2)", f"out_dir={out}",
+            "--tune", "optim.lr=tag(log,interval(1e-3,1))", "--tune-sampler", "random", "--tune-seeds", "1",
+            "--tune-pruner", "median", *extra]
+
+
+def _trials(out):
+    return pd.read_csv(out / TUNING_DIR / CANDIDATES)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_tuning_then_rerun_selects_the_same_training_each_finished_run_once(tmp_path):
+    env = {**os.environ, "COLUMNS": "200"}
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert subprocess.run(_cli(whole, "--tune-trials", "6"), capture_output=True, env=env, timeout=900).returncode == 0
+    p = subprocess.Popen(_cli(cut, "--tune-trials", "6"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env=env, start_new_session=True)
+    records = cut / TUNING_DIR / "records"
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(records.glob("*.json"))) < 3:  # inside the fourth trial
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate()
+    kept = {f.name: f.read_bytes() for f in records.glob("*.json")}
+    again = subprocess.run(_cli(cut, "--tune-trials", "6"), capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    final = {f.name: f.read_bytes() for f in records.glob("*.json")}
+    assert all(final[name] == data for name, data in kept.items())  # none retrained
+    keep = ["optim.lr", "state", "score", "epochs"]
+    assert _trials(cut)[keep].equals(_trials(whole)[keep])
+    strip = lambda f: pd.read_csv(f / TUNING_DIR / SELECTION).drop(columns=["cell", "context"])  # noqa: E731
+    assert strip(cut).equals(strip(whole))
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_budget_and_run_no_trial_twice(tmp_path):
+    env = {**os.environ, "COLUMNS": "200"}
+    procs = [subprocess.Popen(_cli(tmp_path, "--tune-trials", "6"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    trials = _trials(tmp_path)
+    assert len(trials) == 6 and trials["trial"].is_unique  # one budget of 6, shared
+    recs = list((tmp_path / TUNING_DIR / "records").glob("*.json"))
+    assert len(recs) == 6  # one run per trial (1 seed), none trained twice
