@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import pandas as pd
 
+from .billing import Bill, make_bill
 from .config import compose_config, to_plain
 from .reports import FORMATS, make_report
 from .reports.sources import table_files
@@ -14,14 +15,14 @@ from .reports.summary import Report
 from .results import build_tables, load_records, rebuild_tables
 from .results.records import RECORDS_DIR, check_writable
 from .keys import override_key
-from .schedule import DEFAULT_SEED_STEP, GOALS, make_schedule
-from .sequential import check_until_decided, run_until_decided
+from .schedule import DEFAULT_SEED_STEP, GOALS, Schedule, make_schedule
+from .sequential import LookOptions, check_until_decided, run_until_decided
 from .sweep_plan import SweepPlan, check_sections, plan_sweep
 from .sweeps import Reporter, execute_run, quarantine_bad_records, run_sweep
 from .train import ConfigError, preflight
 from .plugins import check_plugins
-from .tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, check_tune, merge, parse_tune, plan_tuning,
-                     run_parts, run_tuning)
+from .tuning import (DEFAULT_TUNE_METRIC, DEFAULT_TUNE_SEEDS, TuneSpec, check_tune, merge, parse_tune,
+                     plan_tuning, run_parts, run_tuning)
 from .waiting import DEFAULT_WAIT_TIMEOUT, POLL_SECONDS, Wait
 
 PathLike = Union[str, Path]
@@ -98,17 +99,11 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     written as it ends, so an interrupted sweep resumes where it stopped. Every job is checked before anything
     trains (ConfigError/DataError); OutputError when the folder cannot take results (before training) or a record
     could not be written (after every other run)."""
-    check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
-    schedule = make_schedule(design or "anytime", max_seeds, seed_step, looks, spending)
     wait = Wait(wait_timeout, wait_poll)
-    until_decided = until_decided or design is not None
-    sweep_plan = plan(with_goal(overrides, goal), out_dir)
-    spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric, tune_sampler, tune_pruner, tune_trials) if tune \
-        else None
-    if spec is not None:
-        check_tune(sweep_plan, spec)  # before anything is written
-    if until_decided:
-        settings = check_until_decided(sweep_plan, schedule)
+    sweep_plan, schedule, spec, settings = _checked(overrides, out_dir, until_decided, max_seeds, seed_step, tune,
+                                                    tune_seeds, tune_mode, tune_metric, design, looks, spending, goal,
+                                                    tune_trials, tune_sampler, tune_pruner)
+    until_decided = settings is not None
     for folder in sweep_plan.out_dirs:
         check_writable(folder)
     reporter = reporter or Reporter()
@@ -153,6 +148,44 @@ def sweep(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None,
     out = runs[runs["run_key"].isin(keys)].reset_index(drop=True)
     out.attrs["plan"] = body.grid if body else None
     return out
+
+
+def _checked(overrides: Iterable[str], out_dir: Optional[PathLike], until_decided: bool, max_seeds: Optional[int],
+             seed_step: int, tune: Sequence[str], tune_seeds: int, tune_mode: str, tune_metric: str,
+             design: Optional[str], looks: Sequence[int], spending: str, goal: Optional[str],
+             tune_trials: Optional[int] = None, tune_sampler: Optional[str] = None, tune_pruner: str = "none"
+             ) -> Tuple[SweepPlan, Schedule, Optional[TuneSpec], Optional[LookOptions]]:
+    """sweep()'s arguments checked, nothing written: the plan, the schedule, the tuning spec (None without tune) and
+    the looks' options (None unless until_decided or a design)."""
+    check_plugins()  # a plugin that did not load: PluginError naming it, before anything else
+    schedule = make_schedule(design or "anytime", max_seeds, seed_step, looks, spending)
+    sweep_plan = plan(with_goal(overrides, goal), out_dir)
+    spec = parse_tune(tune, tune_seeds, tune_mode, tune_metric, tune_sampler, tune_pruner, tune_trials) if tune \
+        else None
+    if spec is not None:
+        check_tune(sweep_plan, spec)  # before anything is written
+    settings = check_until_decided(sweep_plan, schedule) if until_decided or design is not None else None
+    return sweep_plan, schedule, spec, settings
+
+
+def bill(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, until_decided: bool = False,
+         max_seeds: Optional[int] = None, seed_step: int = DEFAULT_SEED_STEP, tune: Sequence[str] = (),
+         tune_seeds: int = DEFAULT_TUNE_SEEDS, tune_mode: str = "per-variant", tune_metric: str = DEFAULT_TUNE_METRIC,
+         design: Optional[str] = None, looks: Sequence[int] = (), spending: str = "obf", goal: Optional[str] = None,
+         calibrate: bool = True, tune_trials: Optional[int] = None, tune_sampler: Optional[str] = None,
+         tune_pruner: str = "none") -> Bill:
+    """What `sweep(...)` with the same arguments would cost, as `bnablate sweep --dry-run` prints it; nothing trains
+    and nothing is written. Returns a Bill: `.phases` (one row per phase — tuning, the grid, the later looks at most
+    — with its planned, finished and to_train runs and estimated wall seconds), `.costs` (seconds per run of each
+    distinct architecture and where the figure came from: the median of the folder's finished runs of it, or a
+    calibration of a few training steps and one evaluation batch here), `.runs`, `.seconds` and `.lines()`.
+    calibrate=False: no calibration (architectures without finished runs get no estimate). Raises as sweep() does
+    for a bad argument."""
+    sweep_plan, schedule, spec, settings = _checked(overrides, out_dir, until_decided, max_seeds, seed_step, tune,
+                                                    tune_seeds, tune_mode, tune_metric, design, looks, spending, goal,
+                                                    tune_trials, tune_sampler, tune_pruner)
+    tuning = plan_tuning(sweep_plan, spec)[0] if spec is not None else None
+    return make_bill(sweep_plan, schedule if settings is not None else None, spec, tuning, calibrate)
 
 
 def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force: bool = False,
@@ -227,4 +260,4 @@ def load_results(out_dir: PathLike, per_epoch: bool = False) -> pd.DataFrame:
     return results if per_epoch else runs
 
 
-__all__ = ["load_results", "plan", "report", "run", "sweep"]
+__all__ = ["bill", "load_results", "plan", "report", "run", "sweep"]

@@ -113,15 +113,21 @@ def check_until_decided(plan: SweepPlan, schedule: Schedule) -> LookOptions:
         raise ConfigError("--until-decided needs one set of report options (report.*, sweep.baseline) for the whole "
                           "sweep; set them once on the command line.")
     settings = LookOptions.of(plan, schedule.design)
-    from .reports.comparisons import split_baseline
-    from .reports.metrics import metric_info
-
-    groups = compared_groups(plan, split_baseline(settings.baseline)[0])
-    sizes = [len(g) - 1 if settings.compare == "baseline" else len(g) * (len(g) - 1) // 2 for g in groups.values()]
+    groups, sizes = family_sizes(plan, settings)
     check_budget(schedule, len({int(c.seed) for c in plan.configs}), sizes, settings.alpha, settings.compare,
                  min((len(g) for g in groups.values()), default=0),
                  metric_info(settings.metric).margin_points(settings.margin) is not None)
     return settings
+
+
+def family_sizes(plan: SweepPlan, settings: LookOptions) -> Tuple[Dict[Tuple[str, ...], set], List[int]]:
+    """The grid's families as the report will form them (context → compared labels) and each one's number of
+    comparisons under settings.compare."""
+    from .reports.comparisons import split_baseline
+
+    groups = compared_groups(plan, split_baseline(settings.baseline)[0])
+    sizes = [len(g) - 1 if settings.compare == "baseline" else len(g) * (len(g) - 1) // 2 for g in groups.values()]
+    return groups, sizes
 
 
 def look_frame(out_dirs: Sequence[Path], keys: Sequence[str]) -> Tuple[pd.DataFrame, pd.DataFrame, List[str]]:
@@ -301,4 +307,4 @@ def describe_rule(schedule: Schedule) -> str:
 
 
 __all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "compared_groups", "describe_rule",
-           "grid_cells", "grid_id", "next_seeds", "run_until_decided", "write_log"]
+           "family_sizes", "grid_cells", "grid_id", "next_seeds", "run_until_decided", "write_log"]

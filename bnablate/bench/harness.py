@@ -27,11 +27,12 @@ from .tutorial import tutorial_batches, tutorial_dataset, tutorial_steps
 
 
 def time_steps(runs, opt, x, y, batch_size: int, gens, warmup: int, steps: int, device: torch.device,
-               amp=None) -> float:
+               amp=None, augment=None) -> float:
     """Seconds for `steps` training steps of `runs` (a model or a pack), after `warmup` untimed ones (kernels chosen,
-    allocator warm), through the trainer's epoch loop."""
-    train_one_epoch(runs, opt, x, y, batch_size, gens, max_steps=warmup, amp=amp)
-    return timed(lambda: train_one_epoch(runs, opt, x, y, batch_size, gens, max_steps=steps, amp=amp), device)[1]
+    allocator warm), through the trainer's epoch loop. augment: one generator per run where the data augments."""
+    train_one_epoch(runs, opt, x, y, batch_size, gens, augment, max_steps=warmup, amp=amp)
+    return timed(lambda: train_one_epoch(runs, opt, x, y, batch_size, gens, augment, max_steps=steps, amp=amp),
+                 device)[1]
 
 
 def case_config(case: Case, overrides: Sequence[str] = ()):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Optional
+from typing import Annotated, Any, Callable, Dict, List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..defaults import (DEFAULT_MAX_SEEDS, DEFAULT_RANGE_TRIALS, DEFAULT_SEED_STEP, DEFAULT_TUNE_METRIC,
                         DEFAULT_TUNE_SEEDS, DEFAULT_WAIT_TIMEOUT, DESIGNS, GOALS, TUNE_METRICS, TUNE_PRUNERS,
@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..registry import UnknownNameError
 from ..reporter import Reporter
 from .common import complete_override, console, fail
+from .eta import EtaColumn, RunShares
 from .report_cmd import print_report
 
 SWEEP_HELP = ("Hydra overrides and sweeps: sweep=NAME picks a preset from conf/sweep; variant=a,b seed=range(5) "
@@ -29,12 +30,15 @@ def _label(cfg) -> str:
 
 
 class ProgressReporter(Reporter):
-    """Rich progress: runs done/total with ETA, and the current run's epochs."""
+    """Rich progress: runs done/total with ETA (from the first epoch on: eta.RunShares), and the current run's
+    epochs. clock: the bar's clock (seconds; default time.monotonic)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, clock: Optional[Callable[[], float]] = None) -> None:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+                                 TimeElapsedColumn(), TextColumn("ETA"), EtaColumn(), console=console,
+                                 **({"get_time": clock} if clock else {}))
         self.runs = self.progress.add_task("runs", total=total)
+        self.shares = RunShares(self.progress.get_time)
         self.epochs = self.progress.add_task("epochs", total=1, visible=False)
         self.done = 0
         self.seen: set = set()  # run keys already counted (a packed run is later skipped by the launcher)
@@ -49,16 +53,25 @@ class ProgressReporter(Reporter):
         who = f"{self.label(key)} seed={cfg.seed}" if pack == 1 else f" {pack} runs packed"
         self.progress.reset(self.epochs, total=int(cfg.train.epochs), visible=True,
                             description=f"  {_label(cfg)}{who}")
+        self.shares.started(pack, int(cfg.train.epochs))
 
     def epoch_done(self, row: Dict[str, Any]) -> None:
         self.progress.advance(self.epochs)
+        self.shares.epoch()
+        self._show()
+
+    def _show(self) -> None:
+        """The runs bar at its fractional count, and the ETA."""
+        self.progress.update(self.runs, completed=self.shares.completed,
+                             eta_end=self.shares.eta_end(self.progress.tasks[0].total or 0))
 
     def run_done(self, record: Dict[str, Any]) -> None:
         if record["run_key"] in self.seen:
             return
         self.seen.add(record["run_key"])
         self.done += 1
-        self.progress.advance(self.runs)
+        self.shares.ended(trained_here=not record.get("skipped"))
+        self._show()
         cfg, m = record["config"], record.get("metrics") or []
         what = f"{record.get('variant') or _label(cfg)}{self.label(record['run_key'])} seed={cfg['seed']}"
         if record["status"] == "running elsewhere":
@@ -157,7 +170,12 @@ class SweepReporter(ProgressReporter):
 def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEEP_HELP, autocompletion=complete_override)] = None,
               dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every job (data included) and print the "
                                                     "plan — jobs, packs and lone runs with the reason for each, "
-                                                    "finished runs — without training or writing anything.")] = False,
+                                                    "finished runs — and its bill (runs per phase, estimated wall "
+                                                    "time), without training or writing anything.")] = False,
+              calibrate: Annotated[bool, typer.Option(
+                  "--calibrate/--no-calibrate", help="--dry-run: time a few training steps of each architecture "
+                                                     "without finished runs in the folder, for the bill's estimate "
+                                                     "(seconds each).")] = True,
               until_decided: Annotated[bool, typer.Option(
                   "--until-decided", help="After the grid, add seeds only to the groups of comparisons that are still "
                                           "undecided (better/worse/equivalent, as the report decides with report.* "
@@ -231,9 +249,10 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
         if dry_run:
             sweep_plan = api.plan(api.with_goal(overrides, goal))
             lines = sweep_plan.describe()
+            tuning = None
             if spec is not None:
                 check_tune(sweep_plan, spec)
-                plan_tuning(sweep_plan, spec)  # every tuning job composed and checked too
+                tuning = plan_tuning(sweep_plan, spec)[0]  # every tuning job composed and checked too
                 lines.append(f"then {spec.describe()}, before the evaluation runs above train at each variant's "
                              "selected values")
             if until_decided or design is not None:
@@ -250,6 +269,10 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
             from ..same_stack import same_stack_notes
 
             lines += [f"same layers: {line}" for line in same_stack_notes(sweep_plan.configs)]
+            from ..billing import make_bill
+
+            lines += make_bill(sweep_plan, schedule if until_decided or design is not None else None, spec, tuning,
+                               calibrate=calibrate).lines()
             for line in lines:
                 console.print(line, highlight=False, soft_wrap=True)
             return

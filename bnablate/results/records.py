@@ -26,11 +26,17 @@ SCHEMA_VERSION = 2  # what write_record stamps; records without the field are ve
 def run_key(plain_cfg: Dict[str, Any]) -> str:
     """Hash of everything in the resolved config that can change the numbers (seed included; paths, devices and
     sweep names excluded), so the same run is recognised in any sweep and skipped when already done."""
-    cfg = without(plain_cfg, NON_RESULT_KEYS)
+    cfg = drop_neutral(without(plain_cfg, NON_RESULT_KEYS))
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def drop_neutral(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """cfg (changed in place) without the keys at their neutral value: a run recorded before such a key existed ran
+    at that value, and its config does not hold the key."""
     for k, neutral in NEUTRAL_VALUES.items():
         if get_key(cfg, k) == neutral:
             drop_key(cfg, k)
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    return cfg
 
 
 def now() -> str:

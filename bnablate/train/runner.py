@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import replace
-from typing import Any, Callable, Dict, Generator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple
 
 import torch
 from omegaconf import DictConfig
@@ -294,7 +294,14 @@ def evaluate_epoch(runs, data: DataSplits, cfg, g_precise, amp: Optional[torch.d
     if mode in RECOMPUTED:
         precise_bn(runs.module, data.train_x, int(cfg.train.batch_size), int(cfg.bn.precise_batches), g_precise,
                    dropout=mode != "precise_nodrop", ghost=mode != "population")
-    size = int(cfg.train.batch_size) if mode == "batch" else int(cfg.train.eval_batch_size)
-    stats = "batch" if mode == "batch" else "running"
+    size, stats = eval_batch(cfg)
     return (evaluate(runs, data.val_x, data.val_y, size, bn_stats=stats, amp=amp),
             evaluate(runs, data.test_x, data.test_y, size, bn_stats=stats, amp=amp, masks=True))
+
+
+def eval_batch(cfg) -> Tuple[int, str]:
+    """(evaluation batch size, the statistics `evaluate` normalizes with): bn.eval_stats=batch evaluates in batches of
+    train.batch_size with batch statistics, every other mode in train.eval_batch_size batches in eval mode."""
+    if cfg.bn.eval_stats == "batch":
+        return int(cfg.train.batch_size), "batch"
+    return int(cfg.train.eval_batch_size), "running"
