@@ -80,7 +80,7 @@ def test_a_json_file_that_is_not_a_record_is_a_warning_not_a_crash(runs):
 
 
 @pytest.mark.parametrize("edit,problem", [
-    (lambda r: r.update(status="finished"), "status 'finished' is none of ok, diverged, failed"),
+    (lambda r: r.update(status="finished"), "status 'finished' is none of ok, diverged, failed, pruned"),
     (lambda r: r["config"]["optim"].update(lr=0.5), "its config hashes to run key"),
     (lambda r: r["metrics"][0].pop("test_acc"), "epoch row 1 lacks a number for test_acc"),
     (lambda r: r["config"].pop("seed"), "its config lacks seed"),
