@@ -26,7 +26,7 @@ from .errors import RunsPending, pending_message
 from .reporter import Reporter
 from .results.claims import claim_path, heartbeat, is_stale, release
 from .seeding import derive_seed
-from .sweep_plan import SweepPlan, plan_sweep
+from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .tune_space import value_text
 from .tune_trials import run_trial
 from .tuning_files import tuning_dir
@@ -106,8 +106,9 @@ def _counted(study) -> int:
 
 
 def run_unit(unit: str, cells: Sequence[Tuple[str, ...]], out_dir: Path, spec, reporter: Reporter,
-             data_for, wait) -> Any:
-    """Run one unit's study to its budget (resuming it; sharing it with other processes) and return the study."""
+             data: DataCache, wait) -> Any:
+    """Run one unit's study to its budget (resuming it; sharing it with other processes) and return the study.
+    data: the sweep's loaded datasets, which every trial's checks and runs share."""
     optuna = _optuna()
     folder = tuning_dir(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -133,20 +134,21 @@ def run_unit(unit: str, cells: Sequence[Tuple[str, ...]], out_dir: Path, spec, r
             lock = claim_path(_trial_lock(folder, name, trial.number))
             trial.set_user_attr("owner", f"{socket.gethostname()}:{os.getpid()}")
         try:
-            _run(trial, cells, out_dir, spec, reporter, data_for, lock, name)
+            _run(trial, cells, out_dir, spec, reporter, data, lock, name)
         finally:
             release(lock)
     _wait_for_others(study, folder, reporter, wait)
     return study
 
 
-def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data_for, lock: Path, name: str) -> None:
+def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data: DataCache, lock: Path, name: str) -> None:
+    from .tuning import merge
     optuna = _optuna()
     params = [f"{k}={value_text(trial.params[k])}" for k in spec.keys]
     seeds = f"seed={','.join(map(str, spec.seeds))}"
-    parts = [plan_sweep(list(cell) + params + [seeds, f"out_dir={tuning_dir(out_dir)}"], data=None)
+    parts = [plan_sweep(list(cell) + params + [seeds, f"out_dir={tuning_dir(out_dir)}"], data=data)
              for cell in cells]
-    trial_plan = _merged(parts)
+    trial_plan = merge(parts, data)
     reporter.runs_added(trial_plan)
 
     def report(value: float, epoch: int) -> bool:
@@ -156,7 +158,7 @@ def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data_for, lock: 
         trial.report(value, epoch)
         return trial.should_prune()
 
-    outcome = run_trial(trial_plan.configs, spec.metric, spec.pruner, report, reporter, data_for,
+    outcome = run_trial(trial_plan.configs, spec.metric, spec.pruner, report, reporter, lambda c: data.get(c.dataset),
                         {"study": name, "trial": trial.number})
     trial.set_user_attr("run_keys", {" ".join(cell): list(part.keys) for cell, part in zip(cells, parts)})
     if outcome.pruned_at is not None:
@@ -165,14 +167,6 @@ def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data_for, lock: 
         trial.study.tell(trial, outcome.value)
     else:
         trial.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-
-
-def _merged(parts: List[SweepPlan]) -> SweepPlan:
-    plan = SweepPlan(overrides=[], jobs=[j for p in parts for j in p.jobs], launcher=parts[0].launcher,
-                     data=parts[0].data)
-    plan.configs = [c for p in parts for c in p.configs]
-    plan.keys = [k for p in parts for k in p.keys]
-    return plan
 
 
 def _wait_for_others(study, folder: Path, reporter: Reporter, wait) -> None:
@@ -246,7 +240,7 @@ def tune_by_study(plan: SweepPlan, spec, reporter: Reporter, cells: Dict[Tuple[s
     rows = []
     for unit, members in units.items():
         out_dir = Path(cells[members[0]].out_dir)
-        study = run_unit(unit, members, out_dir, spec, reporter, lambda cfg: plan.data.get(cfg.dataset), wait)
+        study = run_unit(unit, members, out_dir, spec, reporter, plan.data, wait)
         rows += trial_rows(study, {" ".join(c): labels[" ".join(c)] for c in members}, tuning_dir(out_dir), spec)
     frame = pd.DataFrame(rows)
     frame["_order"] = -frame["score"] if spec.metric.endswith("loss") else frame["score"]

@@ -71,6 +71,7 @@ class _Run:
     rows: List[Dict[str, Any]] = field(default_factory=list)
     result: Optional[List[Dict[str, Any]]] = None
     error: Optional[str] = None
+    traceback: Optional[str] = None
     lock: Optional[Path] = None
     started: str = ""
     t0: float = 0.0
@@ -113,7 +114,7 @@ def _advance(run: _Run, stop: bool, data) -> None:
     except (ConfigError, DataError) as e:
         run.error = f"{type(e).__name__}: {e}"
     except Exception as e:  # noqa: BLE001  (failures are rows, not crashes)
-        run.error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+        run.error, run.traceback = f"{type(e).__name__}: {e}", traceback.format_exc()
 
 
 @dataclass
@@ -205,9 +206,9 @@ def _finish(run: _Run, pruner: str, info: Dict[str, Any], pruned_at: Optional[in
         return run.record
     plain = to_plain(run.cfg)
     if run.error is not None:
-        result, error = _failed(run.cfg), run.error.split("\n", 1)[0]
-        if "\n" in run.error:
-            result["traceback"] = run.error.split("\n", 1)[1]
+        result, error = _failed(run.cfg), run.error
+        if run.traceback is not None:
+            result["traceback"] = run.traceback
     else:
         result, error = dict(run.result[0]), None
     record = _record(plain, run.key, result, error, run.started, time.perf_counter() - run.t0)
