@@ -306,5 +306,24 @@ def describe_rule(schedule: Schedule) -> str:
     return f"{schedule.describe()}; every look is logged to {DECISIONS}"
 
 
-__all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "compared_groups", "describe_rule",
+def decidable_lines(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> List[str]:
+    """For `--dry-run`: per family, its comparisons and the fewest seeds per group at which any verdict is possible
+    under the schedule's design (stats.minimum.fewest_seeds), against the budget — so the question can be shrunk
+    (fewer variants, --goal best, a coarser margin) before anything trains."""
+    from .stats.minimum import fewest_seeds
+
+    groups, sizes = family_sizes(plan, settings)
+    lines = []
+    for context, k in zip(groups, sizes):
+        if k < 1:
+            continue
+        n = fewest_seeds(k, settings.alpha, schedule.design)
+        where = " · ".join(context) or "all runs"
+        lines.append(f"family {where}: {k} comparison(s) at α={settings.alpha:g}: no verdict is possible before {n} "
+                     f"seeds per group (budget {schedule.max_seeds})")
+    return lines
+
+
+__all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "compared_groups", "decidable_lines",
+           "describe_rule",
            "family_sizes", "grid_cells", "grid_id", "next_seeds", "run_until_decided", "write_log"]

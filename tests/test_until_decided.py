@@ -114,6 +114,9 @@ def test_dry_run_names_the_rule_and_trains_nothing(tmp_path):
     assert res.exit_code == 0, res.output
     assert ("1 more seed(s) per look for its groups only (straight to the fewest seeds that can decide), up to 12 "
             "seeds") in " ".join(res.output.split())
+    # one comparison (bn_pre_act vs no_bn): the anytime-valid interval at α = 0.05 is finite from 5 seeds on
+    assert "1 comparison(s) at α=0.05: no verdict is possible before 5 seeds per group (budget 12)" in \
+        " ".join(res.output.split())
     assert not (tmp_path / "records").exists()
 
 

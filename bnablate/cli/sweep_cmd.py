@@ -235,7 +235,7 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
     from ..results.records import OutputError
     from ..results.schema import RecordError
     from ..schedule import make_schedule
-    from ..sequential import check_until_decided, describe_rule
+    from ..sequential import check_until_decided, decidable_lines, describe_rule
     from ..tuning import check_tune, parse_tune, plan_tuning
     from .compose import CONFIG_ERRORS, explain
 
@@ -257,7 +257,7 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
                              "selected values")
             if until_decided or design is not None:
                 settings = check_until_decided(sweep_plan, schedule)
-                lines.append(describe_rule(schedule))
+                lines += [describe_rule(schedule), *decidable_lines(sweep_plan, schedule, settings)]
                 if design is not None and spec is not None:
                     lines.append("the plan is declared in plans/ once tuning has chosen each variant's values (its "
                                  "run keys are those of the evaluation runs), before any of them trains")
