@@ -108,16 +108,18 @@ class Space:
             if key not in values or values[key] in ("", None):
                 continue
             value = _float(values[key])
+            if value is None:
+                continue  # not a number: no position to judge
             if isinstance(dim, Range):
                 pos = dim.position(value)
-                if value is not None and (pos <= EDGE or pos >= 1 - EDGE):
+                if pos <= EDGE or pos >= 1 - EDGE:
                     side = "low" if pos <= EDGE else "high"
                     notes.append(f"{key}={values[key]} lies in the {side} {EDGE:.0%} of the range {dim.text()}"
                                  f"{' (log scale)' if dim.log else ''}: the best value may lie outside it; widen "
                                  f"the range on that side.")
             else:
                 nums = [_float(v) for v in dim]
-                if value is None or any(n is None for n in nums) or len(nums) < 3:
+                if any(n is None for n in nums) or len(nums) < 3:
                     continue  # a categorical list, or two points: no inside to compare with
                 if value in (min(nums), max(nums)):
                     side = "smallest" if value == min(nums) else "largest"
