@@ -40,7 +40,7 @@ REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-p
            repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer \
            repro-placement-tuned repro-placement-best
 
-.PHONY: help setup demo test test-full bench bench-startup docs clean repro-all repro-resnet-paper $(REPROS)
+.PHONY: help setup demo test test-full bench bench-busy bench-startup docs clean repro-all repro-resnet-paper $(REPROS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
@@ -62,8 +62,12 @@ test: setup ## the test suite (no downloads, no real datasets), one worker per c
 test-full: setup ## every test, the slow end-to-end ones included
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "slow or not slow"
 
-bench: setup ## samples/s of bnablate vs the tutorial loop, as ratios (needs real data: DATA_ROOT, here ../shared/data)
+bench: setup ## samples/s of bnablate vs the tutorial loop, and a sweep on a busy machine, as ratios (needs real data: DATA_ROOT)
 	BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate bench
+	$(BIN)/bnablate bench --busy
+
+bench-busy: setup ## one digits sweep two at once and beside a busy loop vs alone, per threads setting (no data needed)
+	$(BIN)/bnablate bench --busy
 
 bench-startup: setup ## seconds of `bnablate --help`, a completion keystroke and `bnablate list`, in fresh processes
 	$(BIN)/bnablate bench --startup --reps 5

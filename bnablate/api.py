@@ -178,14 +178,27 @@ def bill(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, unti
     and nothing is written. Returns a Bill: `.phases` (one row per phase — tuning, the grid, the later looks at most
     — with its planned, finished and to_train runs and estimated wall seconds), `.costs` (seconds per run of each
     distinct architecture and where the figure came from: the median of the folder's finished runs of it, or a
-    calibration of a few training steps and one evaluation batch here), `.runs`, `.seconds` and `.lines()`.
-    calibrate=False: no calibration (architectures without finished runs get no estimate). Raises as sweep() does
+    calibration of a few training steps and one evaluation batch here), `.runs`, `.seconds` and `.lines()`; with
+    until_decided or a design, `.decidable` (per family: comparisons, the fewest seeds per group at which any verdict
+    is possible, the budget) and `.forecast` (per comparison, from the folder's finished runs as a pilot: the spread
+    of paired differences, the power at the budget to call a true difference of the margin, the seeds power 0.8
+    takes). calibrate=False: no calibration (architectures without finished runs get no estimate). Raises as sweep() does
     for a bad argument."""
     sweep_plan, schedule, spec, settings = _checked(overrides, out_dir, until_decided, max_seeds, seed_step, tune,
                                                     tune_seeds, tune_mode, tune_metric, design, looks, spending, goal,
                                                     tune_trials, tune_sampler, tune_pruner)
     tuning = plan_tuning(sweep_plan, spec)[0] if spec is not None else None
-    return make_bill(sweep_plan, schedule if settings is not None else None, spec, tuning, calibrate)
+    the_bill = make_bill(sweep_plan, schedule if settings is not None else None, spec, tuning, calibrate)
+    if settings is not None:
+        from .preregister import anytime_forecast, draft, first_look
+        from .sequential import fewest_table
+
+        the_bill.decidable = pd.DataFrame(fewest_table(sweep_plan, schedule, settings))
+        if spec is None:
+            rows = (anytime_forecast(sweep_plan, schedule, settings) if schedule.design.kind == "anytime" else
+                    draft(first_look(sweep_plan, schedule), schedule, settings).forecast)
+            the_bill.forecast = pd.DataFrame(rows)
+    return the_bill
 
 
 def run(overrides: Iterable[str] = (), out_dir: Optional[PathLike] = None, force: bool = False,

@@ -52,6 +52,14 @@ class Bill:
     phases: pd.DataFrame
     costs: pd.DataFrame
     notes: List[str] = field(default_factory=list)
+    # With until_decided or a design (bnablate.bill fills them; the dry-run prints the same): per family, its
+    # comparisons, the fewest seeds per group at which any verdict is possible and the budget; per comparison, the
+    # pilot's forecast — sd of the paired differences over the pilot seeds, power at the budget to call a true
+    # difference of `effect` (the margin), and the seeds power 0.8 takes (inf beyond 400). Empty where there is no
+    # pilot, and with tune (the cells are known once tuning selects). sd_diff and effect in the metric's units (a
+    # fraction for accuracies: 0.01 = 1 point).
+    decidable: pd.DataFrame = field(default_factory=pd.DataFrame)
+    forecast: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def runs(self) -> int:

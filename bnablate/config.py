@@ -356,7 +356,9 @@ class Config:
                                  "integer in [0, 2**32 - 1]",
                        pack_varies=True)
     device: str = option("auto", E, "auto (CUDA when present, else CPU) | cpu | cuda | cuda:N")
-    threads: int = option(0, E, "torch intra-op threads; 0 keeps torch's default")
+    threads: int = option(0, E, "torch intra-op threads. 0 (auto): on a CPU, decided before each run — the cores "
+                                "this process may use less those other processes keep busy, at most torch's default "
+                                "— so concurrent sweeps do not oversubscribe; on CUDA, torch's default")
     pack: str = option("auto", E, "sweeps train runs that differ only in seed (and lr) as packs of up to pack_size "
                                   "in one pass. auto: on CUDA, and on a CPU at train.batch_size ≤ "
                                   "model.cpu_pack_max_batch (where packing measured faster); true: always; false: "

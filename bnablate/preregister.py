@@ -13,6 +13,7 @@ import pandas as pd
 
 from .keys import override_key
 from .plans import Plan, PlanError, plan_path, write_plan
+from .reports.metrics import metric_info
 from .reports.sources import load_sources
 from .reports.summary import build_report
 from .results import finished
@@ -36,15 +37,17 @@ def planned_seeds(plan: SweepPlan, schedule: Schedule) -> Tuple[List[int], List[
     return seeds, first
 
 
-def pilot_forecast(plan: SweepPlan, keys: set, settings: LookOptions, schedule: Schedule) -> List[dict]:
+def pilot_forecast(plan: SweepPlan, keys: set, settings: LookOptions, schedule: Schedule,
+                   own_seeds: bool = False) -> List[dict]:
     """From the finished runs of this grid's cells at seeds outside the plan (a pilot), each comparison's spread of
     paired differences and the power of the plan's budget to call a true difference of the margin (the declared
-    effect): empty without such runs."""
+    effect): empty without such runs. own_seeds: the grid's own seeds count as pilot too (anytime_forecast)."""
     src = load_sources(plan.out_dirs)
     if src.runs.empty:
         return []
     cells = grid_cells(plan)
-    pilot_seeds = sorted({int(s) for s in src.runs["seed"]} - {s for by in cells.values() for s in by})
+    pilot_seeds = sorted({int(s) for s in src.runs["seed"]}
+                         - (set() if own_seeds else {s for by in cells.values() for s in by}))
     if not pilot_seeds:
         return []
     pilot_keys = set()
@@ -68,6 +71,14 @@ def pilot_forecast(plan: SweepPlan, keys: set, settings: LookOptions, schedule: 
                     "sd_diff": sd, "effect": margin, "power": round(f.power, 3),
                     "seeds_for_power_0.8": f.seeds_for_power})
     return out
+
+
+def anytime_forecast(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> List[dict]:
+    """pilot_forecast for a plain `--until-decided` sweep (no plan): every finished run of the grid's cells in the
+    folder is pilot, the grid's own seeds included. They count in the test without inflating α, which an internal
+    pilot of a planned design would: the anytime-valid intervals hold at every number of seeds, however it was
+    reached."""
+    return pilot_forecast(plan, set(), settings, schedule, own_seeds=True)
 
 
 def first_look(plan: SweepPlan, schedule: Schedule) -> SweepPlan:
@@ -125,9 +136,24 @@ def forecast_lines(body: Plan) -> List[str]:
     if not body.forecast:
         return [f"no pilot in the folder (finished runs of these variants at other seeds): no forecast; the plan's "
                 f"budget is {body.max_seeds} seeds per group"]
-    rows = pd.DataFrame(body.forecast)
+    return forecast_text(body.forecast, body.max_seeds)
+
+
+def anytime_forecast_lines(rows: List[dict], budget: int, settings: LookOptions) -> List[str]:
+    """anytime_forecast as a plain `--until-decided --dry-run` prints it."""
+    if not metric_info(settings.metric).margin_points(settings.margin):
+        return [f"no margin for {settings.metric}: no forecast of the seeds each comparison needs (the power is to "
+                "call a true difference of the margin); declare one with report.margin=M for a forecast"]
+    if not rows:
+        return ["no finished runs of these cells in the folder yet: no forecast of the seeds each comparison needs "
+                "(after the first look, --dry-run again gives one; the look's runs count in the test)"]
+    return forecast_text(rows, budget)
+
+
+def forecast_text(forecast: List[dict], budget: int) -> List[str]:
+    rows = pd.DataFrame(forecast)
     lines = [f"forecast from the pilot (power to call a true difference of ±{rows['effect'].iloc[0]:g} in the metric's "
-             f"units with {body.max_seeds} seeds, and the seeds power 0.8 takes):"]
+             f"units with {budget} seeds, and the seeds power 0.8 takes):"]
     for _, r in rows.iterrows():
         need = "> 400" if not math.isfinite(r["seeds_for_power_0.8"]) else f"{r['seeds_for_power_0.8']:.0f}"
         lines.append(f"  {r['family']}: {r['a']} vs {r['b']}: sd {r['sd_diff']:.4g} over {r['pilot_seeds']} pilot "
@@ -135,4 +161,5 @@ def forecast_lines(body: Plan) -> List[str]:
     return lines
 
 
-__all__ = ["declare", "draft", "first_look", "forecast_lines", "labelled", "pilot_forecast", "planned_seeds"]
+__all__ = ["anytime_forecast", "anytime_forecast_lines", "declare", "draft", "first_look", "forecast_lines",
+           "forecast_text", "labelled", "pilot_forecast", "planned_seeds"]

@@ -310,20 +310,22 @@ def decidable_lines(plan: SweepPlan, schedule: Schedule, settings: LookOptions) 
     """For `--dry-run`: per family, its comparisons and the fewest seeds per group at which any verdict is possible
     under the schedule's design (stats.minimum.fewest_seeds), against the budget — so the question can be shrunk
     (fewer variants, --goal best, a coarser margin) before anything trains."""
+    return [f"family {r['family']}: {r['comparisons']} comparison(s) at α={settings.alpha:g}: no verdict is possible "
+            f"before {r['fewest_seeds']} seeds per group (budget {r['budget']})"
+            for r in fewest_table(plan, schedule, settings)]
+
+
+def fewest_table(plan: SweepPlan, schedule: Schedule, settings: LookOptions) -> List[Dict[str, object]]:
+    """Per family with comparisons: its name, comparisons, the fewest seeds per group at which any verdict is
+    possible under the schedule's design (stats.minimum.fewest_seeds) and the budget."""
     from .stats.minimum import fewest_seeds
 
     groups, sizes = family_sizes(plan, settings)
-    lines = []
-    for context, k in zip(groups, sizes):
-        if k < 1:
-            continue
-        n = fewest_seeds(k, settings.alpha, schedule.design)
-        where = " · ".join(context) or "all runs"
-        lines.append(f"family {where}: {k} comparison(s) at α={settings.alpha:g}: no verdict is possible before {n} "
-                     f"seeds per group (budget {schedule.max_seeds})")
-    return lines
+    return [{"family": " · ".join(context) or "all runs", "comparisons": k,
+             "fewest_seeds": fewest_seeds(k, settings.alpha, schedule.design), "budget": schedule.max_seeds}
+            for context, k in zip(groups, sizes) if k >= 1]
 
 
 __all__ = ["DECISIONS", "DEFAULT_MAX_SEEDS", "DEFAULT_SEED_STEP", "Look", "compared_groups", "decidable_lines",
-           "describe_rule",
+           "describe_rule", "fewest_table",
            "family_sizes", "grid_cells", "grid_id", "next_seeds", "run_until_decided", "write_log"]

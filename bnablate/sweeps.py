@@ -3,7 +3,6 @@ plugins work); the plan itself is bnablate/sweep_plan.py."""
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 import warnings
@@ -24,6 +23,7 @@ from .results.records import OutputError, now, record_path
 from .results.schema import BadRecord, RecordError, RecordVersionError, quarantine, read_record, scan_records
 from .sweep_plan import DataCache, SweepPlan
 from .train import ConfigError, run_experiment, run_packed
+from .train.threads import usable_cores
 from .variants import config_label
 
 
@@ -169,7 +169,7 @@ def threads_per_job(threads: int) -> int:
     if launcher.get("cpus_per_task") is not None:
         return max(1, int(launcher.cpus_per_task))
     n_jobs = launcher.get("n_jobs")
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     if n_jobs is None or int(n_jobs) == 1:
         return 0
     jobs = cores if int(n_jobs) < 0 else min(int(n_jobs), cores)

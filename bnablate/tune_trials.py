@@ -68,6 +68,7 @@ class _Run:
     record: Optional[Dict[str, Any]] = None  # set once finished (replayed, trained or failed)
     training: Any = None  # train_epochs generator
     rng: Optional[torch.Tensor] = None
+    threads: int = 0  # torch threads its start chose (threads=0: the machine's load then), kept for its later epochs
     rows: List[Dict[str, Any]] = field(default_factory=list)
     result: Optional[List[Dict[str, Any]]] = None
     error: Optional[str] = None
@@ -84,15 +85,18 @@ class _Run:
 
 def _swap_rng(run: _Run, step: Callable[[], Any]) -> Any:
     """Run one step of run's generator with its own torch global random state (dropout masks of lone runs come
-    from it), so runs advanced in turn do not draw from each other's stream."""
-    outside = torch.get_rng_state()
+    from it) and its own thread count (which moves a CPU run's numbers in the last digits), so runs advanced in turn
+    do not draw from each other's stream nor train at each other's thread count."""
+    outside, outside_threads = torch.get_rng_state(), torch.get_num_threads()
     if run.rng is not None:
         torch.set_rng_state(run.rng)
+        torch.set_num_threads(run.threads)
     try:
         return step()
     finally:
-        run.rng = torch.get_rng_state()
+        run.rng, run.threads = torch.get_rng_state(), torch.get_num_threads()
         torch.set_rng_state(outside)
+        torch.set_num_threads(outside_threads)
 
 
 def _advance(run: _Run, stop: bool, data) -> None:

@@ -27,12 +27,16 @@ class Mismatch:
     rerun: Any
 
 
-def recorded_config(plain: Dict[str, Any], out_dir: Path):
+def recorded_config(plain: Dict[str, Any], out_dir: Path, threads: Optional[int] = None):
     """A record's resolved config as a DictConfig on today's schema (keys added since then take their defaults, which
     reproduce the earlier behaviour), writing nowhere but `out_dir` — a fine-tuned run pretrains again there too, so
-    the pretraining is verified as well and the recorded folder's checkpoints are not touched."""
+    the pretraining is verified as well and the recorded folder's checkpoints are not touched. threads: the torch
+    threads the run used (its provenance), pinned where it chose them itself (threads=0, one process): the count
+    moves a CPU run's numbers in the last digits, and auto picks it from the machine's load at the time."""
     base = compose_config([f"dataset={plain['dataset']['name']}", f"model={plain['model']['name']}"])
     cfg = OmegaConf.merge(base, plain)
+    if threads and int(cfg.threads) == 0 and int(cfg.train.nproc) == 1:
+        cfg.threads = int(threads)
     cfg.out_dir = str(out_dir)
     cfg.finetune.checkpoint_dir = str(Path(out_dir) / "checkpoints")
     return cfg
@@ -98,14 +102,18 @@ def rerun(rec: Dict[str, Any], scratch: Path, by_key: Dict[str, Dict[str, Any]],
     lone re-run of a packed run matches it only to float tolerance), else alone. Packs are trained once and shared."""
     pack = pack_of(rec, by_key)
     if pack is None:
-        return run_experiment(recorded_config(rec["config"], scratch))
+        return run_experiment(recorded_config(rec["config"], scratch, _threads(rec)))
     members = tuple(rec["pack_members"])
     if members not in packs:
-        cfgs = [recorded_config(r["config"], scratch) for r in pack]
+        cfgs = [recorded_config(r["config"], scratch, _threads(r)) for r in pack]
         for c in cfgs:
             c.pack_impl = (rec.get("provenance") or {}).get("pack_impl", "vmap")  # packs before grouped were vmap
         packs[members] = run_packed(cfgs)
     return packs[members][members.index(rec["run_key"])]
+
+
+def _threads(rec: Dict[str, Any]) -> Optional[int]:
+    return (rec.get("provenance") or {}).get("torch_threads")
 
 
 def verify_record(rec: Dict[str, Any], scratch: Path, by_key: Optional[Dict[str, Dict[str, Any]]] = None,

@@ -6,16 +6,18 @@ import pytest
 
 
 def pytest_configure(config):
-    # `make test` runs one pytest-xdist worker per core: one torch thread each, so two workers do not fight over the
-    # same two cores (tiny models gain nothing from intra-op threads anyway)
+    # One torch thread per test process: `make test` runs one pytest-xdist worker per core, so two workers do not
+    # fight over the same two cores (tiny models gain nothing from intra-op threads anyway); and threads=0 (auto)
+    # never goes above the process's count (bnablate/train/threads.py), so a test comparing two runs bit for bit gets
+    # the same thread count for both however busy the machine is
+    import torch
+
+    torch.set_num_threads(1)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # xdist's workers start with COLUMNS=80 and LINES=24 (execnet): rich would fix its consoles at 80 columns on
         # import; the per-test COLUMNS below is what the tests mean
         os.environ.pop("COLUMNS", None)
         os.environ.pop("LINES", None)
-        import torch
-
-        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -177,3 +177,30 @@ def test_bench_startup_times_each_keystroke_in_a_fresh_process(tmp_path):
     rows = pd.read_csv(tmp_path / "startup.csv")
     assert list(rows["keystroke"]) == list(KEYSTROKES) and (rows["seconds"] > 0).all() and (rows["cpu_seconds"] > 0).all()
     assert all(name in res.output for name in KEYSTROKES)
+
+
+def test_busy_summary_is_each_scenario_over_the_same_setting_alone():
+    from bnablate.bench.busy_bench import summarize_busy
+
+    rows = [{"setting": "auto", "scenario": "alone", "rep": r, "seconds": s} for r, s in enumerate((10.0, 12.0, 11.0))]
+    rows += [{"setting": "auto", "scenario": "two at once", "rep": 0, "seconds": s} for s in (16.0, 17.0)]
+    rows += [{"setting": "one", "scenario": "alone", "rep": 0, "seconds": 20.0},
+             {"setting": "one", "scenario": "beside a busy loop", "rep": 0, "seconds": 25.0}]
+    got = {(r["setting"], r["scenario"]): (r["median_s"], r["ratio"]) for r in summarize_busy(rows)}
+    assert got == {("auto", "alone"): (11.0, 1.0), ("auto", "two at once"): (16.5, 1.5),
+                   ("one", "alone"): (20.0, 1.0), ("one", "beside a busy loop"): (25.0, 1.25)}
+
+
+@pytest.mark.slow  # nine real sweep commands, two of them at once
+def test_busy_bench_times_two_at_once_and_beside_a_busy_loop(tmp_path, monkeypatch):
+    import bnablate.cli.bench_modes as modes
+    from bnablate.bench.busy_bench import SCENARIOS, settings
+
+    monkeypatch.setattr(modes, "DEFAULT_SWEEP", ("model=mlp", "variant=no_bn", "seed=0", "train.epochs=1",
+                                                 "dataset.train_subset=100"))
+    res = CliRunner().invoke(app, ["bench", "--busy", "--reps", "1", "--out", str(tmp_path)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(tmp_path / "busy.csv")
+    # per setting: alone, two at once (two processes), beside a busy loop
+    assert len(rows) == 4 * len(settings()) and set(rows["scenario"]) == set(SCENARIOS) and (rows["seconds"] > 0).all()
+    assert "× alone" in res.output and "auto (threads=0)" in res.output

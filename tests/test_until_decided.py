@@ -120,6 +120,34 @@ def test_dry_run_names_the_rule_and_trains_nothing(tmp_path):
     assert not (tmp_path / "records").exists()
 
 
+def test_dry_run_and_bill_forecast_the_seeds_each_comparison_needs_from_the_folder(decided, tmp_path):
+    """A plain --until-decided (no plan): the folder's finished runs of the grid's cells — its own seeds included,
+    which anytime-valid intervals allow — are the pilot of a forecast, in the dry run and in bnablate.bill."""
+    out, runs, _ = decided
+    shutil.copytree(out / "records", tmp_path / "records")
+    empty = bnablate.bill(GRID, out_dir=tmp_path / "empty", until_decided=True, calibrate=False)
+    assert list(empty.decidable["fewest_seeds"]) == [5] and empty.forecast.empty
+    code = CliRunner().invoke(app, ["sweep", *GRID, "--until-decided", "--dry-run", f"out_dir={tmp_path / 'empty'}"],
+                              terminal_width=200)
+    assert "no finished runs of these cells in the folder yet" in " ".join(code.output.split())
+
+    the_bill = bnablate.bill(GRID, out_dir=tmp_path, until_decided=True, max_seeds=9, calibrate=False)
+    row = the_bill.forecast.iloc[0]
+    n = runs["seed"].nunique()
+    assert (row["a"], row["b"], row["pilot_seeds"]) == ("bn_pre_act", "no_bn", n) and row["sd_diff"] > 0
+    assert 0 <= row["power"] <= 1 and row["effect"] == 0.01  # the default margin of an accuracy: 1 point (0.01)
+    assert the_bill.decidable.to_dict("records") == [{"family": the_bill.decidable["family"].iloc[0],
+                                                      "comparisons": 1, "fewest_seeds": 5, "budget": 9}]
+    res = CliRunner().invoke(app, ["sweep", *GRID, "--until-decided", "--max-seeds", "9", "--dry-run",
+                                   f"out_dir={tmp_path}"], terminal_width=200)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "forecast from the pilot" in text and f"over {n} pilot seeds" in text
+    assert not (tmp_path / "report").exists()  # a dry run writes nothing
+    nomargin = CliRunner().invoke(app, ["sweep", *GRID, "report.metric=final_test_loss", "--until-decided",
+                                        "--dry-run", f"out_dir={tmp_path}"], terminal_width=200)
+    assert "no margin for final_test_loss" in " ".join(nomargin.output.split())
+
+
 @pytest.mark.slow
 def test_kill_9_mid_look_then_rerun_reaches_the_same_decisions_training_each_run_once(decided, tmp_path):
     out, runs, _ = decided

@@ -54,6 +54,10 @@ def bench_cmd(
                                           "run --help`, a completion keystroke (`bnablate run variant=bn_p<TAB>`) "
                                           "and `bnablate list`, each in a fresh process (median over --reps).")
                        ] = False,
+    busy: Annotated[bool, typer.Option("--busy", help="Instead: a digits sweep (no_bn, bn_pre_act × 3 seeds, 5 "
+                                       "epochs; KEY=VALUE overrides added) two at once, and beside a one-core busy "
+                                       "loop, against the same sweep alone, at threads=0 (auto), every core and one "
+                                       "thread, as ratios (no data needed).")] = False,
 ) -> None:
     """Train the same model, variant (bn_pre_act), batch size and step count with the tutorial loop (torchvision
     dataset + ToTensor + DataLoader, 2 workers) and with bnablate's trainer, interleaved; print samples/s and ratios.
@@ -65,6 +69,8 @@ def bench_cmd(
 
     if startup:
         return modes.measure_startup(reps, out)
+    if busy:
+        return modes.measure_busy(reps, out, overrides or [])
     if inference:
         return modes.measure_inference(reps, min_seconds, out)
     if packing:

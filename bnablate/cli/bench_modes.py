@@ -12,6 +12,7 @@ import torch
 from rich.table import Table
 
 from ..atomic import atomic_write_text
+from ..bench.busy_bench import DEFAULT_SWEEP, busy_bench, summarize_busy
 from ..bench.cases import CASES
 from ..bench.harness import run_bench
 from ..bench.inference import inference_bench
@@ -209,3 +210,25 @@ def measure_startup(reps: int, out: Path) -> None:
                   f"{r['median_cpu_s']:.2f}")
     console.print(t)
     console.print(f"measurements: {out}/startup.csv", highlight=False)
+
+
+def measure_busy(reps: int, out: Path, overrides) -> None:
+    if reps < 1:
+        fail("--reps must be ≥ 1.")
+    info = provenance("cpu")
+    sweep = [*DEFAULT_SWEEP, *overrides]
+    console.print(f"bnablate bench --busy, {date.today()}: {info['cpu']}, {info['cpu_count']} cores, torch "
+                  f"{info['torch']}; each side: bnablate sweep {' '.join(sweep)}", highlight=False)
+    try:
+        rows = busy_bench(reps=reps, sweep=sweep)
+    except RuntimeError as e:
+        fail(str(e))
+    atomic_write_text(out / "busy.csv", pd.DataFrame(rows).to_csv(index=False))
+    t = Table(title="wall seconds of one sweep command (median over --reps; two at once: over both processes), and "
+                    "the ratio to the same threads setting alone", title_justify="left")
+    for col in ("threads", "scenario", "wall s", "× alone"):
+        t.add_column(col, justify="left" if col in ("threads", "scenario") else "right")
+    for r in summarize_busy(rows):
+        t.add_row(r["setting"], r["scenario"], f"{r['median_s']:.1f}", f"{r['ratio']:.2f}")
+    console.print(t)
+    console.print(f"measurements: {out}/busy.csv", highlight=False)

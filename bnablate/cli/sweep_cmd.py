@@ -266,6 +266,11 @@ def sweep_cmd(overrides: Annotated[Optional[List[str]], typer.Argument(help=SWEE
 
                     body = draft(first_look(sweep_plan, schedule), schedule, settings)
                     lines += [f"would declare {body.describe()} in plans/{body.grid}.json", *forecast_lines(body)]
+                elif spec is None:
+                    from ..preregister import anytime_forecast, anytime_forecast_lines
+
+                    lines += anytime_forecast_lines(anytime_forecast(sweep_plan, schedule, settings),
+                                                    schedule.max_seeds, settings)
             from ..same_stack import same_stack_notes
 
             lines += [f"same layers: {line}" for line in same_stack_notes(sweep_plan.configs)]

@@ -29,13 +29,14 @@ from ..errors import ConfigError
 from ..layers import BATCH_STAT_NORMS, has_norm
 from .execution import resolve_device
 from .loop import LoneRun
+from .threads import auto_threads, usable_cores
 
 
 def available_workers(device: torch.device) -> int:
     """How many processes a run may use: CUDA devices on CUDA, the CPU cores this process may run on otherwise."""
     if device.type == "cuda":
         return torch.cuda.device_count()
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 def validate_distributed(cfg) -> None:
@@ -204,8 +205,9 @@ def launch(cfg, on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None,
     """Train cfg on cfg.train.nproc processes; returns rank 0's result, as run_experiment would."""
     nproc = int(cfg.train.nproc)
     device = resolve_device(cfg.device)
-    # the run's threads (all cores when threads=0) shared among its processes, so they do not oversubscribe
-    total = int(cfg.threads) if int(cfg.threads) > 0 else available_workers(torch.device("cpu"))
+    # the run's threads (when threads=0: the cores free now, train/threads.py) shared among its processes, so they do
+    # not oversubscribe
+    total = int(cfg.threads) if int(cfg.threads) > 0 else auto_threads()
     result = run_workers(_worker, nproc, OmegaConf.to_container(cfg, resolve=True), max(total // nproc, 1))[0]
     result["execution"].update(world_size=nproc, per_device_batch=int(cfg.train.batch_size) // nproc,
                                dist_backend="nccl" if device.type == "cuda" else "gloo",

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError  # noqa: F401  (re-exported: callers import it from bnablate.train)
 from ..registry import check_choice
+from .threads import set_threads
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # name → autocast dtype (None: no autocast)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -33,13 +34,13 @@ def validate_execution(train) -> None:
 
 
 def configure_device(cfg) -> torch.device:
-    """The run's device, with threads set and, on CUDA, the numerics the config asks for. train.deterministic (the
+    """The run's device, with threads set (threads=0 on a CPU: what the machine has free, train/threads.py) and, on CUDA, the numerics the config asks for. train.deterministic (the
     default) gives bitwise-repeatable CUDA runs: cuDNN autotuning off, deterministic algorithms (warning where an op
     has none), and the cuBLAS workspace setting cuBLAS needs for deterministic GEMMs. train.tf32=false (default) keeps
     full FP32: cuDNN convolutions otherwise default to TF32 (~1e-3 relative error), which makes runs drift apart."""
     device = resolve_device(cfg.device)
-    if int(cfg.threads) > 0:
-        torch.set_num_threads(int(cfg.threads))
+    if int(cfg.threads) > 0 or device.type == "cpu":  # on CUDA, auto leaves torch's count: the CPU only feeds it
+        set_threads(int(cfg.threads))
     if device.type == "cuda":
         deterministic = bool(cfg.train.deterministic)
         if deterministic:  # read when cuBLAS creates its handle: set before the run's first GEMM
@@ -76,8 +77,9 @@ def prepare_inputs(x: Tensor, train) -> Tensor:
 
 
 def execution_info(cfg, device: torch.device) -> Dict[str, Any]:
-    """The execution options in effect, for the record's provenance."""
-    info: Dict[str, Any] = {"precision": str(cfg.train.precision), "channels_last": bool(cfg.train.channels_last),
+    """The execution options in effect, for the record's provenance (torch_threads: this run's own count — with
+    threads=0 chosen at its start — where the record's provenance would read the process's count at the end)."""
+    info: Dict[str, Any] = {"torch_threads": torch.get_num_threads(), "precision": str(cfg.train.precision), "channels_last": bool(cfg.train.channels_last),
                             "compile": bool(cfg.train.compile),
                             "compile_mode": str(cfg.train.compile_mode) if cfg.train.compile else None}
     if device.type == "cuda":
