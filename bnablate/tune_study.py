@@ -15,7 +15,6 @@ import hashlib
 import math
 import os
 import socket
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
@@ -30,6 +29,7 @@ from .sweep_plan import DataCache, SweepPlan, plan_sweep
 from .tune_space import value_text
 from .tune_trials import run_trial
 from .tuning_files import tuning_dir
+from .waiting import poll
 
 JOURNAL = "studies.journal"
 MEDIAN_STARTUP = 5  # MedianPruner: trials that finish unpruned before any is pruned (Optuna's default)
@@ -134,14 +134,15 @@ def run_unit(unit: str, cells: Sequence[Tuple[str, ...]], out_dir: Path, spec, r
             lock = claim_path(_trial_lock(folder, name, trial.number))
             trial.set_user_attr("owner", f"{socket.gethostname()}:{os.getpid()}")
         try:
-            _run(trial, cells, out_dir, spec, reporter, data, lock, name)
+            _run(trial, cells, out_dir, spec, reporter, data, lock, name, wait)
         finally:
             release(lock)
     _wait_for_others(study, folder, reporter, wait)
     return study
 
 
-def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data: DataCache, lock: Path, name: str) -> None:
+def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data: DataCache, lock: Path, name: str,
+         wait) -> None:
     from .tuning import merge
     optuna = _optuna()
     params = [f"{k}={value_text(trial.params[k])}" for k in spec.keys]
@@ -159,7 +160,7 @@ def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data: DataCache,
         return trial.should_prune()
 
     outcome = run_trial(trial_plan.configs, spec.metric, spec.pruner, report, reporter, lambda c: data.get(c.dataset),
-                        {"study": name, "trial": trial.number})
+                        {"study": name, "trial": trial.number}, wait)
     trial.set_user_attr("run_keys", {" ".join(cell): list(part.keys) for cell, part in zip(cells, parts)})
     if outcome.pruned_at is not None:
         trial.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -170,26 +171,21 @@ def _run(trial, cells, out_dir: Path, spec, reporter: Reporter, data: DataCache,
 
 
 def _wait_for_others(study, folder: Path, reporter: Reporter, wait) -> None:
-    """Selection needs every trial of the budget: wait while other live processes still run some (one line to the
-    reporter, a look every wait.poll s), RunsPending once wait.timeout s have passed (at once for 0). A trial whose
-    process died is failed (fail_stale) and asked again by the next run of this command."""
+    """Selection needs every trial of the budget: wait (waiting.poll) while other live processes still run some,
+    RunsPending once wait.timeout s have passed (at once for 0). A trial whose process died is failed (fail_stale)
+    and asked again by the next run of this command."""
     optuna = _optuna()
-    deadline = time.monotonic() + wait.timeout
-    said = False
-    while True:
+
+    def still() -> int:
         with budget_lock(folder):
             fail_stale(study, folder)
-            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        if not running:
-            return
-        if time.monotonic() >= deadline:
-            raise RunsPending(pending_message(len(running), _counted(study), "tuning trials", f"{folder}/trials/*.lock",
-                                              "Nothing was selected or evaluated", wait.timeout))
-        if not said:
-            reporter.waiting_for_runs(f"waiting up to {wait.timeout:g} s for {len(running)} tuning trial(s) another "
-                                      f"process is running (claims in {folder}/trials/)")
-            said = True
-        time.sleep(min(wait.poll, max(0.0, deadline - time.monotonic())))
+            return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+    poll(still, wait, reporter,
+         lambda n: f"waiting up to {wait.timeout:g} s for {n} tuning trial(s) another process is running (claims in "
+                   f"{folder}/trials/)",
+         lambda n: RunsPending(pending_message(n, _counted(study), "tuning trials", f"{folder}/trials/*.lock",
+                                               "Nothing was selected or evaluated", wait.timeout)))
 
 
 def trial_rows(study, cells: Dict[str, Tuple[str, str]], folder: Path, spec) -> List[Dict[str, Any]]:

@@ -25,16 +25,15 @@ from .data import DataError
 from .loggers import live_log
 from .reporter import Reporter
 from .results import rebuild_tables, run_key, write_record
-from .results.claims import claim, heartbeat, release
+from .errors import RunsPending, pending_message
+from .results.claims import claim, heartbeat, lock_path, release
 from .results.records import now, record_path
 from .results.schema import FINISHED, RecordError, read_record
 from .sweeps import _failed, _record
 from .train import ConfigError
 from .train.runner import train_epochs
 from .variants import config_label
-
-POLL_SECONDS = 5.0  # a run of this trial that another process is training: how often to look for its record
-
+from .waiting import Wait, poll
 
 def so_far(metric: str, rows: List[Dict[str, Any]]) -> float:
     """The tuning metric over a run's epochs so far: best_val_acc is the running maximum, the final_* metrics the
@@ -129,21 +128,22 @@ class TrialOutcome:
 
 
 def run_trial(cfgs: List[DictConfig], metric: str, pruner: str, report: Callable[[float, int], bool],
-              reporter: Reporter, data_for: Callable[[DictConfig], Any], pruned_info: Dict[str, Any]) -> TrialOutcome:
+              reporter: Reporter, data_for: Callable[[DictConfig], Any], pruned_info: Dict[str, Any],
+              wait: Wait = Wait()) -> TrialOutcome:
     """Train (or replay) the trial's runs epoch by epoch. report(value, epoch) gets the mean tuning metric over the
     runs after each epoch and returns True to prune; pruned_info goes into each pruned record's `pruned` field with
-    the pruner and the epoch."""
+    the pruner and the epoch; wait: how long to wait for a run another process is training (waiting.Wait)."""
     runs = [_Run(c, run_key(to_plain(c))) for c in cfgs]
     try:
         for run in runs:
-            _start(run, pruner, reporter)
+            _start(run, pruner, reporter, wait)
         epochs = max(r.epochs for r in runs)
         pruned_at = None
         for epoch in range(1, epochs + 1):
             for run in runs:
                 if run.record is not None and run.record["status"] == "pruned" and len(run.record["metrics"]) < epoch:
                     run.record = None  # this study did not prune it here after all: it trains, from the start
-                    _claim(run, pruner, reporter)
+                    _claim(run, pruner, reporter, wait)
                 while _training(run) and len(run.rows) < epoch:
                     _advance(run, False, data_for(run.cfg))
             value = _mean([so_far(metric, _rows(r)[:epoch]) for r in runs])
@@ -175,30 +175,39 @@ def _mean(values: List[float]) -> float:
     return sum(values) / len(values) if values and all(math.isfinite(v) for v in values) else math.nan
 
 
-def _start(run: _Run, pruner: str, reporter: Reporter) -> None:
+def _start(run: _Run, pruner: str, reporter: Reporter, wait: Wait) -> None:
     """Replay run from its record if it is done for this study; else claim it to train."""
     rec = done_record(Path(run.cfg.out_dir), run.key, pruner)
     if rec is not None:
         run.record = {**rec, "skipped": True}
         reporter.run_done(run.record)
     else:
-        _claim(run, pruner, reporter)
+        _claim(run, pruner, reporter, wait)
 
 
-def _claim(run: _Run, pruner: str, reporter: Reporter) -> None:
-    """Claim run to train it, waiting while another live process trains this very run (two processes whose trials
-    drew one value); when that process's record appears it is replayed instead."""
+def _claim(run: _Run, pruner: str, reporter: Reporter, wait: Wait) -> None:
+    """Claim run to train it, waiting (waiting.poll, up to wait.timeout) while another live process trains this very
+    run (two processes whose trials drew one value); when that process's record appears it is replayed instead."""
     out_dir = Path(run.cfg.out_dir)
-    while True:
+
+    def still() -> int:
         run.lock = claim(out_dir, run.key)
-        if run.lock is not None:
-            break
-        time.sleep(POLL_SECONDS)
-        rec = done_record(out_dir, run.key, pruner)
+        rec = done_record(out_dir, run.key, pruner)  # after the claim: the other process may have just finished it
         if rec is not None:
+            if run.lock is not None:
+                release(run.lock)
+                run.lock = None
             run.record = {**rec, "skipped": True}
             reporter.run_done(run.record)
-            return
+            return 0
+        return 0 if run.lock is not None else 1
+
+    poll(still, wait, reporter, lambda n: f"waiting for run {run.key}: another process's trial is training it "
+         f"(claim {lock_path(out_dir, run.key)}); looking every {wait.poll:g} s, for up to {wait.timeout:g} s",
+         lambda n: RunsPending(pending_message(n, 1, "runs of a tuning trial", str(lock_path(out_dir, run.key)),
+                                               "Nothing was selected or evaluated", wait.timeout)))
+    if run.record is not None:
+        return
     reporter.run_started(run.cfg, run.key)
     run.live = live_log(run.cfg, run.key, config_label(to_plain(run.cfg)))
 

@@ -13,6 +13,7 @@ from .config import compose_config
 from .results.correctness import record_correct
 from .results.schema import load_records
 from .train import run_experiment, run_packed
+from .train.runner import train_epochs
 
 # Wall-clock measurements differ on every run; everything else a record holds per epoch must repeat bit for bit.
 TIMING_KEYS = ("epoch_time_s", "samples_per_s")
@@ -43,8 +44,9 @@ def recorded_config(plain: Dict[str, Any], out_dir: Path, threads: Optional[int]
 
 
 def choose(records: List[Dict[str, Any]], sample: int, seed: int) -> List[Dict[str, Any]]:
-    """`sample` finished runs drawn with `seed` (0 or more than there are: all of them), in run-key order."""
-    done = sorted((r for r in records if r["status"] in ("ok", "diverged")), key=lambda r: r["run_key"])
+    """`sample` finished runs (a pruned tuning run too, re-run to its pruned epoch) drawn with `seed` (0 or more than
+    there are: all of them), in run-key order."""
+    done = sorted((r for r in records if r["status"] in ("ok", "diverged", "pruned")), key=lambda r: r["run_key"])
     if 0 < sample < len(done):
         done = sorted(random.Random(seed).sample(done, sample), key=lambda r: r["run_key"])
     return done
@@ -100,6 +102,8 @@ def rerun(rec: Dict[str, Any], scratch: Path, by_key: Dict[str, Dict[str, Any]],
           packs: Dict[tuple, List[Dict[str, Any]]]) -> Dict[str, Any]:
     """The record's run trained again: in its pack, with the pack's implementation, if it was trained in one (a
     lone re-run of a packed run matches it only to float tolerance), else alone. Packs are trained once and shared."""
+    if rec["status"] == "pruned":
+        return _rerun_pruned(rec, scratch)
     pack = pack_of(rec, by_key)
     if pack is None:
         return run_experiment(recorded_config(rec["config"], scratch, _threads(rec)))
@@ -110,6 +114,20 @@ def rerun(rec: Dict[str, Any], scratch: Path, by_key: Dict[str, Dict[str, Any]],
             c.pack_impl = (rec.get("provenance") or {}).get("pack_impl", "vmap")  # packs before grouped were vmap
         packs[members] = run_packed(cfgs)
     return packs[members][members.index(rec["run_key"])]
+
+
+def _rerun_pruned(rec: Dict[str, Any], scratch: Path) -> Dict[str, Any]:
+    """A tuning run its study's pruner stopped, trained again epoch by epoch (train_epochs) and stopped at the same
+    epoch: its record's `pruned.epoch`."""
+    training = train_epochs([recorded_config(rec["config"], scratch, _threads(rec))])
+    stop_at = int(rec["pruned"]["epoch"])
+    try:
+        next(training)  # epoch 1
+        for epoch in range(1, stop_at + 1):
+            training.send(epoch >= stop_at)
+    except StopIteration as done:
+        return done.value[0]
+    raise RuntimeError(f"run {rec['run_key']} did not stop at epoch {stop_at}")  # train_epochs stops when told
 
 
 def _threads(rec: Dict[str, Any]) -> Optional[int]:

@@ -42,32 +42,54 @@ def _recorded(folders: Sequence[Path], key: str) -> bool:
     return False
 
 
+def poll(still: Callable[[], int], wait: Wait, reporter: Reporter, line: Callable[[int], str],
+         give_up: Callable[[int], Exception]) -> None:
+    """The one polling loop of every wait for another process (runs of a look or a selection, tuning trials, a run
+    two trials drew): look with still() — what is still held elsewhere, 0 when done — every wait.poll s; one
+    line(n) to the reporter the first time it is not 0; raise give_up(n) once wait.timeout s have passed (at once
+    for a timeout of 0)."""
+    deadline = None
+    while True:
+        held = still()
+        if not held:
+            return
+        now = time.monotonic()
+        if wait.timeout <= 0 or (deadline is not None and now >= deadline):
+            raise give_up(held)
+        if deadline is None:
+            deadline = now + wait.timeout
+            reporter.waiting_for_runs(line(held))
+        time.sleep(min(wait.poll, max(0.0, deadline - now)))
+
+
 def await_runs(keys: Sequence[str], folders: Sequence[Path], what: str, stopped: str,
                train: Callable[[Set[str]], None], wait: Wait, reporter: Reporter) -> None:
     """Return once every run key has a readable record in one of the folders. A run without one whose claim a live
-    process holds (claims.is_stale) is waited for: one line to the reporter, a look every wait.poll s, RunsPending
-    (its message names the fix; `stopped`: what was not done) once wait.timeout s have passed, at once for 0. Runs
-    without a record nor a live claim — the owner died, or was interrupted and released it — are trained here by
-    train(keys), as a rerun would, and checked again."""
+    process holds (claims.is_stale) is waited for (poll: one line to the reporter, a look every wait.poll s,
+    RunsPending — its message names the fix; `stopped`: what was not done — once wait.timeout s have passed, at
+    once for 0). Runs without a record nor a live claim — the owner died, or was interrupted and released it — are
+    trained here by train(keys), as a rerun would, and checked again."""
     where = ", ".join(f"{Path(f) / RECORDS_DIR}/*.lock" for f in folders)
     missing: List[str] = list(keys)
     trained: Set[str] = set()
-    deadline = None
-    while True:
-        missing = [k for k in missing if not _recorded(folders, k)]
-        if not missing:
-            return
-        held = [k for k in missing if any(not is_stale(lock_path(f, k)) for f in folders)]
-        orphans = set(missing) - set(held)
-        if orphans - trained:
-            trained |= orphans
+
+    def pending(n: int) -> RunsPending:
+        return RunsPending(pending_message(n, len(keys), what, where, stopped, wait.timeout))
+
+    def still() -> int:
+        nonlocal missing
+        while True:
+            missing = [k for k in missing if not _recorded(folders, k)]
+            held = [k for k in missing if any(not is_stale(lock_path(f, k)) for f in folders)]
+            orphans = set(missing) - set(held)
+            if not orphans - trained:
+                break
+            trained.update(orphans)
             train(orphans)
-            continue
-        if not held or wait.timeout <= 0 or (deadline is not None and time.monotonic() >= deadline):
-            raise RunsPending(pending_message(len(missing), len(keys), what, where, stopped, wait.timeout))
-        if deadline is None:
-            deadline = time.monotonic() + wait.timeout
-            reporter.waiting_for_runs(f"waiting for {len(held)} of {len(keys)} {what}: another process is training "
-                                      f"them (its claims are {where}); looking every {wait.poll:g} s, for up to "
-                                      f"{wait.timeout:g} s (--wait-timeout)")
-        time.sleep(wait.poll)
+        if missing and not held:  # trained here and still without a record: nobody else will write one
+            raise pending(len(missing))
+        return len(missing)
+
+    poll(still, wait, reporter, lambda n: f"waiting for {n} of {len(keys)} {what}: another process is training "
+         f"them (its claims are {where}); looking every {wait.poll:g} s, for up to {wait.timeout:g} s "
+         "(--wait-timeout)", pending)

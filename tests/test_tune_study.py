@@ -173,6 +173,11 @@ def test_the_median_pruner_stops_a_hopeless_trial_early(tmp_path, monkeypatch):
     assert tune_trials.done_record(tmp_path / TUNING_DIR, recs[0]["run_key"], "median") is not None
     assert tune_trials.done_record(tmp_path / TUNING_DIR, recs[0]["run_key"], "none") is None  # trains again there
     assert all(math.isnan(s) for s in pruned["score"])  # never selected
+    from bnablate.verify import verify_record
+
+    assert verify_record(recs[0], tmp_path / "scratch") == []  # re-run to its pruned epoch, it stops the same
+    rep = bnablate.report(tmp_path / TUNING_DIR, formats=())  # the tuning runs' own report says what it left out
+    assert any("pruned run(s)" in n and "left out" in n for n in rep.notes), rep.notes
 
 
 def _cli(out, *extra):
@@ -220,3 +225,34 @@ def test_two_processes_share_one_budget_and_run_no_trial_twice(tmp_path):
     assert len(trials) == 6 and trials["trial"].is_unique  # one budget of 6, shared
     recs = list((tmp_path / TUNING_DIR / "records").glob("*.json"))
     assert len(recs) == 6  # one run per trial (1 seed), none trained twice
+
+
+def test_a_run_another_trial_is_training_is_waited_for_then_replayed_or_given_up(tmp_path):
+    """Two processes' trials drew one value: the second waits (the sweep's --wait-timeout) for the first's run and
+    replays its record; with no time to wait it stops with the usual pending-runs error instead of waiting forever."""
+    from bnablate.errors import RunsPending
+    from bnablate.reporter import Reporter
+    from bnablate.results import run_key
+    from bnablate.results.claims import claim
+    from bnablate.results.records import record_path
+    from bnablate.config import to_plain
+    from bnablate.waiting import Wait
+
+    from .fixtures import OtherProcess
+
+    overrides = ["model=mlp", "train.epochs=1", "dataset.train_subset=200", "variant=no_bn", "seed=1000"]
+    key = bnablate.run(overrides, out_dir=tmp_path / "other")["run_key"]
+    done = record_path(tmp_path / "other", key).read_bytes()
+    for name, wait in (("waits", Wait(timeout=60, poll=0.01)), ("gives-up", Wait(timeout=0))):
+        folder = tmp_path / name
+        cfg = compose_config([*overrides, f"out_dir={folder}"])
+        assert run_key(to_plain(cfg)) == key and claim(folder, key) is not None  # a live claim: "another" trial's
+        run = tune_trials._Run(cfg, key)
+        if name == "gives-up":
+            with pytest.raises(RunsPending, match="have no record yet"):
+                tune_trials._claim(run, "none", Reporter(), wait)
+            continue
+        other = OtherProcess(folder, key, record=done)  # finishes its run once this one starts waiting
+        tune_trials._claim(run, "none", other, wait)
+        assert len(other.lines) == 1 and "another process's trial is training it" in other.lines[0]
+        assert run.record["skipped"] and run.lock is None and not other.trained  # replayed, not trained

@@ -130,7 +130,8 @@ def _group_row(g: pd.DataFrame, metric: str) -> Dict[str, object]:
                               "n_failed": int((g["status"] == "failed").sum()),
                               "_values": values, "_resolution": resolution[metric],
                               "_runs": {int(s): k for s, k in zip(done["seed"], done["run_key"])},
-                              "_status": {int(s): st for s, st in zip(g["seed"], g["status"])}}
+                              "_status": {int(s): st for s, st in zip(g["seed"], g["status"])},
+                              "_n_pruned": int((g["status"] == "pruned").sum())}
     for m in dict.fromkeys((metric,) + CI_METRICS):
         info = metric_info(m)
         res = resolution[m] if math.isfinite(resolution[m]) else 0.0  # descriptive: unrecorded grid, no floor
@@ -225,7 +226,7 @@ def build_report(results: pd.DataFrame, runs: pd.DataFrame, identifying: Sequenc
                          else pd.Series(False, index=runs.index), given=target is not None)
     if compare == "best" and not comparisons.empty:
         notes[2:2] = race_notes(summary, comparisons, settings)
-    summary = summary.drop(columns=["_values", "_runs", "_status", "_resolution"])
+    summary = summary.drop(columns=["_values", "_runs", "_status", "_resolution", "_n_pruned"])
     comparisons = comparisons.drop(columns=["_i", "_j"], errors="ignore")
     return Report(summary, by, metric, baseline, alpha, notes, comparisons=comparisons, settings=settings)
 
@@ -263,6 +264,10 @@ def _notes(summary: pd.DataFrame, metric: str) -> List[str]:
         if r["n_failed"]:
             notes.append(f"{label}: {r['n_failed']} failed run(s) have no outcome and are left out (see runs.csv "
                          f"`error`).")
+        if r["_n_pruned"]:
+            notes.append(f"{label}: {r['_n_pruned']} pruned run(s) — tuning trials their study's pruner stopped "
+                         "early — have no final outcome and are left out (runs.csv `status`; the tuning's "
+                         "candidates.csv shows where each stood).")
         if r["n_seeds"] == 1:
             notes.append(f"{label}: one seed only, so no confidence interval and no verdict.")
     return notes

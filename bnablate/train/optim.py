@@ -7,7 +7,7 @@ The wrapper scales the schedule's lr for the step and puts it back, so the sched
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
@@ -210,7 +210,19 @@ class LRSchedule:
         self.sched = build_scheduler(opt, cfg, epochs, steps_per_epoch)
         self.per_step = self.sched is not None and cfg.schedule_unit == "step"
         wrapped = step_function(cfg, inner) if warmup else inner
+        self.warmup = wrapped if isinstance(wrapped, Warmup) else None
         self.step: Optional[Step] = self._then_schedule(wrapped) if self.per_step else wrapped
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Where the schedule and the warm-up stand (a checkpoint's part: train/resume.py)."""
+        return {"sched": None if self.sched is None else self.sched.state_dict(),
+                "warmup": None if self.warmup is None else self.warmup.count}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if self.sched is not None:
+            self.sched.load_state_dict(state["sched"])
+        if self.warmup is not None:
+            self.warmup.count = int(state["warmup"])
 
     def _then_schedule(self, step: Optional[Step]) -> Step:
         def run(opt: torch.optim.Optimizer) -> None:
