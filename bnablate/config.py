@@ -282,6 +282,10 @@ class TrainConfig:
                         neutral=False)
     deterministic: bool = option(True, E, "CUDA only: bitwise-repeatable kernels (cuDNN autotuning off); false may "
                                           "be faster")
+    checkpoint: bool = option(False, E, "save the run's whole state after every epoch (OUT_DIR/resume/<key>.pt) and, "
+                                        "after Ctrl-C, kill -9 or a session's end, resume it at its next epoch with "
+                                        "the record an uninterrupted run writes; lone runs (a sweep then does not "
+                                        "pack them), not with train.nproc > 1 or train.probe")
     probe: bool = option(False, E, "record each layer's gradient norm and each residual block's output RMS at "
                                    "initialisation and at the first step of every epoch (the record's probe, the "
                                    "report's grad_norms figure); such runs train alone, not in packs")

@@ -23,6 +23,7 @@ from .results.records import OutputError, now, record_path
 from .results.schema import BadRecord, RecordError, RecordVersionError, quarantine, read_record, scan_records
 from .sweep_plan import DataCache, SweepPlan
 from .train import ConfigError, run_experiment, run_packed
+from .train.resume import drop as drop_checkpoint
 from .train.threads import usable_cores
 from .variants import config_label
 
@@ -69,6 +70,8 @@ def execute_run(cfg: DictConfig, reporter: Optional[Reporter] = None, skip_finis
         record = _record(plain, key, result, error, started, time.perf_counter() - t0)
         try:
             write_record(out_dir, record)
+            if record["status"] in ("ok", "diverged"):  # train.checkpoint's state is done with; a failed run keeps it
+                drop_checkpoint(str(out_dir), key)
         except OSError as e:  # disk full, permissions changed mid-sweep: the temp file is gone, nothing half-written
             raise OutputError(f"Could not write the record of run {key} to {out_dir}/records ({e.strerror or e}). "
                               f"Nothing was half-written and every earlier run is kept; free some space (or fix the "

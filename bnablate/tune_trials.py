@@ -105,8 +105,9 @@ def _advance(run: _Run, stop: bool, data) -> None:
     try:
         if run.training is None:
             run.started, run.t0 = now(), time.perf_counter()
+            # resumable=False: a trial yields every epoch to its pruner, so train.checkpoint is off inside a study
             run.training = train_epochs([run.cfg], on_epoch=lambda row: heartbeat(run.lock), data=data,
-                                        on_run_epoch=lambda i, row: run.live.epoch(row))
+                                        on_run_epoch=lambda i, row: run.live.epoch(row), resumable=False)
             metrics = _swap_rng(run, lambda: next(run.training))
         else:
             metrics = _swap_rng(run, lambda: run.training.send(stop))

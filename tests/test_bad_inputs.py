@@ -44,6 +44,8 @@ CASES = [
     (["run", "variant=brn_pre_act", "bn.renorm_rmax=0.5"], "Batch Renorm needs bn.renorm_rmax ≥ 1"),
     (["run", "bn.sync=true", "device=cpu"], "simulate it instead"),
     (["run", "train.nproc=64"], "each process needs its own"),
+    (["run", "train.checkpoint=true", "train.nproc=2"], "use train.checkpoint=false"),
+    (["run", "train.checkpoint=true", "train.probe=true"], "its per-step rows and hooks are not saved"),
     (["run", "dataset=digits", "dataset.max_memory_mb=0.01"], "only dataset=imagefolder can stream"),
     (["run", "report.alpha=1.5"], "report options: alpha must be in (0, 1)"),
     (["run", "report.metric=final_test_acuracy"], "Did you mean 'final_test_acc'"),

@@ -44,6 +44,8 @@ def packable(cfgs: Sequence[DictConfig]) -> Optional[str]:
         return "optim.wd_exclude tells parameters apart by their shape and name, which a pack's stacked ones hide"
     if cfg.train.probe:
         return "train.probe reads one model's gradients and block outputs"
+    if cfg.train.checkpoint:
+        return "train.checkpoint saves and resumes one run's state"
     if int(cfg.train.nproc) > 1:
         return "a data-parallel run (train.nproc > 1) spreads one run over several processes"
     if cfg.finetune.source is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple
 
 import torch
@@ -26,6 +27,7 @@ from .execution import (ConfigError, amp_dtype, configure_device, execution_info
 from .finetune import prepare_finetune, trainable_parameters, validate_finetune
 from .loop import LoneRun, evaluate, steps_per_epoch, timed, train_one_epoch
 from .memory import PROBE_STEPS, TrainingMemory, run_set_bytes
+from . import resume
 from .probe import Probe, validate_probe
 from .optim import LRSchedule, build_optimizer, check_warmup, effective_lr, validate_optim
 
@@ -81,6 +83,11 @@ def validate_config(cfg) -> None:
                           "momentum (bn.momentum=0.1), bn.ghost_stats=step (one update per step), or "
                           "bn.ghost_batch_size=null.")
     validate_distributed(cfg)
+    if cfg.train.checkpoint and (int(cfg.train.nproc) > 1 or cfg.train.probe):
+        what = "train.nproc > 1 (its state is spread over processes)" if int(cfg.train.nproc) > 1 else \
+            "train.probe (its per-step rows and hooks are not saved)"
+        raise ConfigError(f"train.checkpoint=true resumes a lone run from its saved state, which is not built for "
+                          f"{what}: use train.checkpoint=false, or drop the other option for long runs.")
 
 
 def _divisor(n: int) -> int:
@@ -162,11 +169,13 @@ def run_to_end(training: Generator[List[List[Dict[str, Any]]], bool, List[Dict[s
 
 def train_epochs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] = None,
                  data: Optional[DataSplits] = None,
-                 on_run_epoch: Optional[Callable[[int, Dict[str, Any]], None]] = None
+                 on_run_epoch: Optional[Callable[[int, Dict[str, Any]], None]] = None, resumable: bool = True
                  ) -> Generator[List[List[Dict[str, Any]]], bool, List[Dict[str, Any]]]:
     """train_runs one epoch at a time: yields each run's metric rows so far after every epoch (the last included);
     sending True stops the training there, the runs still training marked status `pruned` (a tuning study's pruner,
-    bnablate/tune_trials.py). Returns train_runs' results."""
+    bnablate/tune_trials.py). Returns train_runs' results. With train.checkpoint (a lone run; resumable=False turns
+    it off, for a study's trials, which yield every epoch to their pruner) the run's state is saved after every epoch
+    and a saved state resumes it: the epochs before it are neither trained nor yielded again (train/resume.py)."""
     for c in cfgs:
         validate_config(c)
     cfg, k = cfgs[0], len(cfgs)
@@ -215,7 +224,18 @@ def train_epochs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] =
     # each run's (N_test,) bool test mask at its last recorded epoch (a diverged run's: where it diverged), on device
     last_correct: List[Optional[torch.Tensor]] = [None] * k
     status, steps = ["ok"] * k, 0
-    for epoch in range(1, int(cfg.train.epochs) + 1):
+    streams = {"batches": g_batches[0], "precise_bn": g_precise, **({"augment": g_augment[0]} if g_augment else {})}
+    saved = resume_at(cfgs, resumable)  # (checkpoint path, run key) of a checkpointed lone run, else None
+    start = 1
+    if saved is not None and (state := resume.load(*saved)) is not None:
+        done = resume.restore(state, models[0], opt, schedule, streams)
+        metrics, status, steps, start = [done.metrics], [done.status], done.steps, done.epoch + 1
+        last_correct = [None if done.last_correct is None else done.last_correct.to(device)]
+        if done.peak_bytes is not None:  # CUDA's peak over the epochs before the stop, too
+            memory.peak_bytes = max(memory.peak_bytes or 0, done.peak_bytes)
+        if done.status != "ok":
+            start = int(cfg.train.epochs) + 1
+    for epoch in range(start, int(cfg.train.epochs) + 1):
         lr = opt.param_groups[0]["lr"]
         if grad_probe is not None:
             grad_probe.at(epoch, steps + 1)
@@ -240,16 +260,22 @@ def train_epochs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] =
             on_epoch(metrics[0][-1] if metrics[0] else {"epoch": epoch})
         if all(s != "ok" for s in status):
             break
+        schedule.end_epoch()
+        if saved is not None:  # before the yield: whoever drives this may stop it there for good
+            resume.save(saved[0], saved[1], resume.Progress(epoch, steps, status[0], metrics[0],
+                                                            last_correct[0].cpu(), memory.peak_bytes),
+                        models[0], opt, schedule, streams)
         if (yield metrics) and epoch < int(cfg.train.epochs):  # stopped before its last epoch: pruned there
             status = ["pruned" if s == "ok" else s for s in status]
             break
-        schedule.end_epoch()
     shared = {"n_params": count_params(models[0]), "device": str(device), "n_train": len(data.train_x),
               "n_val": len(data.val_x), "n_test": len(data.test_x), "peak_mem_mb": memory.per_run_mb(k),
               # which data it saw, and the training split's per-channel statistics every split was normalized with
               "data": {"fingerprint": data.fingerprint, "mean": list(data.mean), "std": list(data.std),
                        "path": data.path}}  # path: in memory, or streamed from disk (data/stream.py)
     info = {**execution_info(cfg, device), "memory_measure": memory.measure}
+    if start > 1:  # resumed from train.checkpoint's state: its wall time counts from here, its epochs' times stay
+        info["resumed_after_epoch"] = start - 1
     masks = torch.stack(last_correct).cpu()  # (K, N_test): one device read for the whole training
     if k == 1:
         result = {"status": status[0], "metrics": metrics[0], **shared, "test_correct": encode_correct(masks[0]),
@@ -262,6 +288,18 @@ def train_epochs(cfgs: Sequence[DictConfig], on_epoch: Optional[EpochCallback] =
         return [result]
     return [{"status": status[i], "metrics": metrics[i], **shared, "test_correct": encode_correct(masks[i]),
              "pack_size": k, "execution": {**info, "pack_impl": runs.impl}} for i in range(k)]
+
+
+def resume_at(cfgs: Sequence[DictConfig], resumable: bool) -> Optional[Tuple[Path, str]]:
+    """(checkpoint path, run key) when this training checkpoints: a lone run with train.checkpoint, else None."""
+    cfg = cfgs[0]
+    if not (resumable and cfg.train.checkpoint and len(cfgs) == 1):
+        return None
+    from ..config import to_plain
+    from ..results import run_key
+
+    key = run_key(to_plain(cfg))
+    return resume.resume_path(str(cfg.out_dir), key), key
 
 
 def _run_set(cfgs: Sequence[DictConfig], models: List[torch.nn.Module], probe: bool = False) -> tuple:
