@@ -162,6 +162,9 @@ class VariantConfig:
     dyt_alpha0: float = option(0.5, R, "variant.norm=dyt: Dynamic Tanh's initial α, > 0 (Zhu et al. 2025's default "
                                        "0.5; they tune it, smaller for wider models); other norms leave it at 0.5",
                                neutral=0.5)
+    ffn_norm: bool = option(False, R, "transformer models: one more of the variant's norms inside each MLP, between "
+                                      "its first linear layer and the activation (Yao et al. 2021's BN-FFN: with "
+                                      "variant.norm=batch, variant=tf_bn_ffn)", neutral=False)
     description: str = option("", B, "shown by `bnablate list variants`")
 
 

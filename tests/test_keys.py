@@ -125,7 +125,8 @@ ADDED_SINCE_V1 = {"model.pool", "model.padding", "bn.conv_beta_init", "bn.runnin
                   "model.init",  # the papers' initialisations (issue 48): neutral torch
                   "bn.ghost_stats", "bn.renorm_avg",  # ghost/renorm running statistics (issue 48): neutral chunk, var
                   # the papers' recipes (issue 48): neutral 0.5, epoch, null, none
-                  "variant.dyt_alpha0", "optim.schedule_unit", "optim.milestones", "optim.wd_exclude"}
+                  "variant.dyt_alpha0", "optim.schedule_unit", "optim.milestones", "optim.wd_exclude",
+                  "variant.ffn_norm"}  # Yao et al.'s BN-FFN (issue 48): neutral false
 
 
 def test_tables_of_old_records_keep_their_columns():

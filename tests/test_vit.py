@@ -108,6 +108,8 @@ def test_norm_types_new_and_on_tokens():
     (TINY + ["variant=tf_pre_ln", "model.patch_size=3"], "must divide the 8×8 input"),
     (TINY + ["variant=tf_pre_ln", "model.heads=3"], "multiple of model.heads=3"),
     (TINY + ["variant=tf_pre_ln", "variant.transformer=sandwich"], "Unknown variant.transformer"),
+    (TINY + ["variant=tf_no_norm", "variant.ffn_norm=true"], "variant.norm=none has none"),
+    (["model=cnn", "variant.ffn_norm=true"], "leave variant.ffn_norm=false"),
 ])
 def test_what_is_refused_and_where(over, match):
     with pytest.raises(ConfigError, match=match):
@@ -156,3 +158,18 @@ def test_qk_norm_normalizes_each_heads_queries_and_keys_and_keeps_the_paired_sta
         torch.testing.assert_close(t.mean(-1), torch.zeros(t.shape[:-1]), atol=1e-5, rtol=0)
         torch.testing.assert_close(t.var(-1, unbiased=False), torch.ones(t.shape[:-1]), atol=1e-3, rtol=0)
     assert not torch.allclose(out_plain, out_qk)
+
+
+def test_bn_ffn_puts_the_norm_inside_each_mlp_and_keeps_the_pairing():
+    """tf_bn_ffn (Yao et al. 2021): BN over batch × tokens in Pre-LN's places and between each MLP's first linear layer
+    and its GELU; every layer tf_pre_bn has starts from the same weights (the linear layers keep their names)."""
+    ffn, pre = _vit("tf_bn_ffn"), _vit("tf_pre_bn")
+    mlp = ffn.blocks[0][1].fn
+    assert isinstance(mlp[1][0], TokenNorm) and mlp[1][0].inner.num_features == mlp[0].out_features  # hidden width
+    assert isinstance(pre.blocks[0][1].fn[1], nn.GELU)
+    extra = {n for n, _ in ffn.named_parameters()} - {n for n, _ in pre.named_parameters()}
+    assert extra and all(".fn.1.0." in n for n in extra)  # the inner norms' γ and β only
+    shared = dict(pre.named_parameters())
+    assert all(torch.equal(p, shared[n]) for n, p in ffn.named_parameters() if n in shared)
+    x = torch.randn(4, 1, 8, 8)
+    assert ffn(x).shape == (4, 10)

@@ -60,10 +60,17 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Sequential):
-    """Linear → the variant's activation (GELU in the tf_* presets) → Linear."""
+    """Linear → the variant's activation (GELU in the tf_* presets) → Linear; with variant.ffn_norm, Linear → N →
+    activation → Linear, N the variant's norm over the hidden features (Yao et al. 2021 put BN "in-between the two
+    linear layers"; before the activation here, as a conv block's pre-activation BN)."""
 
-    def __init__(self, dim: int, hidden: int, activation: str = "gelu") -> None:
-        super().__init__(nn.Linear(dim, hidden), create_act_layer(activation), nn.Linear(hidden, dim))
+    def __init__(self, dim: int, hidden: int, activation: str = "gelu",
+                 hidden_norm: Optional[nn.Module] = None) -> None:
+        act = create_act_layer(activation)
+        # the norm shares the activation's slot, so the linear layers keep their names (mlp.0, mlp.2) and with them
+        # their paired initial weights (models/init.py keys each layer's draws by its qualified name)
+        super().__init__(nn.Linear(dim, hidden), act if hidden_norm is None else nn.Sequential(hidden_norm, act),
+                         nn.Linear(hidden, dim))
 
 
 class Sublayer(nn.Module):
@@ -94,9 +101,12 @@ class TransformerBlock(nn.Sequential):
     (models/init.py; the paper draws Xavier-normal × β, bnablate keeps its paired draws and scales them)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, placement: str, norm: NormMaker, blocks: int,
-                 activation: str = "gelu", qk_norm: bool = False) -> None:
+                 activation: str = "gelu", qk_norm: bool = False,
+                 hidden_norm: Optional[Callable[[int], nn.Module]] = None) -> None:
         alpha, beta = deepnorm_constants(blocks) if placement == "deepnorm" else (1.0, 1.0)
-        attn, mlp = Attention(dim, heads, qk_norm), MLP(dim, max(1, int(round(dim * mlp_ratio))), activation)
+        hidden = max(1, int(round(dim * mlp_ratio)))
+        attn = Attention(dim, heads, qk_norm)
+        mlp = MLP(dim, hidden, activation, None if hidden_norm is None else hidden_norm(hidden))
         super().__init__(Sublayer(attn, placement, norm, alpha), Sublayer(mlp, placement, norm, alpha))
         if placement == "deepnorm":
             attn.qkv.init_scale_rows = (2 * dim, 3 * dim, beta)  # type: ignore[assignment]  # v's rows of qkv only
@@ -112,10 +122,16 @@ def validate_transformer(v, transformer: bool) -> None:
     """variant.transformer is known, set only for transformer models; the CNN-only axes keep their defaults there."""
     check_choice("variant.transformer", v.transformer, TRANSFORMER_PLACEMENTS, VariantError)
     if not transformer:
+        if bool(v.ffn_norm):
+            raise VariantError("variant.ffn_norm=true puts a norm inside a transformer block's MLP; this model has "
+                               "none: use model=vit, or leave variant.ffn_norm=false.")
         if v.transformer != "pre":
             raise VariantError(f"variant.transformer={v.transformer} places norms in transformer blocks; this model "
                                f"has none: use model=vit, or leave variant.transformer at pre.")
         return
+    if bool(v.ffn_norm) and v.norm == "none":
+        raise VariantError("variant.ffn_norm=true puts the variant's norm inside each MLP, and variant.norm=none has "
+                           "none: choose a norm (variant=tf_bn_ffn is Yao et al.'s BN-FFN), or variant.ffn_norm=false.")
     if v.placement not in ("pre_act", "none") or v.dropout != "none" or v.bias == "off":
         raise VariantError(f"model=vit places its norms by variant.transformer (pre, post, peri, deepnorm); the CNN "
                            f"axes do not apply: keep variant.placement=pre_act (or none: no norm), variant.dropout="

@@ -94,8 +94,10 @@ def vit(model_cfg, variant, input_shape, num_classes: int, bn=None) -> nn.Module
     placement = str(variant.transformer)
     layers: "OrderedDict[str, nn.Module]" = OrderedDict()
     layers["tokens"] = Tokens(c, dim, patch, (h // patch) * (w // patch), model_cfg.pooling == "cls")
+    hidden_norm = (lambda width: variant_norm(variant, width, "tokens", bn)) if bool(variant.ffn_norm) else None
     layers["blocks"] = nn.Sequential(*[TransformerBlock(dim, heads, float(model_cfg.mlp_ratio), placement, norm,
-                                                        depth, variant.activation, bool(model_cfg.qk_norm))
+                                                        depth, variant.activation, bool(model_cfg.qk_norm),
+                                                        hidden_norm)
                                        for _ in range(depth)])
     if final_norm_needed(placement) and has_norm(variant):
         layers["norm"] = norm()  # pre/peri: the residual stream is never normalized inside a block
