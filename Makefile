@@ -40,7 +40,7 @@ REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-p
            repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer \
            repro-placement-tuned repro-placement-best
 
-.PHONY: help setup demo test test-full bench bench-busy bench-startup docs clean repro-all repro-resnet-anchor repro-resnet-paper $(REPROS)
+.PHONY: help setup demo test test-full bench bench-busy bench-startup docs clean repro-all repro-resnet-anchor repro-resnet-paper repro-tune-samplers $(REPROS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
@@ -154,6 +154,24 @@ repro-placement-tuned: setup ## repro-placement's CIFAR-10 cnn with each placeme
 	mkdir -p $(call out,repro-placement-tuned-shared)/tuning
 	cp -rn $(call out,repro-placement-tuned)/tuning/records $(call out,repro-placement-tuned-shared)/tuning/
 	$(call repro,repro_placement_cnn,repro-placement-tuned-shared,$(TUNE_SMOKE),$(TUNE) --tune-mode shared $(call until,7))
+
+# issue 49's measurement: one placement question tuned four ways into four folders — the grid as before, a log range
+# searched at random, by TPE, and by TPE with ASHA pruning, the same trial budget for every variant. LeNet on 10k
+# Fashion-MNIST images (3 epochs: ASHA's rungs at epochs 1 and 3) stands in for repro-placement-tuned's CIFAR-10 cnn,
+# whose 4 × 240 tuning runs this CPU cannot afford.
+SAMPLERS_FORM = dataset=fashion_mnist $(if $(smoke),,dataset.train_subset=10000)
+SAMPLERS_TRIALS = $(if $(smoke),3,20)
+RANGE_LR = 'optim.lr=tag(log,interval(1e-4,1e-1))'
+# all pairs of 6 placements (15 comparisons) can decide from 7 seeds; the smoke form's 3 placements from 6
+SAMPLERS_UNTIL = --until-decided --max-seeds $(if $(smoke),6,9)
+repro-tune-samplers: setup ## the placement question tuned four ways (grid; a log range by random, TPE, TPE + ASHA): epochs spent, lrs, verdicts
+	$(call repro,repro_placement_lenet,repro-tune-samplers/grid,train.epochs=2 $(TUNE_SMOKE),$(SAMPLERS_FORM) $(TUNE) $(SAMPLERS_UNTIL))
+	$(call repro,repro_placement_lenet,repro-tune-samplers/random,train.epochs=2 $(TUNE_SMOKE),$(SAMPLERS_FORM) --tune $(RANGE_LR) \
+	  --tune-seeds $(TUNE_SEEDS) --tune-sampler random --tune-trials $(SAMPLERS_TRIALS) $(SAMPLERS_UNTIL))
+	$(call repro,repro_placement_lenet,repro-tune-samplers/tpe,train.epochs=2 $(TUNE_SMOKE),$(SAMPLERS_FORM) --tune $(RANGE_LR) \
+	  --tune-seeds $(TUNE_SEEDS) --tune-sampler tpe --tune-trials $(SAMPLERS_TRIALS) $(SAMPLERS_UNTIL))
+	$(call repro,repro_placement_lenet,repro-tune-samplers/tpe-asha,train.epochs=2 $(TUNE_SMOKE),$(SAMPLERS_FORM) --tune $(RANGE_LR) \
+	  --tune-seeds $(TUNE_SEEDS) --tune-sampler tpe --tune-pruner asha --tune-trials $(SAMPLERS_TRIALS) $(SAMPLERS_UNTIL))
 
 repro-placement-best: setup ## repro-placement-tuned's question as a race: which placement is best (each at its own tuned lr), with a plan
 	@# the same tuning candidates and tuning seeds as repro-placement-tuned: its tuning runs are reused where they exist
