@@ -34,13 +34,14 @@ out     = $(RUNS)/$(1)$(if $(smoke),-smoke)
 # $(call repro,SWEEP_PRESET,OUT_NAME,EXTRA_SMOKE_OVERRIDES,ARGS_AT_EVERY_SCALE)
 repro   = BNABLATE_DATA_ROOT=$(DATA_ROOT) $(BIN)/bnablate sweep sweep=$(1) dataset.verify=$(VERIFY) \
           out_dir=$(call out,$(2)) $(if $(smoke),$(SMOKE) $(3)) $(4)
-# $(call until,MAX_SEEDS): add seeds where a comparison is undecided (docs/statistics.md); 3 seeds in the smoke form
-until   = --until-decided --max-seeds $(if $(smoke),3,$(1))
+# $(call until,MAX_SEEDS): add seeds where a comparison is undecided (docs/statistics.md); in the smoke form up to 8,
+# the fewest seeds at which a family of up to 109 comparisons can decide (a smaller budget is refused before training)
+until   = --until-decided --max-seeds $(if $(smoke),8,$(1))
 REPROS  := repro-mlp-cifar10 repro-lenet-fashion repro-lenet-fashion-d2l repro-placement repro-high-lr repro-dropout-order repro-bias \
            repro-batch-size repro-finetune repro-eval-stats repro-resnet repro-bn-batch repro-transformer \
            repro-placement-tuned repro-placement-best
 
-.PHONY: help setup demo test test-full bench bench-busy bench-startup docs clean repro-all repro-resnet-anchor repro-resnet-paper repro-tune-samplers $(REPROS)
+.PHONY: help setup demo test test-full bench bench-busy bench-startup docs clean repro-all repro-resnet-anchor repro-resnet-he repro-bn-batch-step repro-transformer-recipes repro-resnet-paper repro-tune-samplers $(REPROS)
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
@@ -193,6 +194,27 @@ repro-transformer: setup ## ViT on Fashion-MNIST: Post- vs Pre-LN with/without w
 	$(BIN)/bnablate report $(call out,repro-transformer) --baseline tf_pre_ln
 	$(BIN)/bnablate report $(call out,repro-transformer) --baseline optim.warmup_steps=$(if $(smoke),2,100) \
 	  --out $(call out,repro-transformer)/report-warmup
+
+# issue 48's reruns at the papers' recipes, each into a folder of its own (the first runs stay as they were)
+repro-resnet-he: setup ## repro-resnet at He et al.'s init (model.init=he): designs (a)–(e), and does ResNet-56 with BN now train at lr 0.1?
+	$(call repro,repro_resnet_he,repro-resnet-he,$(RN_SMOKE) model.depth=8,$(call until,9))
+	$(call repro,repro_resnet_he_depth,repro-resnet-he,$(RN_SMOKE) model.depth=8$(comma)14)
+	$(BIN)/bnablate report $(call out,repro-resnet-he) --pivot model.depth --out $(call out,repro-resnet-he)/report-depth
+
+repro-bn-batch-step: setup ## repro-bn-batch with data-parallel BN's running statistics (bn.ghost_stats=step), evaluated with running and population statistics
+	$(call repro,repro_bn_batch_step,repro-bn-batch-step,$(BB_SMOKE) bn.ghost_batch_size=4$(comma)256)
+	@# the two contrasts of repro-bn-batch (normalization batch 2 and 32 vs the whole batch), per evaluation
+	$(call repro,repro_bn_batch_step,repro-bn-batch-step,$(BB_SMOKE),bn.ghost_batch_size=$(if $(smoke),4$(comma)256,2$(comma)32$(comma)256) \
+	  "sweep.baseline='bn.ghost_batch_size=256'" $(call until,7) --seed-step 3)
+
+# each norm's own learning rate: a grid around repro-transformer's 3e-3, the same budget for every variant
+TF_TUNE = --tune optim.lr=$(if $(smoke),0.001$(comma)0.003,0.001$(comma)0.002$(comma)0.003$(comma)0.005$(comma)0.01) --tune-seeds $(TUNE_SEEDS)
+repro-transformer-recipes: setup ## repro-transformer at the papers' recipes: Xavier for Xiong et al.; timm's init and decay, each norm (and BN-FFN, DyT at α₀ 0.5/1/2) at its own tuned lr
+	$(call repro,repro_transformer_xavier,repro-transformer-recipes,$(TF_SMOKE) model.depth=2$(comma)3 optim.warmup_steps=0$(comma)2,$(call until,9) \
+	  "sweep.baseline='optim.warmup_steps=$(if $(smoke),2,100)'")
+	$(call repro,repro_transformer_timm,repro-transformer-recipes,$(TF_SMOKE) model.depth=2 optim.warmup_steps=2,$(TF_TUNE) $(call until,9))
+	$(call repro,repro_transformer_dyt,repro-transformer-recipes,$(TF_SMOKE) model.depth=2 optim.warmup_steps=2,$(TF_TUNE) $(call until,9))
+	$(BIN)/bnablate report $(call out,repro-transformer-recipes) --baseline tf_pre_ln
 
 repro-resnet-anchor: setup ## ResNet-20 with He et al.'s recipe (64k iterations; ~2.75 h here, checkpointed): their 8.75 % error, reproduced?
 	$(call repro,repro_resnet_anchor,repro-resnet-anchor,'optim.milestones=[2$(comma)3]',)
