@@ -28,6 +28,8 @@ def _refusal(model_name, v):
             return "keep variant.placement=pre_act"
         if v.placement != "none" and v.norm in ("group", "scratch"):
             return "has no form for transformer tokens"
+    elif v.ffn_norm:  # a norm inside a transformer block's MLP (tf_bn_ffn)
+        return "leave variant.ffn_norm=false"
     elif v.transformer != "pre":
         return "use model=vit"
     elif model_name != "mlp" and v.norm == "rms" and v.placement != "none":
