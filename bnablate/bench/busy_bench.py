@@ -33,34 +33,41 @@ def settings() -> Dict[str, str]:
 
 
 def _start(out: Path, threads: str, sweep: Sequence[str]) -> subprocess.Popen:
+    """One sweep command, its output in a file beside its folder (a pipe nobody reads while the other process runs
+    could fill and stall it)."""
     cmd = [sys.executable, "-m", "bnablate", "sweep", *sweep, threads, f"out_dir={out}"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".log"), "w") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
 
 
-def _timed(procs: List[subprocess.Popen]) -> List[float]:
-    """Wall seconds of each process from now (they were just started) to its end; raises if one failed."""
-    t0, seconds = time.perf_counter(), []
-    for p in procs:
-        output, _ = p.communicate()
-        seconds.append(time.perf_counter() - t0)
+def _timed(procs: List[subprocess.Popen], outs: List[Path]) -> List[float]:
+    """Wall seconds of each process from now (they were just started) to its own end, each watched on its own (not
+    one after another: the second's end would read as the first's when it ended sooner); raises if one failed."""
+    t0, ends = time.perf_counter(), [None] * len(procs)
+    while None in ends:
+        for i, p in enumerate(procs):
+            if ends[i] is None and p.poll() is not None:
+                ends[i] = time.perf_counter() - t0
+        time.sleep(0.02)
+    for p, out in zip(procs, outs):
         if p.returncode != 0:
-            raise RuntimeError(f"a benchmark sweep failed (exit {p.returncode}):\n{output[-2000:]}")
-    return seconds
+            log = out.with_name(out.name + ".log").read_text()
+            raise RuntimeError(f"a benchmark sweep failed (exit {p.returncode}):\n{log[-2000:]}")
+    return ends
 
 
 def _scenario(name: str, root: Path, threads: str, sweep: Sequence[str]) -> List[float]:
-    if name == "two at once":
-        return _timed([_start(root / f"two-{i}", threads, sweep) for i in range(2)])
-    if name == "beside a busy loop":
-        loop = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
-        try:
+    outs = [root / f"two-{i}" for i in range(2)] if name == "two at once" else [root / name.replace(" ", "-")]
+    loop = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if name == "beside a busy loop" else None
+    try:
+        if loop is not None:
             time.sleep(0.5)  # the loop is spinning before the sweep starts, as a running job would be
-            return _timed([_start(root / "beside", threads, sweep)])
-        finally:
+        return _timed([_start(out, threads, sweep) for out in outs], outs)
+    finally:
+        if loop is not None:
             loop.kill()
             loop.wait()
-    return _timed([_start(root / "alone", threads, sweep)])
 
 
 def busy_bench(reps: int = 1, sweep: Sequence[str] = DEFAULT_SWEEP) -> List[Dict]:
